@@ -1,0 +1,83 @@
+// ZarrArray: one Zarr v3 (or v2) array in a KvStore, read and written by box.
+//
+// Reads are thread-safe and may run concurrently from any number of threads: a read
+// decodes the chunks it needs in parallel (TBB), reads each needed shard's index once
+// (then from the context's cache) and fetches neighbouring inner chunks with one ranged
+// read. Missing chunks, empty inner chunks and parts of the box outside the array read as
+// the fill value.
+//
+// Writes are whole-chunk (whole-shard) puts, each atomic. Writing a box that covers only
+// part of a chunk or shard reads, merges and rewrites it: the caller must not write the
+// same chunk from two threads or processes at once (each shard has one writer).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "store/box.h"
+#include "store/context.h"
+#include "store/kvstore.h"
+#include "store/metadata.h"
+
+namespace cytonet {
+
+class ZarrArray {
+ public:
+  // Opens the array at `path` ("" = the store's root): zarr.json (v3), else .zarray (v2).
+  static Result<std::shared_ptr<ZarrArray>> Open(std::shared_ptr<KvStore> kvstore,
+                                                 std::string path,
+                                                 std::shared_ptr<StoreContext> context);
+  // Writes the metadata (replacing what is there) and returns the opened array.
+  static Result<std::shared_ptr<ZarrArray>> Create(std::shared_ptr<KvStore> kvstore,
+                                                   std::string path, ArrayMetadata metadata,
+                                                   std::shared_ptr<StoreContext> context);
+  // Builds an array from metadata without touching storage (for tests and tools).
+  static Result<std::shared_ptr<ZarrArray>> FromMetadata(std::shared_ptr<KvStore> kvstore,
+                                                         std::string path,
+                                                         ArrayMetadata metadata,
+                                                         std::shared_ptr<StoreContext> context);
+
+  const ArrayMetadata& metadata() const { return metadata_; }
+  const std::string& path() const { return path_; }
+  const KvStore& kvstore() const { return *kvstore_; }
+  const CodecChain& codecs() const { return *codecs_; }
+  Box domain() const;
+  size_t item_size() const { return DataTypeSize(metadata_.data_type); }
+
+  // Reads `box` into `out` (C order, box.num_elements() * item_size() bytes).
+  Status Read(const Box& box, MutableByteSpan out) const;
+  Result<Bytes> Read(const Box& box) const;
+
+  // Writes `data` (C order over `box`); `box` must lie inside the array.
+  Status Write(const Box& box, ByteSpan data) const;
+
+  // Encodes and stores one whole chunk (shard) given its decoded contents; a chunk (or
+  // every inner chunk) equal to the fill value is erased instead of stored.
+  Status WriteChunk(const std::vector<int64_t>& chunk_index, ByteSpan decoded) const;
+  // The decoded chunk (shard), or nullopt if it is not stored.
+  Result<std::optional<Bytes>> ReadChunk(const std::vector<int64_t>& chunk_index) const;
+
+  // Key of a chunk relative to the store root ("sections/b/s/0/c/1/2").
+  std::string ChunkKey(const std::vector<int64_t>& chunk_index) const;
+  // Box of a chunk in array coordinates (full chunk shape, may pass the array's end).
+  Box ChunkBox(const std::vector<int64_t>& chunk_index) const;
+
+ private:
+  ZarrArray() = default;
+  struct ReadTarget;
+
+  Status ReadUnshardedChunk(const std::vector<int64_t>& chunk_index, const ReadTarget& target) const;
+  Status ReadFromShard(const std::vector<int64_t>& shard_index, const ReadTarget& target) const;
+  // nullptr when the shard does not exist.
+  Result<std::shared_ptr<const ShardIndex>> GetShardIndex(const std::string& key) const;
+  void InvalidateCaches(const std::string& key) const;
+
+  std::shared_ptr<KvStore> kvstore_;
+  std::string path_;
+  ArrayMetadata metadata_;
+  std::shared_ptr<const CodecChain> codecs_;
+  std::shared_ptr<StoreContext> context_;
+};
+
+}  // namespace cytonet

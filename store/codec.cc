@@ -1,0 +1,230 @@
+#include "store/codec.h"
+
+#include <cstring>
+
+#include "store/codec_json.h"
+#include "store/sharding.h"
+
+namespace cytonet {
+
+size_t ChunkLayout::num_elements() const {
+  size_t n = 1;
+  for (int64_t extent : shape) n *= static_cast<size_t>(extent);
+  return n;
+}
+
+Status CheckObjectKeys(const Json& object, std::initializer_list<const char*> allowed,
+                       const std::string& what) {
+  if (!object.is_object()) return CorruptionError(what + " must be a JSON object");
+  for (const auto& [key, value] : object.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || key == a;
+    if (!known) return CorruptionError(what + ": unknown member '" + key + "'");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> GetString(const Json& object, const char* key, const std::string& what) {
+  auto it = object.find(key);
+  if (it == object.end()) return CorruptionError(what + ": missing '" + key + "'");
+  if (!it->is_string()) return CorruptionError(what + ": '" + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+Result<int64_t> GetInt(const Json& object, const char* key, const std::string& what) {
+  auto it = object.find(key);
+  if (it == object.end()) return CorruptionError(what + ": missing '" + key + "'");
+  if (!it->is_number_integer()) return CorruptionError(what + ": '" + key + "' must be an integer");
+  return it->get<int64_t>();
+}
+
+Status SplitNamedConfiguration(const Json& entry, const std::string& what, std::string* name,
+                               Json* configuration) {
+  if (entry.is_string()) {
+    *name = entry.get<std::string>();
+    *configuration = Json::object();
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(CheckObjectKeys(entry, {"name", "configuration", "must_understand"}, what));
+  ASSIGN_OR_RETURN(*name, GetString(entry, "name", what));
+  auto it = entry.find("configuration");
+  *configuration = it == entry.end() ? Json::object() : *it;
+  if (!configuration->is_object()) {
+    return CorruptionError(what + " '" + *name + "': configuration must be an object");
+  }
+  return Status::Ok();
+}
+
+Status BytesToBytesCodec::DecodeInto(ByteSpan encoded, MutableByteSpan out) const {
+  ASSIGN_OR_RETURN(Bytes decoded, Decode(encoded, out.size()));
+  if (decoded.size() != out.size()) {
+    return CorruptionError("decoded " + std::to_string(decoded.size()) + " bytes, expected " +
+                           std::to_string(out.size()));
+  }
+  std::memcpy(out.data(), decoded.data(), decoded.size());
+  return Status::Ok();
+}
+
+void CodecRegistry::Register(std::string name, ArrayToArrayFactory factory) {
+  array_to_array_[std::move(name)] = std::move(factory);
+}
+void CodecRegistry::Register(std::string name, ArrayToBytesFactory factory) {
+  array_to_bytes_[std::move(name)] = std::move(factory);
+}
+void CodecRegistry::Register(std::string name, BytesToBytesFactory factory) {
+  bytes_to_bytes_[std::move(name)] = std::move(factory);
+}
+
+template <typename Map>
+static const typename Map::mapped_type* FindIn(const Map& map, const std::string& name) {
+  auto it = map.find(name);
+  return it == map.end() ? nullptr : &it->second;
+}
+
+const CodecRegistry::ArrayToArrayFactory* CodecRegistry::FindArrayToArray(
+    const std::string& name) const {
+  return FindIn(array_to_array_, name);
+}
+const CodecRegistry::ArrayToBytesFactory* CodecRegistry::FindArrayToBytes(
+    const std::string& name) const {
+  return FindIn(array_to_bytes_, name);
+}
+const CodecRegistry::BytesToBytesFactory* CodecRegistry::FindBytesToBytes(
+    const std::string& name) const {
+  return FindIn(bytes_to_bytes_, name);
+}
+
+const CodecRegistry& BuiltinCodecRegistry() {
+  static const CodecRegistry* registry = [] {
+    auto* r = new CodecRegistry;
+    RegisterBuiltinCodecs(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+Result<std::shared_ptr<const CodecChain>> CodecChain::FromJson(const Json& codecs,
+                                                               const ChunkLayout& layout,
+                                                               const CodecRegistry& registry) {
+  if (!codecs.is_array() || codecs.empty()) {
+    return CorruptionError("codecs must be a non-empty list");
+  }
+  auto chain = std::make_shared<CodecChain>();
+  chain->layout_ = layout;
+  ChunkLayout current = layout;
+  // Spec order: array→array*, array→bytes, bytes→bytes*.
+  for (const Json& entry : codecs) {
+    std::string name;
+    Json configuration;
+    RETURN_IF_ERROR(SplitNamedConfiguration(entry, "codec", &name, &configuration));
+    auto fail = [&](const Status& st) { return st.WithContext("codec '" + name + "'"); };
+    if (const auto* factory = registry.FindArrayToArray(name)) {
+      if (chain->array_to_bytes_) {
+        return CorruptionError("codec '" + name + "' (array→array) follows the array→bytes codec");
+      }
+      auto codec = (*factory)(configuration, current);
+      if (!codec.ok()) return fail(codec.status());
+      chain->array_to_array_.emplace_back(*codec, current);
+      current = (*codec)->EncodedLayout(current);
+    } else if (const auto* factory = registry.FindArrayToBytes(name)) {
+      if (chain->array_to_bytes_) return CorruptionError("more than one array→bytes codec");
+      auto codec = (*factory)(configuration, current, registry);
+      if (!codec.ok()) return fail(codec.status());
+      chain->array_to_bytes_ = *codec;
+      chain->array_to_bytes_layout_ = current;
+      if (name == "sharding_indexed") {
+        chain->sharding_ = static_cast<const ShardingCodec*>(chain->array_to_bytes_.get());
+      }
+    } else if (const auto* factory = registry.FindBytesToBytes(name)) {
+      if (!chain->array_to_bytes_) {
+        return CorruptionError("codec '" + name + "' (bytes→bytes) precedes the array→bytes codec");
+      }
+      auto codec = (*factory)(configuration, current);
+      if (!codec.ok()) return fail(codec.status());
+      chain->bytes_to_bytes_.push_back(*codec);
+    } else {
+      return UnimplementedError("unknown codec '" + name + "'");
+    }
+  }
+  if (!chain->array_to_bytes_) return CorruptionError("codecs list has no array→bytes codec");
+  // A sharded array's partial reads bypass the chain, so sharding must stand alone.
+  if (chain->sharding_ && (!chain->array_to_array_.empty() || !chain->bytes_to_bytes_.empty())) {
+    return UnimplementedError("sharding_indexed combined with other outer codecs");
+  }
+  return std::shared_ptr<const CodecChain>(std::move(chain));
+}
+
+Result<Bytes> CodecChain::Encode(ByteSpan decoded) const {
+  if (decoded.size() != layout_.num_bytes()) {
+    return InvalidArgumentError("chunk of " + std::to_string(decoded.size()) +
+                                " bytes, expected " + std::to_string(layout_.num_bytes()));
+  }
+  Bytes current_array;
+  ByteSpan array_view = decoded;
+  for (const auto& [codec, in_layout] : array_to_array_) {
+    Bytes next(in_layout.num_bytes());
+    RETURN_IF_ERROR(codec->Encode(in_layout, array_view, next));
+    current_array = std::move(next);
+    array_view = current_array;
+  }
+  ASSIGN_OR_RETURN(Bytes encoded, array_to_bytes_->Encode(array_to_bytes_layout_, array_view));
+  for (const auto& codec : bytes_to_bytes_) {
+    ASSIGN_OR_RETURN(encoded, codec->Encode(encoded));
+  }
+  return encoded;
+}
+
+Status CodecChain::Decode(ByteSpan encoded, MutableByteSpan out) const {
+  if (out.size() != layout_.num_bytes()) {
+    return InternalError("decode buffer of " + std::to_string(out.size()) + " bytes, expected " +
+                         std::to_string(layout_.num_bytes()));
+  }
+  // Fast path, the common one ([bytes, blosc] on uint8): the last bytes→bytes codec
+  // decodes straight into the caller's buffer.
+  const bool direct = array_to_array_.empty() && !bytes_to_bytes_.empty() &&
+                      array_to_bytes_->IsIdentity(array_to_bytes_layout_);
+  Bytes buffer;
+  ByteSpan current = encoded;
+  const size_t stop = direct ? 1 : 0;
+  for (size_t i = bytes_to_bytes_.size(); i > stop; --i) {
+    std::optional<size_t> expected;
+    if (i == 1) expected = array_to_bytes_layout_.num_bytes();
+    ASSIGN_OR_RETURN(buffer, bytes_to_bytes_[i - 1]->Decode(current, expected));
+    current = buffer;
+  }
+  if (direct) return bytes_to_bytes_[0]->DecodeInto(current, out);
+
+  if (array_to_array_.empty()) return array_to_bytes_->Decode(array_to_bytes_layout_, current, out);
+  Bytes array(array_to_bytes_layout_.num_bytes());
+  RETURN_IF_ERROR(array_to_bytes_->Decode(array_to_bytes_layout_, current, array));
+  for (size_t i = array_to_array_.size(); i > 0; --i) {
+    const auto& [codec, in_layout] = array_to_array_[i - 1];
+    if (i == 1) return codec->Decode(in_layout, array, out);
+    Bytes next(in_layout.num_bytes());
+    RETURN_IF_ERROR(codec->Decode(in_layout, array, next));
+    array = std::move(next);
+  }
+  return Status::Ok();
+}
+
+std::optional<size_t> CodecChain::FixedEncodedSize() const {
+  // Transposition and byte swaps keep the size; sharding depends on the content.
+  if (sharding_) return std::nullopt;
+  size_t size = array_to_bytes_layout_.num_bytes();
+  for (const auto& codec : bytes_to_bytes_) {
+    auto next = codec->FixedEncodedSize(size);
+    if (!next) return std::nullopt;
+    size = *next;
+  }
+  return size;
+}
+
+Json CodecChain::ToJson() const {
+  Json list = Json::array();
+  for (const auto& [codec, layout] : array_to_array_) list.push_back(codec->ToJson());
+  list.push_back(array_to_bytes_->ToJson());
+  for (const auto& codec : bytes_to_bytes_) list.push_back(codec->ToJson());
+  return list;
+}
+
+}  // namespace cytonet

@@ -1,0 +1,288 @@
+// File-system KvStore. See kvstore.h for the contract.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "store/kvstore.h"
+
+namespace cytonet {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Closes the descriptor when the last reader lets go of it.
+class FileHandle {
+ public:
+  explicit FileHandle(int fd) : fd_(fd) {}
+  ~FileHandle() { ::close(fd_); }
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Reads exactly `length` bytes at `offset`, retrying short reads and EINTR.
+Status PreadFully(int fd, uint8_t* out, uint64_t length, uint64_t offset,
+                  const std::string& name) {
+  while (length > 0) {
+    ssize_t n = ::pread(fd, out, std::min<uint64_t>(length, 1u << 30), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("reading " + name, errno);
+    }
+    if (n == 0) return OutOfRangeError(name + ": unexpected end of file (truncated?)");
+    out += n;
+    length -= static_cast<uint64_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status WriteFully(int fd, ByteSpan data, const std::string& name) {
+  const uint8_t* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, std::min<size_t>(left, 1u << 30));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("writing " + name, errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status FsyncPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("opening directory " + path, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  // Some file systems (and sandboxes) refuse fsync on directories; the rename is still atomic.
+  if (rc != 0 && err != EINVAL && err != EROFS) return ErrnoError("fsync " + path, err);
+  return Status::Ok();
+}
+
+class FileKvStore final : public KvStore {
+ public:
+  FileKvStore(std::string root, FileKvStoreOptions options)
+      : root_(std::move(root)), options_(options) {}
+
+  Result<std::optional<Bytes>> Get(std::string_view key) override {
+    ASSIGN_OR_RETURN(auto handle, OpenForRead(key));
+    if (!handle) return std::optional<Bytes>();
+    struct stat st;
+    if (::fstat(handle->fd(), &st) != 0) return ErrnoError("stat " + Describe(key), errno);
+    Bytes value(static_cast<size_t>(st.st_size));
+    RETURN_IF_ERROR(PreadFully(handle->fd(), value.data(), value.size(), 0, Describe(key)));
+    return std::optional<Bytes>(std::move(value));
+  }
+
+  Result<std::optional<Bytes>> GetRange(std::string_view key, ByteRange range) override {
+    ASSIGN_OR_RETURN(auto handle, OpenForRead(key));
+    if (!handle) return std::optional<Bytes>();
+    if (range.offset + range.length < range.offset) {
+      return OutOfRangeError(Describe(key) + ": byte range overflows");
+    }
+    Bytes value(range.length);
+    Status st = PreadFully(handle->fd(), value.data(), range.length, range.offset, Describe(key));
+    if (!st.ok()) {
+      if (st.code() == StatusCode::kOutOfRange) {
+        return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) +
+                               ", " + std::to_string(range.end()) +
+                               ") passes the end of the file (truncated?)");
+      }
+      return st;
+    }
+    return std::optional<Bytes>(std::move(value));
+  }
+
+  Result<std::optional<uint64_t>> Size(std::string_view key) override {
+    ASSIGN_OR_RETURN(auto handle, OpenForRead(key));
+    if (!handle) return std::optional<uint64_t>();
+    struct stat st;
+    if (::fstat(handle->fd(), &st) != 0) return ErrnoError("stat " + Describe(key), errno);
+    return std::optional<uint64_t>(static_cast<uint64_t>(st.st_size));
+  }
+
+  Status Put(std::string_view key, ByteSpan value) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    const std::string path = PathOf(key);
+    const std::string dir = fs::path(path).parent_path().string();
+    RETURN_IF_ERROR(MakeDirectories(dir));
+    RETURN_IF_ERROR(CheckInsideRoot(dir, key));
+
+    // The temporary name is unique per process and call, in the target's directory so the
+    // rename stays on one file system; a crash leaves only a ".tmp." file behind.
+    static std::atomic<uint64_t> counter{0};
+    const std::string temp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                             std::to_string(counter.fetch_add(1));
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoError("creating " + temp, errno);
+    Status st = WriteFully(fd, value, temp);
+    if (st.ok() && options_.sync && ::fsync(fd) != 0) st = ErrnoError("fsync " + temp, errno);
+    if (::close(fd) != 0 && st.ok()) st = ErrnoError("closing " + temp, errno);
+    if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
+      st = ErrnoError("renaming " + temp + " to " + path, errno);
+    }
+    if (!st.ok()) {
+      ::unlink(temp.c_str());
+      return st;
+    }
+    DropHandle(path);
+    return options_.sync ? FsyncPath(dir) : Status::Ok();
+  }
+
+  Status Erase(std::string_view key) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    const std::string path = PathOf(key);
+    DropHandle(path);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoError("removing " + Describe(key), errno);
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> List(std::string_view prefix) override {
+    std::vector<std::string> keys;
+    // List from the deepest directory named by the prefix, then filter by the full prefix.
+    std::string_view dir_part = prefix.substr(0, prefix.rfind('/') == std::string_view::npos
+                                                     ? 0
+                                                     : prefix.rfind('/'));
+    if (!dir_part.empty()) RETURN_IF_ERROR(ValidateKey(dir_part));
+    fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(PathOf(dir_part));
+    std::error_code ec;
+    if (!fs::is_directory(fs::symlink_status(start, ec))) return keys;
+    // Symbolic links are listed but never followed into directories outside the tree.
+    for (fs::recursive_directory_iterator it(start, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->is_regular_file(ec) && !it->is_symlink(ec)) continue;
+      std::string rel = fs::relative(it->path(), root_, ec).generic_string();
+      if (rel.find(".tmp.") != std::string::npos) continue;  // another writer's temporary
+      if (rel.starts_with(prefix)) keys.push_back(std::move(rel));
+    }
+    if (ec) return ErrnoError("listing " + start.string(), ec.value());
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  std::string Describe(std::string_view key) const override { return PathOf(key); }
+
+ private:
+  std::string PathOf(std::string_view key) const {
+    std::string path = root_;
+    path.push_back('/');
+    path.append(key);
+    return path;
+  }
+
+  // The resolved `path` (which exists) must lie inside the root: no symlink leads out.
+  Status CheckInsideRoot(const std::string& path, std::string_view key) const {
+    char resolved[PATH_MAX];
+    if (::realpath(path.c_str(), resolved) == nullptr) {
+      return ErrnoError("resolving " + path, errno);
+    }
+    std::string_view r(resolved);
+    if (r != root_ && !(r.starts_with(root_) && r.size() > root_.size() && r[root_.size()] == '/')) {
+      return InvalidArgumentError("key '" + std::string(key) + "' resolves to " +
+                                  std::string(r) + ", outside the store root " + root_);
+    }
+    return Status::Ok();
+  }
+
+  Status MakeDirectories(const std::string& dir) const {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) return Status::Ok();
+      return IOError(dir + " exists and is not a directory");
+    }
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return ErrnoError("creating directory " + dir, ec.value());
+    return Status::Ok();
+  }
+
+  // nullptr when the file does not exist.
+  Result<std::shared_ptr<FileHandle>> OpenForRead(std::string_view key) {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = PathOf(key);
+    {
+      std::lock_guard lock(mutex_);
+      auto it = handles_.find(path);
+      if (it != handles_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.position);
+        return it->second.handle;
+      }
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::shared_ptr<FileHandle>();
+      return ErrnoError("opening " + path, errno);
+    }
+    auto handle = std::make_shared<FileHandle>(fd);
+    RETURN_IF_ERROR(CheckInsideRoot("/proc/self/fd/" + std::to_string(fd), key));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return ErrnoError("stat " + path, errno);
+    if (!S_ISREG(st.st_mode)) return IOError(path + " is not a regular file");
+
+    std::lock_guard lock(mutex_);
+    auto [it, inserted] = handles_.try_emplace(path);
+    if (!inserted) return it->second.handle;  // another thread opened it meanwhile
+    lru_.push_front(path);
+    it->second = {handle, lru_.begin()};
+    while (handles_.size() > options_.max_open_files) {
+      handles_.erase(lru_.back());
+      lru_.pop_back();
+    }
+    return handle;
+  }
+
+  void DropHandle(const std::string& path) {
+    std::lock_guard lock(mutex_);
+    auto it = handles_.find(path);
+    if (it == handles_.end()) return;
+    lru_.erase(it->second.position);
+    handles_.erase(it);
+  }
+
+  struct CachedHandle {
+    std::shared_ptr<FileHandle> handle;
+    std::list<std::string>::iterator position;
+  };
+
+  const std::string root_;  // canonical, no trailing '/'
+  const FileKvStoreOptions options_;
+  std::mutex mutex_;
+  std::list<std::string> lru_;  // most recently used first
+  std::unordered_map<std::string, CachedHandle> handles_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<KvStore>> OpenFileKvStore(const std::string& root, bool create,
+                                                 FileKvStoreOptions options) {
+  std::error_code ec;
+  if (create) {
+    fs::create_directories(root, ec);
+    if (ec) return ErrnoError("creating " + root, ec.value());
+  }
+  if (!fs::is_directory(root, ec)) return NotFoundError("no such directory: " + root);
+  char resolved[PATH_MAX];
+  if (::realpath(root.c_str(), resolved) == nullptr) return ErrnoError("resolving " + root, errno);
+  return std::shared_ptr<KvStore>(std::make_shared<FileKvStore>(resolved, options));
+}
+
+}  // namespace cytonet

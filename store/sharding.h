@@ -1,0 +1,84 @@
+// The sharding_indexed codec (Zarr v3 sharding extension) and the shard byte format.
+//
+// A shard holds a grid of inner chunks, each encoded with the inner codecs and stored
+// anywhere in the shard, plus an index of (offset, nbytes) uint64 pairs in C order of the
+// inner grid, encoded with the index codecs, at the start or end of the shard. An empty
+// inner chunk has offset = nbytes = 2^64-1. The pure functions below parse and build that
+// format; partial reads through a KvStore live in array.cc.
+#pragma once
+
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "store/box.h"
+#include "store/codec.h"
+#include "store/kvstore.h"
+
+namespace cytonet {
+
+struct ShardIndexEntry {
+  static constexpr uint64_t kEmpty = std::numeric_limits<uint64_t>::max();
+  uint64_t offset = kEmpty;
+  uint64_t nbytes = kEmpty;
+  bool empty() const { return offset == kEmpty && nbytes == kEmpty; }
+};
+
+// The decoded index of one shard, validated against the shard's size.
+struct ShardIndex {
+  std::vector<ShardIndexEntry> entries;  // C order over the inner chunk grid
+  bool AllEmpty() const;
+  size_t MemoryBytes() const { return entries.size() * sizeof(ShardIndexEntry) + sizeof(*this); }
+};
+
+enum class IndexLocation { kStart, kEnd };
+
+class ShardingCodec final : public ArrayToBytesCodec {
+ public:
+  // `shard_layout` is the outer chunk (shard) layout.
+  static Result<std::shared_ptr<const ShardingCodec>> Make(const Json& configuration,
+                                                           const ChunkLayout& shard_layout,
+                                                           const CodecRegistry& registry);
+
+  const std::vector<int64_t>& inner_chunk_shape() const { return inner_chunk_shape_; }
+  const std::vector<int64_t>& chunks_per_shard() const { return chunks_per_shard_; }
+  size_t num_inner_chunks() const { return num_inner_chunks_; }
+  const CodecChain& inner_codecs() const { return *inner_; }
+  IndexLocation index_location() const { return index_location_; }
+  size_t encoded_index_size() const { return encoded_index_size_; }
+
+  // Where the encoded index lies in a shard of `shard_size` bytes.
+  Result<ByteRange> IndexRange(uint64_t shard_size) const;
+  // Decodes and validates the index (checksum, entry bounds within `shard_size`).
+  Result<ShardIndex> DecodeIndex(ByteSpan encoded_index, uint64_t shard_size) const;
+
+  // Builds a shard from already-encoded inner chunks (nullopt = empty), in C order of the
+  // inner grid. Returns nullopt when every inner chunk is empty (such a shard is not
+  // stored) unless `keep_if_all_empty`, which gives an index of empties.
+  Result<std::optional<Bytes>> AssembleShard(const std::vector<std::optional<Bytes>>& inner,
+                                             bool keep_if_all_empty = false) const;
+
+  // Splits a decoded shard into inner chunks, encodes them in parallel and assembles the
+  // shard; inner chunks equal to the fill value are left out. nullopt = nothing to store.
+  Result<std::optional<Bytes>> EncodeShard(ByteSpan decoded_shard) const;
+
+  // ArrayToBytesCodec: whole-shard encode/decode (nested sharding, read-modify-write).
+  Result<Bytes> Encode(const ChunkLayout& layout, ByteSpan decoded) const override;
+  Status Decode(const ChunkLayout& layout, ByteSpan encoded, MutableByteSpan out) const override;
+  Json ToJson() const override;
+
+  // The box (in shard-local element coordinates) of inner chunk `linear`.
+  Box InnerChunkBox(size_t linear) const;
+
+ private:
+  ChunkLayout shard_layout_;
+  std::vector<int64_t> inner_chunk_shape_;
+  std::vector<int64_t> chunks_per_shard_;
+  size_t num_inner_chunks_ = 0;
+  std::shared_ptr<const CodecChain> inner_;
+  std::shared_ptr<const CodecChain> index_codecs_;
+  IndexLocation index_location_ = IndexLocation::kEnd;
+  size_t encoded_index_size_ = 0;
+};
+
+}  // namespace cytonet
