@@ -41,6 +41,7 @@ Json MultiscaleToJson(const Multiscale& m) {
 
 Result<Multiscale> ParseMultiscale(const Json& attributes, const std::string& where) {
   Multiscale m;
+  m.version.clear();
   const Json* list = nullptr;
   if (auto ome = attributes.find("ome"); ome != attributes.end() && ome->is_object()) {
     m.version = ome->value("version", std::string());
