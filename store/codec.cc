@@ -106,6 +106,11 @@ const CodecRegistry& BuiltinCodecRegistry() {
 Result<std::shared_ptr<const CodecChain>> CodecChain::FromJson(const Json& codecs,
                                                                const ChunkLayout& layout,
                                                                const CodecRegistry& registry) {
+  return GuardJson("codecs", [&] { return FromJsonUnguarded(codecs, layout, registry); });
+}
+
+Result<std::shared_ptr<const CodecChain>> CodecChain::FromJsonUnguarded(
+    const Json& codecs, const ChunkLayout& layout, const CodecRegistry& registry) {
   if (!codecs.is_array() || codecs.empty()) {
     return CorruptionError("codecs must be a non-empty list");
   }

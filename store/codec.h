@@ -92,6 +92,9 @@ class CodecChain {
   Json ToJson() const;
 
  private:
+  static Result<std::shared_ptr<const CodecChain>> FromJsonUnguarded(const Json& codecs,
+                                                                     const ChunkLayout& layout,
+                                                                     const CodecRegistry& registry);
   ChunkLayout layout_;
   std::vector<std::pair<std::shared_ptr<const ArrayToArrayCodec>, ChunkLayout>> array_to_array_;
   std::shared_ptr<const ArrayToBytesCodec> array_to_bytes_;

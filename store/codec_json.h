@@ -17,6 +17,17 @@ Status CheckObjectKeys(const Json& object, std::initializer_list<const char*> al
 Result<std::string> GetString(const Json& object, const char* key, const std::string& what);
 Result<int64_t> GetInt(const Json& object, const char* key, const std::string& what);
 
+// Runs `parse` and turns any nlohmann::json exception (a member of the wrong type read
+// with .value(), a number out of range) into Corruption naming `where`.
+template <typename Parse>
+auto GuardJson(const std::string& where, Parse&& parse) -> decltype(parse()) {
+  try {
+    return parse();
+  } catch (const Json::exception& e) {
+    return CorruptionError(where + ": " + e.what());
+  }
+}
+
 // Splits {"name": n, "configuration": {...}} (or the bare string n) into its parts.
 Status SplitNamedConfiguration(const Json& entry, const std::string& what, std::string* name,
                                Json* configuration);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "store/codec_json.h"
 #include "store/metadata.h"
 
 namespace cytonet {
@@ -20,7 +21,8 @@ Status CreateGroup(KvStore& kvstore, const std::string& path, const Json& attrib
   return kvstore.Put(JoinKey(path, ".zgroup"), JsonToBytes(Json{{"zarr_format", 2}}));
 }
 
-Result<NodeInfo> ReadNode(KvStore& kvstore, const std::string& path) {
+namespace {
+Result<NodeInfo> ReadNodeUnguarded(KvStore& kvstore, const std::string& path) {
   NodeInfo node;
   node.path = path;
   const std::string v3_key = JoinKey(path, "zarr.json");
@@ -64,6 +66,13 @@ Result<NodeInfo> ReadNode(KvStore& kvstore, const std::string& path) {
     return node;
   }
   return NotFoundError("no Zarr node at " + kvstore.Describe(path.empty() ? "." : path));
+}
+
+}  // namespace
+
+Result<NodeInfo> ReadNode(KvStore& kvstore, const std::string& path) {
+  return GuardJson(kvstore.Describe(path.empty() ? "." : path),
+                   [&] { return ReadNodeUnguarded(kvstore, path); });
 }
 
 Result<std::vector<NodeInfo>> ListNodes(KvStore& kvstore, const std::string& path) {

@@ -32,7 +32,7 @@ std::vector<int64_t> ArrayMetadata::grid_shape() const {
 Result<Json> ParseJson(ByteSpan text, const std::string& where) {
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for 1e999
     return CorruptionError(where + ": malformed JSON: " + e.what());
   }
 }
@@ -172,7 +172,8 @@ Json FillValueToJson(ByteSpan fill, DataType type) {
   return 0;
 }
 
-Result<ArrayMetadata> ParseArrayMetadataV3(const Json& json, const std::string& where) {
+namespace {
+Result<ArrayMetadata> ParseV3Unguarded(const Json& json, const std::string& where) {
   if (!json.is_object()) return CorruptionError(where + ": not a JSON object");
   static const char* kKnown[] = {"zarr_format", "node_type",  "shape",           "data_type",
                                  "chunk_grid",  "chunk_key_encoding", "fill_value", "codecs",
@@ -258,6 +259,12 @@ Result<ArrayMetadata> ParseArrayMetadataV3(const Json& json, const std::string& 
   return m;
 }
 
+}  // namespace
+
+Result<ArrayMetadata> ParseArrayMetadataV3(const Json& json, const std::string& where) {
+  return GuardJson(where, [&] { return ParseV3Unguarded(json, where); });
+}
+
 Json ToJsonV3(const ArrayMetadata& m) {
   Json j;
   j["zarr_format"] = 3;
@@ -276,7 +283,8 @@ Json ToJsonV3(const ArrayMetadata& m) {
   return j;
 }
 
-Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& where) {
+namespace {
+Result<ArrayMetadata> ParseV2Unguarded(const Json& json, const std::string& where) {
   RETURN_IF_ERROR(CheckObjectKeys(json,
                                   {"zarr_format", "shape", "chunks", "dtype", "compressor",
                                    "fill_value", "order", "filters", "dimension_separator"},
@@ -357,6 +365,12 @@ Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& 
     }
   }
   return m;
+}
+
+}  // namespace
+
+Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& where) {
+  return GuardJson(where, [&] { return ParseV2Unguarded(json, where); });
 }
 
 Json ToJsonV2(const ArrayMetadata& m) {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "store/codec_json.h"
+
 namespace cytonet {
 
 Multiscale AreaMeanPyramid(const std::string& name, int num_levels, double pixel_size_um) {
@@ -39,7 +41,8 @@ Json MultiscaleToJson(const Multiscale& m) {
   return {{"version", "0.5"}, {"multiscales", Json::array({multiscale})}};
 }
 
-Result<Multiscale> ParseMultiscale(const Json& attributes, const std::string& where) {
+namespace {
+Result<Multiscale> ParseMultiscaleUnguarded(const Json& attributes, const std::string& where) {
   Multiscale m;
   m.version.clear();
   const Json* list = nullptr;
@@ -108,6 +111,12 @@ Result<Multiscale> ParseMultiscale(const Json& attributes, const std::string& wh
     m.levels.push_back(std::move(level));
   }
   return m;
+}
+
+}  // namespace
+
+Result<Multiscale> ParseMultiscale(const Json& attributes, const std::string& where) {
+  return GuardJson(where, [&] { return ParseMultiscaleUnguarded(attributes, where); });
 }
 
 Status WriteMultiscaleGroup(KvStore& kvstore, const std::string& path, const Multiscale& multiscale,

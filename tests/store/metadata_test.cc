@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "store/metadata.h"
+#include "store/ome_zarr.h"
 #include "tests/store/test_util.h"
 
 namespace cytonet {
@@ -118,6 +119,19 @@ TEST(ParseJson, MalformedTextNamesTheFile) {
   auto st = ParseJson(AsBytes("{\"zarr_format\": 3,"), "/data/x/zarr.json").status();
   EXPECT_EQ(st.code(), StatusCode::kCorruption);
   EXPECT_NE(st.message().find("/data/x/zarr.json"), std::string::npos);
+}
+
+// Found by the fuzzer: nlohmann throws out_of_range (not parse_error) for 1E9999, and
+// type_error when .value() meets a member of another type.
+TEST(ParseJson, NumberOverflowAndWrongMemberTypesAreCorruption) {
+  EXPECT_EQ(ParseJson(AsBytes("[66E66266]"), "f").status().code(), StatusCode::kCorruption);
+  Json j = Json::parse(R"({"zarr_format": 2, "shape": [10], "chunks": [5], "dtype": "|u1",
+    "compressor": {"id": "blosc", "cname": 5, "shuffle": "yes"}, "fill_value": 0, "order": "C", "filters": null})");
+  auto st = ParseArrayMetadataV2(j, "x/.zarray").status();
+  EXPECT_EQ(st.code(), StatusCode::kCorruption);
+  EXPECT_NE(st.message().find("x/.zarray"), std::string::npos);
+  EXPECT_EQ(ParseMultiscale(Json::parse(R"({"ome": {"version": 5, "multiscales": [{}]}})"), "g").status().code(),
+            StatusCode::kCorruption);
 }
 
 }  // namespace

@@ -1,0 +1,149 @@
+// Region-read benchmark, our side. The driver (region_read.py) runs this, tensorstore and
+// zarr-python on the same files and regions in one run and prints the ratios.
+//
+//   region_read_bench generate ROOT [--size N --shard S --inner I --cname C --shuffle S --clevel L]
+//   region_read_bench read ROOT REGIONS.json --threads T --out RESULT.json
+//
+// `read` times, after one warm-up pass: (1) ours: ZarrArray::Read of each region into a
+// caller buffer; (2) the decode-only bound: decompressing just the inner chunks each region
+// needs, from bytes already in memory, with the same thread count.
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "benchmarks/synthetic_section.h"
+#include "store/sharding.h"
+
+namespace cytonet::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int Fail(const Status& st) {
+  std::fprintf(stderr, "region_read_bench: %s\n", st.ToString().c_str());
+  return 1;
+}
+
+// The compressed inner chunks a region needs, fetched ahead of time.
+struct RegionChunks {
+  std::vector<Bytes> encoded;
+};
+
+Result<RegionChunks> FetchRegionChunks(const ZarrArray& array, KvStore& kv, const Box& region) {
+  const ShardingCodec& sharding = *array.codecs().sharding();
+  const auto& shard = array.metadata().chunk_shape;
+  const auto& inner = sharding.inner_chunk_shape();
+  RegionChunks chunks;
+  for (int64_t iy = region.origin[0] / inner[0]; iy <= (region.origin[0] + region.shape[0] - 1) / inner[0]; ++iy) {
+    for (int64_t ix = region.origin[1] / inner[1]; ix <= (region.origin[1] + region.shape[1] - 1) / inner[1]; ++ix) {
+      const std::vector<int64_t> shard_index{iy * inner[0] / shard[0], ix * inner[1] / shard[1]};
+      const std::string key = array.ChunkKey(shard_index);
+      ASSIGN_OR_RETURN(std::optional<uint64_t> size, kv.Size(key));
+      if (!size) continue;
+      ASSIGN_OR_RETURN(ByteRange index_range, sharding.IndexRange(*size));
+      ASSIGN_OR_RETURN(std::optional<Bytes> index_bytes, kv.GetRange(key, index_range));
+      ASSIGN_OR_RETURN(ShardIndex index, sharding.DecodeIndex(*index_bytes, *size));
+      const int64_t ly = iy - shard_index[0] * sharding.chunks_per_shard()[0];
+      const int64_t lx = ix - shard_index[1] * sharding.chunks_per_shard()[1];
+      const ShardIndexEntry& e = index.entries[ly * sharding.chunks_per_shard()[1] + lx];
+      if (e.empty()) continue;
+      ASSIGN_OR_RETURN(std::optional<Bytes> bytes, kv.GetRange(key, {e.offset, e.nbytes}));
+      chunks.encoded.push_back(std::move(*bytes));
+    }
+  }
+  return chunks;
+}
+
+int Generate(const std::string& root, const SectionSpec& spec) {
+  auto kv = OpenFileKvStore(root, true);
+  if (!kv.ok()) return Fail(kv.status());
+  auto context = std::make_shared<StoreContext>();
+  auto existing = ZarrArray::Open(*kv, "section", context);
+  if (existing.ok() && (*existing)->metadata().attributes.value("synthetic_section", Json()) ==
+                           Json({{"size", spec.size}, {"shard", spec.shard}, {"inner", spec.inner},
+                                 {"cname", spec.cname}, {"shuffle", spec.shuffle},
+                                 {"clevel", spec.clevel}, {"seed", spec.seed}})) {
+    std::fprintf(stderr, "%s/section is up to date\n", root.c_str());
+    return 0;
+  }
+  const auto start = Clock::now();
+  auto array = WriteSyntheticSection(*kv, "section", spec, context);
+  if (!array.ok()) return Fail(array.status());
+  std::fprintf(stderr, "wrote %s/section in %.1f s\n", root.c_str(),
+               std::chrono::duration<double>(Clock::now() - start).count());
+  return 0;
+}
+
+int Read(const std::string& root, const std::string& regions_file, int threads, const std::string& out_file) {
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+  auto kv = OpenFileKvStore(root, false);
+  if (!kv.ok()) return Fail(kv.status());
+  auto array = ZarrArray::Open(*kv, "section", std::make_shared<StoreContext>());
+  if (!array.ok()) return Fail(array.status());
+  std::ifstream in(regions_file);
+  const Json spec = Json::parse(in);
+  const int64_t side = spec["size"].get<int64_t>();
+  std::vector<Box> regions;
+  for (const Json& r : spec["origins"]) regions.push_back(Box{{r[0].get<int64_t>(), r[1].get<int64_t>()}, {side, side}});
+
+  Bytes out(side * side);
+  std::vector<double> ours, bound;
+  uint64_t checksum = 0;
+  for (int pass = 0; pass < 2; ++pass) {  // pass 0 warms the page cache and index cache
+    for (const Box& box : regions) {
+      const auto t0 = Clock::now();
+      Status st = (*array)->Read(box, out);
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (!st.ok()) return Fail(st);
+      if (pass == 1) {
+        ours.push_back(dt);
+        checksum += out[side * side / 2 + 7];
+      }
+    }
+  }
+  const CodecChain& inner = (*array)->codecs().sharding()->inner_codecs();
+  for (const Box& box : regions) {
+    auto chunks = FetchRegionChunks(**array, **kv, box);
+    if (!chunks.ok()) return Fail(chunks.status());
+    const auto t0 = Clock::now();
+    tbb::parallel_for(size_t{0}, chunks->encoded.size(), [&](size_t i) {
+      thread_local Bytes scratch;
+      scratch.resize(inner.layout().num_bytes());
+      if (!inner.Decode(chunks->encoded[i], scratch).ok()) std::abort();
+    });
+    bound.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::ofstream(out_file) << Json({{"ours", ours}, {"decode_only", bound}, {"checksum", checksum}}).dump();
+  return 0;
+}
+
+}  // namespace
+}  // namespace cytonet::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"Region-read benchmark (our side); run benchmarks/region_read.py for the comparison"};
+  app.require_subcommand(1);
+  std::string root, regions, out;
+  cytonet::bench::SectionSpec spec;
+  int threads = 1;
+  auto* gen = app.add_subcommand("generate", "Write the synthetic section array under ROOT/section");
+  gen->add_option("root", root)->required();
+  gen->add_option("--size", spec.size);
+  gen->add_option("--shard", spec.shard);
+  gen->add_option("--inner", spec.inner);
+  gen->add_option("--cname", spec.cname);
+  gen->add_option("--shuffle", spec.shuffle);
+  gen->add_option("--clevel", spec.clevel);
+  auto* read = app.add_subcommand("read", "Time region reads listed in REGIONS.json");
+  read->add_option("root", root)->required();
+  read->add_option("regions", regions)->required();
+  read->add_option("--threads", threads);
+  read->add_option("--out", out)->required();
+  CLI11_PARSE(app, argc, argv);
+  if (gen->parsed()) return cytonet::bench::Generate(root, spec);
+  return cytonet::bench::Read(root, regions, threads, out);
+}
