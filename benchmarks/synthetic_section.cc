@@ -29,7 +29,8 @@ bool InTissue(double y, double x, int64_t size) {
 uint8_t Pixel(int64_t y, int64_t x, const SectionSpec& spec) {
   if (!InTissue(static_cast<double>(y), static_cast<double>(x), spec.size)) return kSlideBackground;
   const uint64_t noise = Mix(spec.seed ^ (static_cast<uint64_t>(y) << 32) ^ static_cast<uint64_t>(x));
-  int value = 185 + static_cast<int>(noise % 17) - 8;
+  // Sensor noise: triangular on [-4, 4] grey levels.
+  int value = 185 + static_cast<int>(noise % 5) + static_cast<int>((noise >> 8) % 5) - 4;
   // Cell bodies: one candidate per 24×24 cell of a jittered grid, radius 3..8 px.
   const int64_t cell = 24;
   for (int64_t gy = y / cell - 1; gy <= y / cell + 1; ++gy) {
