@@ -299,13 +299,13 @@ Status ZarrArray::ReadFromShard(const std::vector<int64_t>& shard_index,
   FirstError error;
   tbb::parallel_for(size_t{0}, groups.size(), [&](size_t g) {
     const Group& group = groups[g];
-    auto bytes = kvstore_->GetRange(key, group.range);
-    if (!bytes.ok() || !*bytes) {
-      error.Report(bytes.ok() ? CorruptionError("shard " + shard_name + " vanished while reading")
-                              : bytes.status().WithContext("shard " + shard_name));
+    auto view = kvstore_->GetRangeView(key, group.range);
+    if (!view.ok() || !*view) {
+      error.Report(view.ok() ? CorruptionError("shard " + shard_name + " vanished while reading")
+                             : view.status().WithContext("shard " + shard_name));
       return;
     }
-    const Bytes& data = **bytes;
+    const ByteSpan data = (*view)->bytes;
     tbb::parallel_for(group.first, group.last, [&](size_t i) {
       const Needed& n = needed[i];
       ByteSpan encoded(data.data() + (n.entry.offset - group.range.offset), n.entry.nbytes);

@@ -1,6 +1,7 @@
 // File-system KvStore. See kvstore.h for the contract.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,17 +22,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Closes the descriptor when the last reader lets go of it.
+// An open file and, optionally, a read-only mapping of all of it. Closes and unmaps when
+// the last reader (or view) lets go of it.
 class FileHandle {
  public:
-  explicit FileHandle(int fd) : fd_(fd) {}
-  ~FileHandle() { ::close(fd_); }
+  FileHandle(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  ~FileHandle() {
+    if (mapping_ != nullptr) ::munmap(mapping_, size_);
+    ::close(fd_);
+  }
   FileHandle(const FileHandle&) = delete;
   FileHandle& operator=(const FileHandle&) = delete;
   int fd() const { return fd_; }
+  uint64_t size() const { return size_; }  // at open time; objects are written once
+  const uint8_t* mapping() const { return static_cast<const uint8_t*>(mapping_); }
+
+  void Map() {
+    if (size_ == 0) return;
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    if (p != MAP_FAILED) mapping_ = p;  // otherwise reads fall back to pread
+  }
 
  private:
   int fd_;
+  uint64_t size_;
+  void* mapping_ = nullptr;
 };
 
 // Reads exactly `length` bytes at `offset`, retrying short reads and EINTR.
@@ -111,12 +126,23 @@ class FileKvStore final : public KvStore {
     return std::optional<Bytes>(std::move(value));
   }
 
+  Result<std::optional<ByteView>> GetRangeView(std::string_view key, ByteRange range) override {
+    ASSIGN_OR_RETURN(auto handle, OpenForRead(key));
+    if (!handle) return std::optional<ByteView>();
+    if (handle->mapping() == nullptr) return KvStore::GetRangeView(key, range);
+    if (range.offset > handle->size() || range.length > handle->size() - range.offset) {
+      return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) +
+                             ", " + std::to_string(range.end()) + ") passes the end of the file (" +
+                             std::to_string(handle->size()) + " bytes, truncated?)");
+    }
+    ByteSpan bytes(handle->mapping() + range.offset, range.length);
+    return std::optional<ByteView>(ByteView{std::move(handle), bytes});
+  }
+
   Result<std::optional<uint64_t>> Size(std::string_view key) override {
     ASSIGN_OR_RETURN(auto handle, OpenForRead(key));
     if (!handle) return std::optional<uint64_t>();
-    struct stat st;
-    if (::fstat(handle->fd(), &st) != 0) return ErrnoError("stat " + Describe(key), errno);
-    return std::optional<uint64_t>(static_cast<uint64_t>(st.st_size));
+    return std::optional<uint64_t>(handle->size());
   }
 
   Status Put(std::string_view key, ByteSpan value) override {
@@ -232,11 +258,16 @@ class FileKvStore final : public KvStore {
       if (errno == ENOENT || errno == ENOTDIR) return std::shared_ptr<FileHandle>();
       return ErrnoError("opening " + path, errno);
     }
-    auto handle = std::make_shared<FileHandle>(fd);
-    RETURN_IF_ERROR(CheckInsideRoot("/proc/self/fd/" + std::to_string(fd), key));
     struct stat st;
-    if (::fstat(fd, &st) != 0) return ErrnoError("stat " + path, errno);
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoError("stat " + path, err);
+    }
+    auto handle = std::make_shared<FileHandle>(fd, static_cast<uint64_t>(st.st_size));
+    RETURN_IF_ERROR(CheckInsideRoot("/proc/self/fd/" + std::to_string(fd), key));
     if (!S_ISREG(st.st_mode)) return IOError(path + " is not a regular file");
+    if (options_.map_files) handle->Map();
 
     std::lock_guard lock(mutex_);
     auto [it, inserted] = handles_.try_emplace(path);

@@ -21,6 +21,14 @@ Status ValidateKey(std::string_view key) {
   return Status::Ok();
 }
 
+Result<std::optional<ByteView>> KvStore::GetRangeView(std::string_view key, ByteRange range) {
+  ASSIGN_OR_RETURN(auto bytes, GetRange(key, range));
+  if (!bytes) return std::optional<ByteView>();
+  auto owned = std::make_shared<const Bytes>(std::move(*bytes));
+  ByteSpan span(*owned);
+  return std::optional<ByteView>(ByteView{std::move(owned), span});
+}
+
 std::string JoinKey(std::string_view prefix, std::string_view key) {
   while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
   while (!key.empty() && key.front() == '/') key.remove_prefix(1);

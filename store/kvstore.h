@@ -24,6 +24,13 @@ struct ByteRange {
   uint64_t end() const { return offset + length; }
 };
 
+// Read-only stored bytes together with whatever keeps them alive (an owned buffer, or a
+// mapped file). Valid as long as the view is held, even if the key is replaced meanwhile.
+struct ByteView {
+  std::shared_ptr<const void> owner;
+  ByteSpan bytes;
+};
+
 class KvStore {
  public:
   virtual ~KvStore() = default;
@@ -34,6 +41,10 @@ class KvStore {
   // Bytes [offset, offset+length) of the value, or nullopt if absent. A range that passes
   // the end of the value is OutOfRange (a truncated object, never a short read).
   virtual Result<std::optional<Bytes>> GetRange(std::string_view key, ByteRange range) = 0;
+
+  // Like GetRange, but may avoid copying (the file store serves mapped pages). The default
+  // wraps GetRange.
+  virtual Result<std::optional<ByteView>> GetRangeView(std::string_view key, ByteRange range);
 
   // Size of the value in bytes, or nullopt if absent.
   virtual Result<std::optional<uint64_t>> Size(std::string_view key) = 0;
@@ -67,6 +78,10 @@ struct FileKvStoreOptions {
   size_t max_open_files = 512;
   // fsync values and their directories on Put. Off only for scratch data in tests.
   bool sync = true;
+  // Serve GetRangeView from read-only mappings of the files (no copy out of the page
+  // cache). Safe for objects written through Put (replaced by rename, never truncated in
+  // place); a file truncated in place by another program while mapped would raise SIGBUS.
+  bool map_files = true;
 };
 
 // A store rooted at a directory of the local (or parallel) file system. Reads use pread on

@@ -16,6 +16,15 @@ Result<std::optional<Bytes>> MetricsKvStore::GetRange(std::string_view key, Byte
   return result;
 }
 
+Result<std::optional<ByteView>> MetricsKvStore::GetRangeView(std::string_view key, ByteRange range) {
+  range_gets_.fetch_add(1, std::memory_order_relaxed);
+  auto result = base_->GetRangeView(key, range);
+  if (result.ok() && *result) {
+    bytes_read_.fetch_add((*result)->bytes.size(), std::memory_order_relaxed);
+  }
+  return result;
+}
+
 Result<std::optional<uint64_t>> MetricsKvStore::Size(std::string_view key) {
   sizes_.fetch_add(1, std::memory_order_relaxed);
   return base_->Size(key);

@@ -17,6 +17,9 @@ class ForwardingKvStore : public KvStore {
   Result<std::optional<Bytes>> GetRange(std::string_view key, ByteRange range) override {
     return base_->GetRange(key, range);
   }
+  Result<std::optional<ByteView>> GetRangeView(std::string_view key, ByteRange range) override {
+    return base_->GetRangeView(key, range);
+  }
   Result<std::optional<uint64_t>> Size(std::string_view key) override { return base_->Size(key); }
   Status Put(std::string_view key, ByteSpan value) override { return base_->Put(key, value); }
   Status Erase(std::string_view key) override { return base_->Erase(key); }
@@ -41,6 +44,7 @@ class MetricsKvStore final : public ForwardingKvStore {
 
   Result<std::optional<Bytes>> Get(std::string_view key) override;
   Result<std::optional<Bytes>> GetRange(std::string_view key, ByteRange range) override;
+  Result<std::optional<ByteView>> GetRangeView(std::string_view key, ByteRange range) override;
   Result<std::optional<uint64_t>> Size(std::string_view key) override;
   Status Put(std::string_view key, ByteSpan value) override;
   Status Erase(std::string_view key) override;
@@ -76,6 +80,10 @@ class FaultInjectingKvStore final : public ForwardingKvStore {
 
   Result<std::optional<Bytes>> Get(std::string_view key) override;
   Result<std::optional<Bytes>> GetRange(std::string_view key, ByteRange range) override;
+  // Through GetRange, so corrupting rules apply to views too.
+  Result<std::optional<ByteView>> GetRangeView(std::string_view key, ByteRange range) override {
+    return KvStore::GetRangeView(key, range);
+  }
   Result<std::optional<uint64_t>> Size(std::string_view key) override;
   Status Put(std::string_view key, ByteSpan value) override;
   Status Erase(std::string_view key) override;
