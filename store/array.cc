@@ -70,6 +70,13 @@ struct ZarrArray::ReadTarget {
 Result<std::shared_ptr<ZarrArray>> ZarrArray::FromMetadata(std::shared_ptr<KvStore> kvstore,
                                                            std::string path, ArrayMetadata metadata,
                                                            std::shared_ptr<StoreContext> context) {
+  if (metadata.fill_value.size() != DataTypeSize(metadata.data_type)) {
+    return InvalidArgumentError(kvstore->Describe(path) + ": fill value has " +
+                                std::to_string(metadata.fill_value.size()) + " bytes, " +
+                                std::string(DataTypeName(metadata.data_type)) + " needs " +
+                                std::to_string(DataTypeSize(metadata.data_type)));
+  }
+  RETURN_IF_ERROR(CheckChunkSize(metadata.chunk_shape, metadata.data_type, kvstore->Describe(path)));
   auto chain = CodecChain::FromJson(metadata.codecs, metadata.chunk_layout(),
                                     context->codec_registry());
   if (!chain.ok()) return chain.status().WithContext(kvstore->Describe(path));
@@ -185,7 +192,8 @@ Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
   LruCache<Bytes>* cache = context_->chunk_cache();
   const std::string cache_key = cache ? kvstore_->Describe(key) : std::string();
   if (cache) {
-    if (auto hit = cache->Find(cache_key)) {
+    // Size check: an array re-created at the same path with other chunks must miss.
+    if (auto hit = cache->Find(cache_key); hit && hit->size() == codecs_->layout().num_bytes()) {
       CopyRegion(hit->data(), chunk_box, target.out, target.box, region, item_size());
       return Status::Ok();
     }
@@ -209,8 +217,10 @@ Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
 Result<std::shared_ptr<const ShardIndex>> ZarrArray::GetShardIndex(const std::string& key) const {
   const std::string cache_key = kvstore_->Describe(key);
   auto& cache = context_->shard_index_cache();
-  if (auto hit = cache.Find(cache_key)) return hit;
   const ShardingCodec& sharding = *codecs_->sharding();
+  if (auto hit = cache.Find(cache_key); hit && hit->entries.size() == sharding.num_inner_chunks()) {
+    return hit;
+  }
   ASSIGN_OR_RETURN(auto size, kvstore_->Size(key));
   if (!size) return std::shared_ptr<const ShardIndex>();
   auto fail = [&](const Status& st) { return st.WithContext("shard " + cache_key); };
@@ -262,7 +272,8 @@ Status ZarrArray::ReadFromShard(const std::vector<int64_t>& shard_index,
       continue;
     }
     if (cache) {
-      if (auto hit = cache->Find(shard_name + "#" + std::to_string(linear))) {
+      if (auto hit = cache->Find(shard_name + "#" + std::to_string(linear));
+          hit && hit->size() == sharding.inner_codecs().layout().num_bytes()) {
         CopyRegion(hit->data(), inner_box, target.out, target.box, part, item_size());
         continue;
       }
@@ -306,6 +317,10 @@ Status ZarrArray::ReadFromShard(const std::vector<int64_t>& shard_index,
       return;
     }
     const ByteSpan data = (*view)->bytes;
+    if (data.size() != group.range.length) {
+      error.Report(CorruptionError("shard " + shard_name + ": short read"));
+      return;
+    }
     tbb::parallel_for(group.first, group.last, [&](size_t i) {
       const Needed& n = needed[i];
       ByteSpan encoded(data.data() + (n.entry.offset - group.range.offset), n.entry.nbytes);

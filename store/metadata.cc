@@ -73,8 +73,9 @@ Result<std::vector<uint8_t>> IntegerFill(const Json& v, DataType type) {
   }
   if (v.is_number_float()) {
     double d = v.get<double>();
-    if (std::floor(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) &&
-        d <= static_cast<double>(std::numeric_limits<T>::max())) {
+    // max() + 1 is a power of two, exact in a double; the cast is defined below it.
+    const double upper = std::ldexp(1.0, std::numeric_limits<T>::digits);
+    if (std::floor(d) == d && d >= static_cast<double>(std::numeric_limits<T>::min()) && d < upper) {
       return ElementBytes(static_cast<T>(d));
     }
   }
@@ -106,6 +107,24 @@ Result<std::vector<uint8_t>> FloatFill(const Json& v, DataType type) {
   return CorruptionError("fill_value " + v.dump() + " is not a valid " +
                          std::string(DataTypeName(type)));
 }
+
+// Largest decoded chunk (or shard) we accept: far above any real one, and small enough that
+// sizes never overflow.
+constexpr uint64_t kMaxChunkBytes = uint64_t{1} << 40;
+
+}  // namespace
+
+Status CheckChunkSize(const std::vector<int64_t>& chunk_shape, DataType type, const std::string& where) {
+  uint64_t bytes = DataTypeSize(type);
+  for (int64_t extent : chunk_shape) {
+    if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(extent), &bytes) || bytes > kMaxChunkBytes) {
+      return CorruptionError(where + ": chunk shape is too large");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
 
 Result<std::vector<int64_t>> ParseShape(const Json& json, const char* key, const std::string& where,
                                         bool positive) {
@@ -213,6 +232,7 @@ Result<ArrayMetadata> ParseV3Unguarded(const Json& json, const std::string& wher
     return CorruptionError(where + ": chunk_shape has " + std::to_string(m.chunk_shape.size()) +
                            " dimensions, shape has " + std::to_string(m.shape.size()));
   }
+  RETURN_IF_ERROR(CheckChunkSize(m.chunk_shape, m.data_type, where));
 
   auto cke = json.find("chunk_key_encoding");
   if (cke == json.end()) return CorruptionError(where + ": missing 'chunk_key_encoding'");
@@ -302,6 +322,7 @@ Result<ArrayMetadata> ParseV2Unguarded(const Json& json, const std::string& wher
   auto type = ParseV2DataType(dtype, &little);
   if (!type.ok()) return type.status().WithContext(where);
   m.data_type = *type;
+  RETURN_IF_ERROR(CheckChunkSize(m.chunk_shape, m.data_type, where));
 
   m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kV2, '.'};
   if (auto it = json.find("dimension_separator"); it != json.end()) {
@@ -378,10 +399,23 @@ Json ToJsonV2(const ArrayMetadata& m) {
   j["zarr_format"] = 2;
   j["shape"] = m.shape;
   j["chunks"] = m.chunk_shape;
-  j["dtype"] = V2DataTypeName(m.data_type);
+  // Order and byte order follow the codec chain ParseArrayMetadataV2 built (transpose = F,
+  // bytes endian big = '>').
+  bool fortran = false, big_endian = false;
+  for (const Json& codec : m.codecs) {
+    const std::string name = codec.is_object() ? codec.value("name", std::string()) : std::string();
+    if (name == "transpose") fortran = true;
+    if (name == "bytes" && codec.contains("configuration") &&
+        codec["configuration"].value("endian", std::string()) == "big") {
+      big_endian = true;
+    }
+  }
+  std::string dtype = V2DataTypeName(m.data_type);
+  if (big_endian && dtype[0] == '<') dtype[0] = '>';
+  j["dtype"] = dtype;
   j["compressor"] = m.v2_compressor;
   j["fill_value"] = FillValueToJson(m.fill_value, m.data_type);
-  j["order"] = "C";
+  j["order"] = fortran ? "F" : "C";
   j["filters"] = nullptr;
   j["dimension_separator"] = std::string(1, m.chunk_key_encoding.separator);
   return j;

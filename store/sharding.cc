@@ -42,6 +42,10 @@ Result<std::shared_ptr<const ShardingCodec>> ShardingCodec::Make(const Json& con
     codec->chunks_per_shard_.push_back(shard_layout.shape[d] / inner);
     codec->num_inner_chunks_ *= static_cast<size_t>(shard_layout.shape[d] / inner);
   }
+  // The index holds 16 bytes per inner chunk; 2^24 inner chunks is a 256 MiB index.
+  if (codec->num_inner_chunks_ > (size_t{1} << 24)) {
+    return CorruptionError(what + ": more than 2^24 inner chunks per shard");
+  }
   if (!config.contains("codecs")) return CorruptionError(what + ": missing 'codecs'");
   if (!config.contains("index_codecs")) return CorruptionError(what + ": missing 'index_codecs'");
   ChunkLayout inner_layout = shard_layout;
@@ -160,8 +164,9 @@ Result<std::optional<Bytes>> ShardingCodec::EncodeShard(ByteSpan decoded_shard) 
   std::vector<Status> errors(num_inner_chunks_);
   tbb::parallel_for(size_t{0}, num_inner_chunks_, [&](size_t i) {
     const Box box = InnerChunkBox(i);
-    thread_local Bytes chunk;
-    chunk.resize(inner_->layout().num_bytes());
+    // A fresh buffer per task: with nested sharding Encode re-enters this loop on the
+    // same thread, so a thread_local buffer would be overwritten while in use.
+    Bytes chunk(inner_->layout().num_bytes());
     CopyRegion(decoded_shard.data(), shard_box, chunk.data(), box, box, item);
     if (AllEqual(chunk, shard_layout_.fill_value)) return;
     auto encoded = inner_->Encode(chunk);

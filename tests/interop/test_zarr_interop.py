@@ -115,6 +115,17 @@ def test_they_read_our_v2(cytonet, tmp_path, separator, compressor):
     np.testing.assert_array_equal(read_tensorstore(root, "arr", zarr_format=2), data)
 
 
+def test_they_read_our_v2_fortran_big_endian(cytonet, tmp_path):
+    data = sample((70, 90), "uint16")
+    meta = {"zarr_format": 2, "shape": [70, 90], "chunks": [32, 32], "dtype": ">u2",
+            "compressor": {"id": "zstd", "level": 1}, "fill_value": 0, "order": "F", "filters": None}
+    root = write_ours(cytonet, tmp_path, meta, data)
+    written = json.loads((root / "arr" / ".zarray").read_text())
+    assert (written["order"], written["dtype"]) == ("F", ">u2")
+    np.testing.assert_array_equal(zarr.open_array(root / "arr", mode="r")[:], data)
+    np.testing.assert_array_equal(read_tensorstore(root, "arr", zarr_format=2), data)
+
+
 def test_fill_value_and_empty_chunks_match(cytonet, tmp_path):
     data = np.full((256, 256), 255, np.uint8)
     data[200:210, 200:210] = 7

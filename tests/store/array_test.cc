@@ -224,6 +224,31 @@ TEST_F(CorruptShard, DamagedInnerChunk) {
   EXPECT_NE(st.message().find("inner chunk"), std::string::npos);
 }
 
+TEST(CorruptMetadata, WrongDataTypeForStoredChunks) {
+  testing::TempDir dir;
+  auto kv = ValueOrDie(OpenFileKvStore(dir.path(), true));
+  auto array = ValueOrDie(ZarrArray::Create(kv, "a", Uint8Metadata({64, 64}, {64, 64}, std::vector<int64_t>{32, 32}), std::make_shared<StoreContext>()));
+  ASSERT_OK(array->Write(array->domain(), testing::PatternBytes(64 * 64, 2)));
+  // Someone edits the metadata to uint16: the stored chunks decode to half the bytes.
+  Json json = ToJsonV3(array->metadata());
+  json["data_type"] = "uint16";
+  json["codecs"][0]["configuration"]["codecs"][0] = {{"name", "bytes"}, {"configuration", {{"endian", "little"}}}};
+  json["codecs"][0]["configuration"]["codecs"][1]["configuration"]["typesize"] = 2;
+  ASSERT_OK(kv->Put("a/zarr.json", JsonToBytes(json)));
+  auto reopened = ValueOrDie(ZarrArray::Open(kv, "a", std::make_shared<StoreContext>()));
+  Status st = reopened->Read(reopened->domain()).status();
+  EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+  EXPECT_NE(st.message().find("a/c/0/0"), std::string::npos) << st.ToString();
+}
+
+TEST(CorruptMetadata, FillValueOfTheWrongSize) {
+  ArrayMetadata m = Uint8Metadata({8, 8}, {4, 4});
+  m.data_type = DataType::kUint16;
+  m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+  EXPECT_EQ(ZarrArray::Create(NewMemoryKvStore(), "", m, std::make_shared<StoreContext>()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(CorruptMetadata, ClearErrors) {
   testing::TempDir dir;
   auto kv = ValueOrDie(OpenFileKvStore(dir.path(), true));

@@ -58,6 +58,31 @@ INSTANTIATE_TEST_SUITE_P(
         ChainCase{"zstd_crc32c", Json::array({{{"name", "bytes"}}, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}, {{"name", "crc32c"}}}), DataType::kUint8}),
     [](const auto& info) { return info.param.name; });
 
+// Found in review: nested sharding re-enters the shard encoder on the same thread.
+TEST(ShardingCodec, NestedShardsRoundTrip) {
+  Json inner_shard = {{"name", "sharding_indexed"},
+                      {"configuration",
+                       {{"chunk_shape", {8, 8}},
+                        {"codecs", Json::array({{{"name", "bytes"}}, Blosc("lz4", "noshuffle")})},
+                        {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}})},
+                        {"index_location", "start"}}}};
+  Json outer = Json::array({{{"name", "sharding_indexed"},
+                             {"configuration",
+                              {{"chunk_shape", {32, 32}},
+                               {"codecs", Json::array({inner_shard})},
+                               {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}})},
+                               {"index_location", "end"}}}}});
+  ChunkLayout layout{DataType::kUint8, {128, 128}};
+  auto chain = Chain(outer, layout);
+  Bytes input = testing::PatternBytes(layout.num_bytes(), 11);
+  for (size_t i = 0; i < 128 * 20; ++i) input[i] = 0;  // some empty inner chunks
+  auto encoded = chain->Encode(input);
+  ASSERT_OK(encoded.status());
+  Bytes output(layout.num_bytes());
+  ASSERT_OK(chain->Decode(*encoded, output));
+  EXPECT_EQ(output, input);
+}
+
 TEST(TransposeCodec, EncodedLayoutIsTransposed) {
   ChunkLayout layout{DataType::kUint8, {2, 3}};
   auto chain = Chain(Json::array({{{"name", "transpose"}, {"configuration", {{"order", {1, 0}}}}}, {{"name", "bytes"}}}), layout);

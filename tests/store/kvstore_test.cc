@@ -102,7 +102,8 @@ TEST_P(KvStoreConformance, ConcurrentReadersAndWriters) {
   EXPECT_EQ(store_->List("")->size(), 200u);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStores, KvStoreConformance, ::testing::Values("memory", "file"));
+INSTANTIATE_TEST_SUITE_P(AllStores, KvStoreConformance, ::testing::Values("memory", "file"),
+                         [](const auto& info) { return info.param; });
 
 TEST(FileKvStore, PutLeavesNoTemporaryFiles) {
   TempDir dir;
@@ -153,6 +154,18 @@ TEST(FileKvStore, TruncatedFileGivesOutOfRangeNamingTheFile) {
   auto got = store->GetRange("shard", {400, 200});
   EXPECT_EQ(got.status().code(), StatusCode::kOutOfRange);
   EXPECT_NE(got.status().message().find("/shard"), std::string::npos) << got.status().ToString();
+}
+
+TEST(FileKvStore, RangeViewsStayValidAfterReplacement) {
+  TempDir dir;
+  auto store = testing::ValueOrDie(OpenFileKvStore(dir.path(), true));
+  ASSERT_OK(store->Put("shard", AsBytes("0123456789")));
+  auto view = testing::ValueOrDie(store->GetRangeView("shard", {2, 5}));
+  ASSERT_TRUE(view.has_value());
+  ASSERT_OK(store->Put("shard", AsBytes("abcdefghij")));  // rename replaces the file
+  EXPECT_EQ(AsStringView(view->bytes), "23456");          // the old mapping still reads
+  EXPECT_EQ(AsStringView(testing::ValueOrDie(store->GetRangeView("shard", {2, 5}))->bytes), "cdefg");
+  EXPECT_EQ(store->GetRangeView("shard", {8, 5}).status().code(), StatusCode::kOutOfRange);
 }
 
 TEST(MetricsKvStore, CountsCallsAndBytes) {

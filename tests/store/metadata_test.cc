@@ -67,6 +67,25 @@ TEST(MetadataV3, RejectsWrongTypesAndShapes) {
   expect_fail(j, "zarr_format");
 }
 
+// Found in review: extents whose product overflows must not reach the allocator.
+TEST(MetadataV3, RejectsChunkShapesThatOverflow) {
+  Json j = MinimalV3();
+  j["chunk_grid"]["configuration"]["chunk_shape"] = {4294967296, 4294967296};
+  auto st = ParseArrayMetadataV3(j, "big/zarr.json").status();
+  EXPECT_EQ(st.code(), StatusCode::kCorruption);
+  EXPECT_NE(st.message().find("too large"), std::string::npos);
+  EXPECT_FALSE(ParseFillValue(18446744073709551616.0, DataType::kUint64).ok());  // 2^64
+  EXPECT_TRUE(ParseFillValue(4294967295.0, DataType::kUint32).ok());
+}
+
+TEST(MetadataV2, WritesBackOrderAndByteOrder) {
+  Json j = Json::parse(R"({"zarr_format": 2, "shape": [4, 6], "chunks": [2, 3], "dtype": ">u2",
+    "compressor": null, "fill_value": 0, "order": "F", "filters": null})");
+  Json written = ToJsonV2(*ParseArrayMetadataV2(j, ".zarray"));
+  EXPECT_EQ(written["order"], "F");
+  EXPECT_EQ(written["dtype"], ">u2");
+}
+
 TEST(MetadataV3, FloatFillValues) {
   float f;
   auto nan = *ParseFillValue("NaN", DataType::kFloat32);
