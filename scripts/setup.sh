@@ -23,7 +23,7 @@ apt_packages=(
 )
 python_packages=(
   "torch==2.11.*" "zarr>=3,<4" "tensorstore" "numcodecs" "numpy" "scikit-learn"
-  "pytest" "jsonschema" "crc32c"
+  "pytest" "jsonschema" "ome-zarr-models"
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import zarr
+from ome_zarr_models.v05 import Image
 
 from test_zarr_interop import read_ours, sample, v3_metadata, inner_codecs
 
@@ -17,6 +18,7 @@ def test_they_read_our_ome_zarr_05(cytonet, tmp_path):
         args += [tmp_path / f"m{k}.json", tmp_path / f"d{k}.raw"]
     cytonet.run(*args)
     group = zarr.open_group(tmp_path / "root" / "sections/b01/s0001", mode="r")
+    Image.from_zarr(group)  # validates against the OME-Zarr 0.5 models (raises if invalid)
     ome = group.attrs["ome"]
     assert ome["version"] == "0.5"
     ms = ome["multiscales"][0]

@@ -57,6 +57,8 @@ struct Layout {
   std::string index_location;
 };
 
+void PrintTo(const Layout& layout, std::ostream* os) { *os << layout.name; }
+
 class ArrayRoundTrip : public ::testing::TestWithParam<Layout> {};
 
 TEST_P(ArrayRoundTrip, RegionsReadBackWhatWasWritten) {

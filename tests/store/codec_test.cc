@@ -27,6 +27,8 @@ struct ChainCase {
   DataType type;
 };
 
+void PrintTo(const ChainCase& c, std::ostream* os) { *os << c.name; }
+
 class ChainRoundTrip : public ::testing::TestWithParam<ChainCase> {};
 
 TEST_P(ChainRoundTrip, DecodeInvertsEncode) {
