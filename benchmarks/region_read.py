@@ -64,7 +64,7 @@ def main():
     parser.add_argument("--zarr-regions", type=int, default=30, help="zarr-python is slow; fewer of the same regions")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cname", default="lz4")
-    parser.add_argument("--shuffle", default="bitshuffle")
+    parser.add_argument("--shuffle", default="noshuffle")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--cache-mb", type=int, nargs="+", default=[0, 64],
                         help="decoded-chunk cache budgets to run, the same for ours and tensorstore "

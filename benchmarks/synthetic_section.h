@@ -15,7 +15,7 @@ struct SectionSpec {
   int64_t shard = 8192;
   int64_t inner = 512;
   std::string cname = "lz4";   // blosc compressor
-  std::string shuffle = "bitshuffle";
+  std::string shuffle = "noshuffle";
   int clevel = 5;
   uint64_t seed = 1;
 };

@@ -10,7 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 build="${CYTONET_BUILD:-$root/build}"
 venv="${CYTONET_VENV:-$HOME/.cache/cytonet/venv}"
-data="$build/bench-data/section-16384-lz4-bitshuffle"
+data="$build/bench-data/section-16384-lz4-noshuffle"
 
 "$venv/bin/python" "$root/benchmarks/region_read.py" --build "$build" --data "$data" \
   --regions "${CYTONET_BENCH_REGIONS:-100}" --out "$build/region_read.json"
