@@ -212,6 +212,27 @@ Status CodecChain::Decode(ByteSpan encoded, MutableByteSpan out) const {
   return Status::Ok();
 }
 
+bool CodecChain::CanDecodePart() const {
+  return array_to_array_.empty() && bytes_to_bytes_.size() == 1 &&
+         array_to_bytes_->IsIdentity(array_to_bytes_layout_) && bytes_to_bytes_[0]->CanDecodePart();
+}
+
+Status CodecChain::DecodePart(ByteSpan encoded, size_t offset, MutableByteSpan out) const {
+  const size_t total = layout_.num_bytes();
+  if (offset > total || out.size() > total - offset) {
+    return InternalError("part [" + std::to_string(offset) + ", +" + std::to_string(out.size()) +
+                         ") outside a chunk of " + std::to_string(total) + " bytes");
+  }
+  if (CanDecodePart()) {
+    Status st = bytes_to_bytes_[0]->DecodePartInto(encoded, total, offset, out);
+    if (st.code() != StatusCode::kUnimplemented) return st;  // else: not aligned to items
+  }
+  Bytes whole(total);
+  RETURN_IF_ERROR(Decode(encoded, whole));
+  std::memcpy(out.data(), whole.data() + offset, out.size());
+  return Status::Ok();
+}
+
 std::optional<size_t> CodecChain::FixedEncodedSize() const {
   // Transposition and byte swaps keep the size; sharding depends on the content.
   if (sharding_) return std::nullopt;

@@ -65,6 +65,14 @@ class BytesToBytesCodec {
   virtual Result<Bytes> Decode(ByteSpan encoded, std::optional<size_t> expected_size) const = 0;
   // Decodes into `out`, which must be filled exactly.
   virtual Status DecodeInto(ByteSpan encoded, MutableByteSpan out) const;
+  // Decodes only bytes [offset, offset + out.size()) of a value that decodes to
+  // `decoded_size` bytes, touching no more of the frame than that range needs (blosc: the
+  // blocks covering it). Unimplemented where the format cannot.
+  virtual Status DecodePartInto(ByteSpan encoded, size_t decoded_size, size_t offset,
+                                MutableByteSpan out) const {
+    return UnimplementedError("partial decoding");
+  }
+  virtual bool CanDecodePart() const { return false; }
   // Encoded size for a decoded size, when it does not depend on the content (crc32c).
   virtual std::optional<size_t> FixedEncodedSize(size_t decoded_size) const { return {}; }
   virtual Json ToJson() const = 0;
@@ -85,6 +93,12 @@ class CodecChain {
   Result<Bytes> Encode(ByteSpan decoded) const;
   // `out` has exactly layout().num_bytes().
   Status Decode(ByteSpan encoded, MutableByteSpan out) const;
+  // True when DecodePart decodes a byte range without decoding the whole chunk: the chain
+  // is [bytes (no swap), one bytes→bytes codec that can, e.g. blosc].
+  bool CanDecodePart() const;
+  // Decodes bytes [offset, offset + out.size()) of the decoded chunk (C order), e.g. a run
+  // of rows. Works for every chain; only where CanDecodePart() does it save work.
+  Status DecodePart(ByteSpan encoded, size_t offset, MutableByteSpan out) const;
   // The sharding codec when it is this chain's array→bytes codec (it then is the only codec).
   const ShardingCodec* sharding() const { return sharding_; }
   // Encoded size when it does not depend on the content (used for shard indexes).

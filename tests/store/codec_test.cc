@@ -1,6 +1,7 @@
 // Round trips and corruption handling of every codec and of codec chains.
 #include <blosc.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "store/codec.h"
@@ -83,6 +84,30 @@ TEST(ShardingCodec, NestedShardsRoundTrip) {
   Bytes output(layout.num_bytes());
   ASSERT_OK(chain->Decode(*encoded, output));
   EXPECT_EQ(output, input);
+}
+
+TEST(CodecChain, DecodePartEqualsSliceOfWholeDecode) {
+  ChunkLayout layout{DataType::kUint16, {300, 200}};
+  Bytes input = testing::PatternBytes(layout.num_bytes(), 21);
+  const Json bytes_le = {{"name", "bytes"}, {"configuration", {{"endian", "little"}}}};
+  Json small_blocks = Blosc("lz4", "bitshuffle", 2);
+  small_blocks["configuration"]["blocksize"] = 8192;  // many blocks per chunk
+  for (const Json& codecs : {Json::array({bytes_le, small_blocks}), Json::array({bytes_le, Blosc("zstd", "shuffle", 2)}),
+                             Json::array({bytes_le, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}})}) {
+    auto chain = Chain(codecs, layout);
+    Bytes encoded = *chain->Encode(input);
+    for (auto [offset, size] : {std::pair<size_t, size_t>{0, 400}, {400 * 17, 400 * 50}, {400 * 299, 400}, {8190, 8196}, {0, 120000}}) {
+      Bytes part(size);
+      ASSERT_OK(chain->DecodePart(encoded, offset, part));
+      EXPECT_TRUE(std::equal(part.begin(), part.end(), input.begin() + offset)) << codecs.dump() << " @" << offset;
+    }
+  }
+  auto chain = Chain(Json::array({bytes_le, small_blocks}), layout);
+  EXPECT_TRUE(chain->CanDecodePart());
+  Bytes encoded = *chain->Encode(input);
+  encoded.resize(encoded.size() - 10);
+  Bytes part(400);
+  EXPECT_EQ(chain->DecodePart(encoded, 0, part).code(), StatusCode::kCorruption);
 }
 
 TEST(TransposeCodec, EncodedLayoutIsTransposed) {
