@@ -198,6 +198,7 @@ Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
       return Status::Ok();
     }
   }
+  const uint64_t generation = cache ? cache->generation() : 0;
   ASSIGN_OR_RETURN(auto encoded, kvstore_->Get(key));
   if (!encoded) {
     if (!target.prefilled) FillRegion(target.out, target.box, region, metadata_.fill_value);
@@ -210,7 +211,7 @@ Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
   Status st = codecs_->Decode(*encoded, buffer);
   if (!st.ok()) return st.WithContext("chunk " + kvstore_->Describe(key));
   CopyRegion(buffer.data(), chunk_box, target.out, target.box, region, item_size());
-  if (cache) cache->Insert(cache_key, decoded, decoded->size());
+  if (cache) cache->Insert(cache_key, decoded, decoded->size(), generation);
   return Status::Ok();
 }
 
@@ -221,6 +222,7 @@ Result<std::shared_ptr<const ShardIndex>> ZarrArray::GetShardIndex(const std::st
   if (auto hit = cache.Find(cache_key); hit && hit->entries.size() == sharding.num_inner_chunks()) {
     return hit;
   }
+  const uint64_t generation = cache.generation();
   ASSIGN_OR_RETURN(auto size, kvstore_->Size(key));
   if (!size) return std::shared_ptr<const ShardIndex>();
   auto fail = [&](const Status& st) { return st.WithContext("shard " + cache_key); };
@@ -232,7 +234,7 @@ Result<std::shared_ptr<const ShardIndex>> ZarrArray::GetShardIndex(const std::st
   auto index = sharding.DecodeIndex(**bytes, *size);
   if (!index.ok()) return fail(index.status());
   auto shared = std::make_shared<const ShardIndex>(std::move(*index));
-  cache.Insert(cache_key, shared, shared->MemoryBytes());
+  cache.Insert(cache_key, shared, shared->MemoryBytes(), generation);
   return shared;
 }
 
@@ -307,6 +309,7 @@ Status ZarrArray::ReadFromShard(const std::vector<int64_t>& shard_index,
   }
 
   const CodecChain& inner = sharding.inner_codecs();
+  const uint64_t generation = cache ? cache->generation() : 0;
   FirstError error;
   tbb::parallel_for(size_t{0}, groups.size(), [&](size_t g) {
     const Group& group = groups[g];
@@ -350,7 +353,9 @@ Status ZarrArray::ReadFromShard(const std::vector<int64_t>& shard_index,
       Status st = inner.Decode(encoded, buffer);
       if (!st.ok()) return report(st);
       CopyRegion(buffer.data(), n.box, target.out, target.box, part, item_size());
-      if (cache) cache->Insert(shard_name + "#" + std::to_string(n.linear), decoded, decoded->size());
+      if (cache) {
+        cache->Insert(shard_name + "#" + std::to_string(n.linear), decoded, decoded->size(), generation);
+      }
     });
   });
   return error.status();

@@ -245,8 +245,10 @@ class FileKvStore final : public KvStore {
   Result<std::shared_ptr<FileHandle>> OpenForRead(std::string_view key) {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = PathOf(key);
+    uint64_t generation;
     {
       std::lock_guard lock(mutex_);
+      generation = drops_;
       auto it = handles_.find(path);
       if (it != handles_.end()) {
         lru_.splice(lru_.begin(), lru_, it->second.position);
@@ -270,6 +272,9 @@ class FileKvStore final : public KvStore {
     if (options_.map_files) handle->Map();
 
     std::lock_guard lock(mutex_);
+    // A Put or Erase since we looked may have replaced the file after we opened it: use
+    // this handle once, but do not cache it.
+    if (drops_ != generation) return handle;
     auto [it, inserted] = handles_.try_emplace(path);
     if (!inserted) return it->second.handle;  // another thread opened it meanwhile
     lru_.push_front(path);
@@ -283,6 +288,7 @@ class FileKvStore final : public KvStore {
 
   void DropHandle(const std::string& path) {
     std::lock_guard lock(mutex_);
+    ++drops_;
     auto it = handles_.find(path);
     if (it == handles_.end()) return;
     lru_.erase(it->second.position);
@@ -299,6 +305,7 @@ class FileKvStore final : public KvStore {
   std::mutex mutex_;
   std::list<std::string> lru_;  // most recently used first
   std::unordered_map<std::string, CachedHandle> handles_;
+  uint64_t drops_ = 0;  // DropHandle calls so far
 };
 
 }  // namespace

@@ -27,9 +27,19 @@ class LruCache {
     return it->second->value;
   }
 
-  void Insert(const std::string& key, std::shared_ptr<const V> value, size_t bytes) {
+  // Erase() calls so far. A reader takes it before reading from storage and passes it to
+  // Insert, which drops the value if anything was erased (invalidated) meanwhile: a value
+  // read before a write must not outlive the write in the cache.
+  uint64_t generation() const {
+    std::lock_guard lock(mutex_);
+    return generation_;
+  }
+
+  void Insert(const std::string& key, std::shared_ptr<const V> value, size_t bytes,
+              uint64_t read_generation) {
     if (bytes > budget_) return;
     std::lock_guard lock(mutex_);
+    if (read_generation != generation_) return;
     if (auto it = map_.find(key); it != map_.end()) {
       used_ -= it->second->bytes;
       lru_.erase(it->second);
@@ -47,6 +57,7 @@ class LruCache {
 
   void Erase(const std::string& key) {
     std::lock_guard lock(mutex_);
+    ++generation_;
     if (auto it = map_.find(key); it != map_.end()) {
       used_ -= it->second->bytes;
       lru_.erase(it->second);
@@ -71,6 +82,7 @@ class LruCache {
   std::unordered_map<std::string, typename std::list<Entry>::iterator> map_;
   size_t used_ = 0;
   uint64_t hits_ = 0, misses_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace cytonet

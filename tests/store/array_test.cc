@@ -149,6 +149,30 @@ TEST(ShardedArray, ConcurrentReadersAgree) {
   EXPECT_GT(context->chunk_cache()->hits(), 0u);
 }
 
+TEST(ShardedArray, ReadsAfterAWriteSeeTheNewData) {
+  auto kv = NewMemoryKvStore();
+  StoreContextOptions options;
+  options.chunk_cache_bytes = 8 << 20;
+  auto context = std::make_shared<StoreContext>(options);
+  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
+  ASSERT_OK(array->Write(array->domain(), Bytes(256 * 256, 7)));
+  EXPECT_EQ((*array->Read(Box{{0, 0}, {64, 64}}))[100], 7);  // now cached
+  ASSERT_OK(array->Write(Box{{0, 0}, {128, 128}}, Bytes(128 * 128, 9)));
+  EXPECT_EQ((*array->Read(Box{{0, 0}, {64, 64}}))[100], 9);
+}
+
+TEST(LruCache, InsertAfterAnEraseIsDropped) {
+  LruCache<Bytes> cache(1 << 20);
+  const uint64_t before_read = cache.generation();
+  cache.Erase("k");  // a writer invalidates while a reader decodes old bytes
+  cache.Insert("k", std::make_shared<Bytes>(10), 10, before_read);
+  EXPECT_EQ(cache.Find("k"), nullptr);
+  cache.Insert("k", std::make_shared<Bytes>(10), 10, cache.generation());
+  EXPECT_NE(cache.Find("k"), nullptr);
+  for (int i = 0; i < 200; ++i) cache.Insert("k" + std::to_string(i), std::make_shared<Bytes>(8192), 8192, cache.generation());
+  EXPECT_LE(cache.used_bytes(), size_t{1} << 20);  // the budget holds
+}
+
 // ---- corruption: every case is a clear error naming the shard, never a crash ----
 
 class CorruptShard : public ::testing::Test {
