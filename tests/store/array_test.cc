@@ -189,10 +189,9 @@ class CorruptShard : public ::testing::Test {
     std::ofstream(shard_path_, std::ios::binary | std::ios::trunc) << bytes;
   }
   Status ReadAll() {
-    // A fresh context so the shard index is read again.
-    auto fresh = ValueOrDie(ZarrArray::Open(kv_, "a", std::make_shared<StoreContext>()));
-    auto kv2 = ValueOrDie(OpenFileKvStore(dir_.path(), false));
-    fresh = ValueOrDie(ZarrArray::Open(kv2, "a", std::make_shared<StoreContext>()));
+    // A fresh store and context, so neither a cached descriptor nor a cached index is used.
+    auto kv = ValueOrDie(OpenFileKvStore(dir_.path(), false));
+    auto fresh = ValueOrDie(ZarrArray::Open(kv, "a", std::make_shared<StoreContext>()));
     return fresh->Read(fresh->domain()).status();
   }
   void ExpectCorruption(const Status& st) {
