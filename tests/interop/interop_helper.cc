@@ -33,10 +33,6 @@ Result<std::shared_ptr<ZarrArray>> WriteArray(std::shared_ptr<KvStore> kv, const
   } else {
     ASSIGN_OR_RETURN(metadata, ParseArrayMetadataV3(json, meta_file));
   }
-  if (metadata.zarr_format == 2) {
-    // Keep the v2 compressor object for writing .zarray back.
-    metadata.v2_compressor = json.value("compressor", Json());
-  }
   ASSIGN_OR_RETURN(auto array, ZarrArray::Create(kv, path, metadata, std::make_shared<StoreContext>()));
   ASSIGN_OR_RETURN(Bytes data, ReadFile(data_file));
   const Box domain = array->domain();

@@ -194,6 +194,13 @@ class CorruptShard : public ::testing::Test {
     auto fresh = ValueOrDie(ZarrArray::Open(kv, "a", std::make_shared<StoreContext>()));
     return fresh->Read(fresh->domain()).status();
   }
+  // Stores `bytes` as the shard and expects the read to fail naming it (and `detail`).
+  void ExpectReadFails(const std::string& bytes, const std::string& detail = "") {
+    Rewrite(bytes);
+    Status st = ReadAll();
+    ExpectCorruption(st);
+    EXPECT_NE(st.message().find(detail), std::string::npos) << st.ToString();
+  }
   void ExpectCorruption(const Status& st) {
     EXPECT_FALSE(st.ok());
     EXPECT_TRUE(st.code() == StatusCode::kCorruption || st.code() == StatusCode::kOutOfRange) << st.ToString();
@@ -207,23 +214,14 @@ class CorruptShard : public ::testing::Test {
 
 TEST_F(CorruptShard, IntactReadsFine) { EXPECT_OK(ReadAll()); }
 
-TEST_F(CorruptShard, TruncatedShard) {
-  Rewrite(bytes_.substr(0, bytes_.size() / 2));
-  ExpectCorruption(ReadAll());
-}
+TEST_F(CorruptShard, TruncatedShard) { ExpectReadFails(bytes_.substr(0, bytes_.size() / 2)); }
 
-TEST_F(CorruptShard, ShorterThanIndex) {
-  Rewrite(bytes_.substr(0, 100));
-  ExpectCorruption(ReadAll());
-}
+TEST_F(CorruptShard, ShorterThanIndex) { ExpectReadFails(bytes_.substr(0, 100)); }
 
 TEST_F(CorruptShard, BadIndexChecksum) {
   std::string b = bytes_;
   b[b.size() - 100] ^= 0x5A;
-  Rewrite(b);
-  Status st = ReadAll();
-  ExpectCorruption(st);
-  EXPECT_NE(st.message().find("crc32c"), std::string::npos);
+  ExpectReadFails(b, "crc32c");
 }
 
 TEST_F(CorruptShard, IndexPointsPastTheEnd) {
@@ -234,19 +232,13 @@ TEST_F(CorruptShard, IndexPointsPastTheEnd) {
   std::memcpy(&b[index_at], &far, 8);
   uint32_t crc = Crc32c(AsBytes(std::string_view(b).substr(index_at, 16 * 16)));
   std::memcpy(&b[b.size() - 4], &crc, 4);
-  Rewrite(b);
-  Status st = ReadAll();
-  ExpectCorruption(st);
-  EXPECT_NE(st.message().find("outside the shard"), std::string::npos);
+  ExpectReadFails(b, "outside the shard");
 }
 
 TEST_F(CorruptShard, DamagedInnerChunk) {
   std::string b = bytes_;
   for (int i = 0; i < 16; ++i) b[i] = static_cast<char>(0xEE);  // first inner chunk's blosc header
-  Rewrite(b);
-  Status st = ReadAll();
-  ExpectCorruption(st);
-  EXPECT_NE(st.message().find("inner chunk"), std::string::npos);
+  ExpectReadFails(b, "inner chunk");
 }
 
 TEST(CorruptMetadata, WrongDataTypeForStoredChunks) {
