@@ -1,10 +1,12 @@
 // cytonet: the command-line tool. Each subcommand parses its arguments and calls the
 // modules; no logic of its own lives here.
 #include <CLI/CLI.hpp>
+#include <tbb/global_control.h>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 
+#include "cli/commands.h"
 #include "cli/image_io.h"
 #include "store/array.h"
 #include "store/group.h"
@@ -13,10 +15,7 @@
 namespace cytonet {
 namespace {
 
-int Fail(const Status& status) {
-  std::fprintf(stderr, "cytonet: %s\n", status.ToString().c_str());
-  return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
-}
+using cli::Fail;
 
 std::string HumanBytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -173,6 +172,20 @@ int RunRead(const std::string& root, const std::string& array_path, const std::s
 }
 
 }  // namespace
+
+namespace cli {
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "cytonet: %s\n", status.ToString().c_str());
+  return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+void LimitThreads(int threads) {
+  static std::unique_ptr<tbb::global_control> limit;
+  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+}
+
+}  // namespace cli
 }  // namespace cytonet
 
 int main(int argc, char** argv) {
@@ -191,7 +204,13 @@ int main(int argc, char** argv) {
   read->add_option("--box", box, "Region as start:stop per axis, e.g. 0:2048,4096:6144 (default: all)");
   read->add_option("--out", out, "Output file: .png, .tif/.tiff or .raw")->required();
 
+  const std::vector<cytonet::cli::Command> commands = {cytonet::cli::AddPhantomCommand(app),
+                                                       cytonet::cli::AddIngestCommand(app)};
+
   CLI11_PARSE(app, argc, argv);
+  for (const auto& command : commands) {
+    if (command.app->parsed()) return command.run();
+  }
   if (info->parsed()) return cytonet::RunInfo(root, path);
   if (read->parsed()) return cytonet::RunRead(root, array_path, box, out);
   return 2;

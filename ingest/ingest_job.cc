@@ -1,0 +1,275 @@
+#include "ingest/ingest_job.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <map>
+
+#include "store/codec.h"
+#include "store/group.h"
+
+namespace cytonet {
+namespace {
+
+constexpr int64_t kFingerprintSample = 1 << 20;
+
+// Progress of one section on stderr: a rewritten line on a terminal, a line per 10%
+// otherwise (batch logs stay short).
+class SectionProgress {
+ public:
+  SectionProgress(bool enabled, std::string name, int64_t rows)
+      : enabled_(enabled), name_(std::move(name)), rows_(rows), tty_(isatty(2)), start_(std::chrono::steady_clock::now()) {}
+  void Update(int64_t done, int64_t width) {
+    if (!enabled_) return;
+    const int percent = int(100 * done / std::max<int64_t>(rows_, 1));
+    if (tty_ ? percent == last_ : percent / 25 == last_ / 25) return;
+    last_ = percent;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double mb_per_s = seconds > 0 ? double(done) * double(width) / seconds / 1e6 : 0;
+    std::fprintf(stderr, tty_ ? "\r[ingest] %s %3d%% %7.1f MB/s" : "[ingest] %s %3d%% %7.1f MB/s\n", name_.c_str(),
+                 percent, mb_per_s);
+  }
+  void Done() {
+    if (enabled_ && tty_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool enabled_;
+  std::string name_;
+  int64_t rows_;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_;
+  int last_ = -1;
+};
+
+Status EraseSection(KvStore& kvstore, const std::string& group) {
+  // The group's zarr.json goes first: from then on the section reads as incomplete.
+  RETURN_IF_ERROR(kvstore.Erase(JoinKey(group, "zarr.json")));
+  ASSIGN_OR_RETURN(auto keys, kvstore.List(group + "/"));
+  for (const std::string& key : keys) RETURN_IF_ERROR(kvstore.Erase(key));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Json InputFingerprint::ToJson() const {
+  return {{"path", path}, {"size", size}, {"mtime_ns", mtime_ns}, {"sample_crc32c", sample_crc32c}};
+}
+
+bool InputFingerprint::SameInput(const Json& json) const {
+  return json.is_object() && json.value("size", int64_t(-1)) == size && json.value("mtime_ns", int64_t(-1)) == mtime_ns &&
+         json.value("sample_crc32c", int64_t(-1)) == int64_t(sample_crc32c);
+}
+
+Result<InputFingerprint> FingerprintFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError("input '" + path + "'", errno);
+  InputFingerprint f;
+  f.path = path;
+  f.size = int64_t(st.st_size);
+  f.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return IOError("input '" + path + "' cannot be read");
+  const int64_t head = std::min(f.size, kFingerprintSample);
+  const int64_t tail = std::min(f.size - head, kFingerprintSample);
+  std::vector<uint8_t> sample(size_t(head + tail));
+  file.read(reinterpret_cast<char*>(sample.data()), head);
+  file.seekg(f.size - tail);
+  file.read(reinterpret_cast<char*>(sample.data() + head), tail);
+  if (!file) return IOError("input '" + path + "' cannot be read");
+  f.sample_crc32c = Crc32c(sample);
+  return f;
+}
+
+const char* SectionStateName(SectionState state) {
+  switch (state) {
+    case SectionState::kIngested: return "ingested";
+    case SectionState::kSkipped: return "skipped";
+    case SectionState::kFailed: return "failed";
+  }
+  return "?";
+}
+
+Json SectionOutcome::ToJson() const {
+  Json json = {{"brain", brain},     {"section", section}, {"state", SectionStateName(state)}, {"seconds", seconds},
+               {"pixels", pixels}, {"bytes_stored", bytes_stored}};
+  if (!error.ok()) json["error"] = error.ToString();
+  return json;
+}
+
+Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
+  SectionOutcome o;
+  try {
+    o.brain = json.at("brain").get<std::string>();
+    o.section = json.at("section").get<std::string>();
+    const std::string state = json.at("state").get<std::string>();
+    o.state = state == "ingested" ? SectionState::kIngested : state == "skipped" ? SectionState::kSkipped : SectionState::kFailed;
+    o.seconds = json.at("seconds").get<double>();
+    o.pixels = json.at("pixels").get<int64_t>();
+    o.bytes_stored = json.at("bytes_stored").get<int64_t>();
+    if (json.contains("error")) o.error = InternalError(json["error"].get<std::string>());
+  } catch (const std::exception& e) {
+    return CorruptionError(std::string("section outcome: ") + e.what());
+  }
+  return o;
+}
+
+std::string SectionGroupPath(const std::string& brain, const std::string& section) {
+  return "sections/" + brain + "/" + section;
+}
+
+Json IngestSettings(const IngestOptions& options, const StudySection& section, double pixel_size_um) {
+  const PyramidOptions& p = options.pyramid;
+  return {{"shard_size", p.shard_size},       {"chunk_size", p.chunk_size},
+          {"compressor", p.compressor},       {"fill_value", p.fill_value},
+          {"min_levels", p.min_levels},       {"pixel_size_um", pixel_size_um},
+          {"format", options.format.value_or(section.format)}, {"hdf5_dataset", section.hdf5_dataset},
+          {"layout_version", kDatasetSchemaVersion}};
+}
+
+std::string SettingsHash(const Json& settings) {
+  const std::string text = settings.dump();  // nlohmann sorts object keys: canonical
+  char hex[16];
+  std::snprintf(hex, sizeof(hex), "%08x", Crc32c(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+  return hex;
+}
+
+Status PrepareDataset(KvStore& kvstore) {
+  ASSIGN_OR_RETURN(auto root, kvstore.Get("zarr.json"));
+  if (!root) {
+    RETURN_IF_ERROR(CreateGroup(kvstore, "", {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", Json::array()}}}}));
+  }
+  ASSIGN_OR_RETURN(auto sections, kvstore.Get("sections/zarr.json"));
+  if (!sections) RETURN_IF_ERROR(CreateGroup(kvstore, "sections", Json::object()));
+  return Status::Ok();
+}
+
+Result<bool> SectionComplete(KvStore& kvstore, const std::string& brain, const std::string& section) {
+  auto node = ReadNode(kvstore, SectionGroupPath(brain, section));
+  if (!node.ok()) {
+    if (node.status().code() == StatusCode::kNotFound) return false;
+    return node.status();
+  }
+  const Json& attributes = node->attributes;
+  return attributes.contains("cytonet") && attributes["cytonet"].contains("ingest") &&
+         attributes["cytonet"]["ingest"].value("complete", false);
+}
+
+SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySection& section, const IngestOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  SectionOutcome outcome;
+  outcome.brain = section.brain;
+  outcome.section = section.section;
+  auto finish = [&](SectionState state, Status error) {
+    outcome.state = state;
+    outcome.error = std::move(error);
+    outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return outcome;
+  };
+  auto run = [&]() -> Result<SectionState> {
+    ASSIGN_OR_RETURN(SlideFormat format, ParseSlideFormat(options.format.value_or(section.format)));
+    ASSIGN_OR_RETURN(auto reader, OpenSlideFile(section.image, {format, section.hdf5_dataset}));
+    if ((section.width && *section.width != reader->width()) || (section.height && *section.height != reader->height())) {
+      return InvalidArgumentError("image '" + section.image + "' is " + std::to_string(reader->height()) + "×" +
+                                  std::to_string(reader->width()) + " pixels, the study says " +
+                                  std::to_string(section.height.value_or(reader->height())) + "×" +
+                                  std::to_string(section.width.value_or(reader->width())));
+    }
+    const std::optional<double> pixel_size = options.pixel_size_um ? options.pixel_size_um
+                                             : section.pixel_size_um ? section.pixel_size_um
+                                                                     : reader->pixel_size_um();
+    if (!pixel_size || !(*pixel_size > 0)) {
+      return InvalidArgumentError("image '" + section.image + "': no pixel size in the file or the study (give --pixel-size)");
+    }
+    ASSIGN_OR_RETURN(InputFingerprint fingerprint, FingerprintFile(section.image));
+    const Json settings = IngestSettings(options, section, *pixel_size);
+    const std::string settings_hash = SettingsHash(settings);
+    const std::string group = SectionGroupPath(section.brain, section.section);
+    if (!options.force) {
+      auto node = ReadNode(*kvstore, group);
+      if (node.ok() && node->attributes.contains("cytonet") && node->attributes["cytonet"].contains("ingest")) {
+        const Json& manifest = node->attributes["cytonet"]["ingest"];
+        if (manifest.value("complete", false) && manifest.value("settings_hash", "") == settings_hash &&
+            fingerprint.SameInput(manifest.value("input", Json()))) {
+          return SectionState::kSkipped;
+        }
+      }
+    }
+    RETURN_IF_ERROR(EraseSection(*kvstore, group));
+    PyramidOptions pyramid = options.pyramid;
+    pyramid.pixel_size_um = *pixel_size;
+    ASSIGN_OR_RETURN(auto writer, PyramidWriter::Create(kvstore, group, reader->height(), reader->width(), pyramid));
+    const int64_t width = reader->width(), height = reader->height(), chunk_rows = writer->band_rows();
+    // Read bands cover whole tile rows of the slide (no tile decoded twice) and whole
+    // chunk rows of the pyramid.
+    const int64_t block = std::max<int64_t>(1, std::min(reader->block_rows(), int64_t(8192)));
+    const int64_t band = (std::max(block, chunk_rows) + chunk_rows - 1) / chunk_rows * chunk_rows;
+    // Two band buffers: the next band is read while the current one is encoded.
+    std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(size_t(band * width)), std::vector<uint8_t>(size_t(band * width))};
+    auto read_band = [&](int64_t y, std::vector<uint8_t>* buffer) {
+      return reader->ReadRegion(y, 0, std::min(band, height - y), width, buffer->data());
+    };
+    SectionProgress progress(options.progress, section.Name(), height);
+    std::future<Status> pending = std::async(std::launch::async, read_band, int64_t(0), &buffers[0]);
+    for (int64_t y = 0, i = 0; y < height; y += band, ++i) {
+      RETURN_IF_ERROR(pending.get());
+      if (y + band < height) pending = std::async(std::launch::async, read_band, y + band, &buffers[(i + 1) % 2]);
+      const int64_t rows = std::min(band, height - y);
+      for (int64_t r = 0; r < rows; r += chunk_rows) {
+        const Status appended = writer->AppendRows(buffers[i % 2].data() + r * width, std::min(chunk_rows, rows - r), width);
+        if (!appended.ok()) {
+          if (pending.valid()) pending.wait();
+          return appended;
+        }
+      }
+      progress.Update(y + rows, width);
+    }
+    progress.Done();
+    RETURN_IF_ERROR(writer->FinishLevels());
+    Json levels = Json::array();
+    for (const LevelStats& s : writer->stats()) {
+      levels.push_back({{"shape", {s.height, s.width}},
+                        {"chunks_stored", s.chunks_stored},
+                        {"chunks_skipped", s.chunks_skipped},
+                        {"shards_stored", s.shards_stored},
+                        {"bytes_stored", s.bytes_stored}});
+    }
+    Json manifest = {{"complete", true},
+                     {"brain", section.brain},
+                     {"section", section.section},
+                     {"input", fingerprint.ToJson()},
+                     {"reader", reader->Describe()},
+                     {"settings", settings},
+                     {"settings_hash", settings_hash},
+                     {"levels", levels}};
+    RETURN_IF_ERROR(writer->WriteGroup({{"cytonet", {{"ingest", manifest}}}}));
+    outcome.pixels = width * height;
+    for (const LevelStats& s : writer->stats()) outcome.bytes_stored += s.bytes_stored;
+    return SectionState::kIngested;
+  };
+  auto state = run();
+  if (!state.ok()) return finish(SectionState::kFailed, state.status().WithContext("section " + section.Name()));
+  return finish(*state, Status::Ok());
+}
+
+Status FinalizeDataset(KvStore& kvstore, const Study& study) {
+  std::map<std::string, std::vector<std::string>> brains;
+  for (const StudySection& s : study.sections) {
+    ASSIGN_OR_RETURN(bool complete, SectionComplete(kvstore, s.brain, s.section));
+    if (complete) brains[s.brain].push_back(s.section);
+  }
+  Json list = Json::array();
+  for (auto& [brain, sections] : brains) {
+    std::sort(sections.begin(), sections.end());
+    RETURN_IF_ERROR(CreateGroup(kvstore, "sections/" + brain, Json::object()));
+    list.push_back({{"name", brain}, {"sections", sections}});
+  }
+  return CreateGroup(kvstore, "", {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", list}}}});
+}
+
+}  // namespace cytonet

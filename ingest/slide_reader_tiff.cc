@@ -1,0 +1,193 @@
+// TIFF/BigTIFF through libtiff: tiles (or strips) decoded in parallel, one TIFF handle per
+// concurrent decode (a libtiff handle is not thread-safe), handles pooled for reuse.
+#include <tbb/parallel_for.h>
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+#include "ingest/slide_reader.h"
+#include "ingest/tiff_errors.h"
+
+namespace cytonet {
+namespace {
+
+struct TiffCloser {
+  void operator()(TIFF* t) const {
+    if (t) TIFFClose(t);
+  }
+};
+using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
+
+class TiffSlide final : public SlideReader {
+ public:
+  static Result<std::unique_ptr<SlideReader>> Open(const std::string& path) {
+    CaptureTiffErrors();
+    std::unique_ptr<TiffSlide> slide(new TiffSlide(path));
+    ASSIGN_OR_RETURN(TiffPtr first, slide->OpenHandle());
+    TIFF* t = first.get();
+    uint32_t width = 0, height = 0;
+    uint16_t bits = 8, samples = 1, photometric = PHOTOMETRIC_MINISBLACK, planar = PLANARCONFIG_CONTIG,
+             compression = COMPRESSION_NONE, sample_format = SAMPLEFORMAT_UINT;
+    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &width);
+    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &height);
+    TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bits);
+    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &samples);
+    TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &compression);
+    TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &sample_format);
+    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = samples >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+    auto unsupported = [&](const std::string& what) {
+      return UnimplementedError("TIFF '" + path + "': " + what + " is not supported (8-bit grey or RGB only)");
+    };
+    if (width == 0 || height == 0) return CorruptionError("TIFF '" + path + "': no image size in the first directory");
+    if (bits != 8 || sample_format != SAMPLEFORMAT_UINT) return unsupported(std::to_string(bits) + "-bit samples");
+    if (planar != PLANARCONFIG_CONTIG && samples > 1) return unsupported("separate colour planes");
+    if (photometric == PHOTOMETRIC_YCBCR && compression == COMPRESSION_JPEG) {
+      slide->jpeg_rgb_ = true;  // libtiff converts JPEG YCbCr to RGB for us
+    } else if (photometric != PHOTOMETRIC_MINISBLACK && photometric != PHOTOMETRIC_MINISWHITE && photometric != PHOTOMETRIC_RGB) {
+      return unsupported("photometric interpretation " + std::to_string(photometric));
+    }
+    if ((photometric == PHOTOMETRIC_RGB || slide->jpeg_rgb_) && samples < 3) return unsupported("RGB with fewer than 3 samples");
+    if (!TIFFIsCODECConfigured(compression)) return unsupported("compression " + std::to_string(compression));
+    slide->width_ = width;
+    slide->height_ = height;
+    slide->samples_ = samples;
+    slide->colour_ = photometric == PHOTOMETRIC_RGB || slide->jpeg_rgb_;
+    slide->invert_ = photometric == PHOTOMETRIC_MINISWHITE;
+    slide->tiled_ = TIFFIsTiled(t);
+    if (slide->tiled_) {
+      uint32_t tw = 0, th = 0;
+      TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+      TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+      if (tw == 0 || th == 0) return CorruptionError("TIFF '" + path + "': tiled without a tile size");
+      slide->block_w_ = tw, slide->block_h_ = th;
+    } else {
+      uint32_t rows_per_strip = height;
+      TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rows_per_strip);
+      slide->block_w_ = width, slide->block_h_ = std::min(rows_per_strip, height);
+    }
+    float xres = 0;
+    uint16_t unit = RESUNIT_INCH;
+    if (TIFFGetField(t, TIFFTAG_XRESOLUTION, &xres) && xres > 0) {
+      TIFFGetFieldDefaulted(t, TIFFTAG_RESOLUTIONUNIT, &unit);
+      if (unit == RESUNIT_CENTIMETER) slide->pixel_size_um_ = 1e4 / xres;
+      if (unit == RESUNIT_INCH) slide->pixel_size_um_ = 25400.0 / xres;
+    }
+    const char* codec = TIFFFindCODEC(compression) ? TIFFFindCODEC(compression)->name : "?";
+    slide->description_ = std::string("TIFF ") + (slide->tiled_ ? "tiled " : "striped ") +
+                          std::to_string(slide->block_w_) + "×" + std::to_string(slide->block_h_) + " " + codec +
+                          (slide->colour_ ? " RGB" : " grey");
+    slide->Release(std::move(first));
+    return std::unique_ptr<SlideReader>(std::move(slide));
+  }
+
+  int64_t width() const override { return width_; }
+  int64_t height() const override { return height_; }
+  std::optional<double> pixel_size_um() const override { return pixel_size_um_; }
+  std::string Describe() const override { return description_; }
+  int64_t block_rows() const override { return block_h_; }
+
+  Status ReadRegion(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const override {
+    RETURN_IF_ERROR(CheckBox(y0, x0, h, w));
+    if (h == 0 || w == 0) return Status::Ok();
+    const int64_t by0 = y0 / block_h_, by1 = (y0 + h - 1) / block_h_;
+    const int64_t bx0 = x0 / block_w_, bx1 = (x0 + w - 1) / block_w_;
+    const int64_t blocks_x = bx1 - bx0 + 1, count = (by1 - by0 + 1) * blocks_x;
+    std::mutex error_mutex;
+    Status error;
+    tbb::parallel_for(int64_t(0), count, [&](int64_t n) {
+      Status s = ReadBlock(by0 + n / blocks_x, bx0 + n % blocks_x, y0, x0, h, w, out);
+      if (!s.ok()) {
+        std::lock_guard lock(error_mutex);
+        if (error.ok()) error = std::move(s);
+      }
+    });
+    return error;
+  }
+
+ private:
+  explicit TiffSlide(std::string path) : SlideReader(std::move(path)) {}
+
+  Result<TiffPtr> OpenHandle() const {
+    TiffPtr t(TIFFOpen(path().c_str(), "rm"));  // m: no mmap, reads stay plain pread-like
+    if (!t) {
+      std::error_code ec;
+      if (!std::filesystem::exists(path(), ec)) return NotFoundError("TIFF '" + path() + "' does not exist");
+      return IOError("TIFF '" + path() + "' cannot be opened: " + TakeTiffError());
+    }
+    if (jpeg_rgb_) TIFFSetField(t.get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    return t;
+  }
+  Result<TiffPtr> Acquire() const {
+    {
+      std::lock_guard lock(pool_mutex_);
+      if (!pool_.empty()) {
+        TiffPtr t = std::move(pool_.back());
+        pool_.pop_back();
+        return t;
+      }
+    }
+    return OpenHandle();
+  }
+  void Release(TiffPtr t) const {
+    std::lock_guard lock(pool_mutex_);
+    pool_.push_back(std::move(t));
+  }
+
+  // Decodes block (tile or strip) (by, bx) and copies its part of the region into `out`.
+  Status ReadBlock(int64_t by, int64_t bx, int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const {
+    ASSIGN_OR_RETURN(TiffPtr t, Acquire());
+    const int64_t block_bytes = block_w_ * block_h_ * samples_;
+    std::vector<uint8_t> block(static_cast<size_t>(block_bytes));
+    tmsize_t got;
+    if (tiled_) {
+      got = TIFFReadEncodedTile(t.get(), TIFFComputeTile(t.get(), uint32_t(bx * block_w_), uint32_t(by * block_h_), 0, 0),
+                                block.data(), tmsize_t(block_bytes));
+    } else {
+      got = TIFFReadEncodedStrip(t.get(), TIFFComputeStrip(t.get(), uint32_t(by * block_h_), 0), block.data(),
+                                 tmsize_t(block_bytes));
+    }
+    if (got < 0) {
+      return CorruptionError("TIFF '" + path() + "': " + (tiled_ ? "tile" : "strip") + " at row " +
+                             std::to_string(by * block_h_) + ", column " + std::to_string(bx * block_w_) +
+                             " cannot be decoded: " + TakeTiffError());
+    }
+    Release(std::move(t));
+    const int64_t ry0 = std::max(y0, by * block_h_), ry1 = std::min(y0 + h, (by + 1) * block_h_);
+    const int64_t rx0 = std::max(x0, bx * block_w_), rx1 = std::min(x0 + w, (bx + 1) * block_w_);
+    for (int64_t y = ry0; y < ry1; ++y) {
+      const uint8_t* src = &block[size_t(((y - by * block_h_) * block_w_ + (rx0 - bx * block_w_)) * samples_)];
+      uint8_t* dst = out + (y - y0) * w + (rx0 - x0);
+      const int64_t n = rx1 - rx0;
+      if (colour_) {
+        for (int64_t i = 0; i < n; ++i) dst[i] = LumaFromRgb(src[i * samples_], src[i * samples_ + 1], src[i * samples_ + 2]);
+      } else if (samples_ == 1) {
+        if (invert_) {
+          for (int64_t i = 0; i < n; ++i) dst[i] = uint8_t(255 - src[i]);
+        } else {
+          std::memcpy(dst, src, size_t(n));
+        }
+      } else {  // grey plus extra samples (alpha): take the first
+        for (int64_t i = 0; i < n; ++i) dst[i] = invert_ ? uint8_t(255 - src[i * samples_]) : src[i * samples_];
+      }
+    }
+    return Status::Ok();
+  }
+
+  int64_t width_ = 0, height_ = 0, samples_ = 1, block_w_ = 0, block_h_ = 0;
+  bool tiled_ = false, colour_ = false, invert_ = false, jpeg_rgb_ = false;
+  std::optional<double> pixel_size_um_;
+  std::string description_;
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<TiffPtr> pool_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SlideReader>> OpenTiffSlide(const std::string& path) { return TiffSlide::Open(path); }
+
+}  // namespace cytonet
