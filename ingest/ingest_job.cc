@@ -50,9 +50,7 @@ class SectionProgress {
 Status EraseSection(KvStore& kvstore, const std::string& group) {
   // The group's zarr.json goes first: from then on the section reads as incomplete.
   RETURN_IF_ERROR(kvstore.Erase(JoinKey(group, "zarr.json")));
-  ASSIGN_OR_RETURN(auto keys, kvstore.List(group + "/"));
-  for (const std::string& key : keys) RETURN_IF_ERROR(kvstore.Erase(key));
-  return Status::Ok();
+  return kvstore.EraseTree(group);
 }
 
 }  // namespace

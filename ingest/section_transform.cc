@@ -100,7 +100,7 @@ Result<SectionTransform> ParseTransform(const Json& json, const std::string& whe
     DisplacementField field;
     const Json& nodes = d["nodes"];
     const Json& spacing = d["spacing_px"];
-    if (!nodes.is_array() || nodes.size() != 2 || !nodes[0].is_number_unsigned() || !nodes[1].is_number_unsigned()) {
+    if (!nodes.is_array() || nodes.size() != 2 || !nodes[0].is_number_integer() || !nodes[1].is_number_integer()) {
       return CorruptionError(w + ".nodes must be [rows, columns]");
     }
     field.nodes_y = nodes[0].get<int64_t>();

@@ -12,8 +12,8 @@
 namespace cytonet {
 namespace {
 
-std::mutex& Hdf5Lock() {
-  static std::mutex lock;
+std::recursive_mutex& Hdf5Lock() {
+  static std::recursive_mutex lock;  // recursive: a failed Open destroys the slide under it
   return lock;
 }
 

@@ -81,7 +81,7 @@ Result<Study> ReadStudy(const std::string& path) {
     }
     for (const char* key : {"width", "height"}) {
       if (!s.contains(key)) continue;
-      if (!s[key].is_number_unsigned() || s[key].get<int64_t>() <= 0) return CorruptionError(at + ": '" + key + "' must be a positive integer");
+      if (!s[key].is_number_integer() || s[key].get<int64_t>() <= 0) return CorruptionError(at + ": '" + key + "' must be a positive integer");
       (std::string(key) == "width" ? section.width : section.height) = s[key].get<int64_t>();
     }
     if (!seen.insert(section.Name()).second) return CorruptionError(at + ": section " + section.Name() + " listed twice");

@@ -20,10 +20,12 @@ apt_packages=(
   libtbb-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libpng-dev libtiff-dev
   pybind11-dev python3-dev python3-venv clang-14 libclang-rt-14-dev
+  libopenslide-dev libhdf5-dev libopenmpi-dev openmpi-bin libnanoflann-dev
+  libvips-tools slurmctld slurmd slurm-client munge
 )
 python_packages=(
   "torch==2.11.*" "zarr>=3,<4" "tensorstore" "numcodecs" "numpy" "scikit-learn"
-  "pytest" "jsonschema" "ome-zarr-models"
+  "pytest" "jsonschema" "ome-zarr-models" "h5py" "tifffile"
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -183,6 +183,17 @@ class FileKvStore final : public KvStore {
     return Status::Ok();
   }
 
+  // One remove_all: also takes the ".tmp." files of Puts that a killed process left.
+  Status EraseTree(std::string_view prefix) override {
+    RETURN_IF_ERROR(ValidateKey(prefix));
+    const std::string dir = PathOf(prefix);
+    DropHandlesUnder(dir + "/");
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) return IOError("removing " + Describe(prefix) + ": " + ec.message());
+    return Status::Ok();
+  }
+
   Result<std::vector<std::string>> List(std::string_view prefix) override {
     std::vector<std::string> keys;
     // List from the deepest directory named by the prefix, then filter by the full prefix.
@@ -293,6 +304,19 @@ class FileKvStore final : public KvStore {
     if (it == handles_.end()) return;
     lru_.erase(it->second.position);
     handles_.erase(it);
+  }
+
+  void DropHandlesUnder(const std::string& dir) {
+    std::lock_guard lock(mutex_);
+    ++drops_;
+    for (auto it = handles_.begin(); it != handles_.end();) {
+      if (it->first.starts_with(dir)) {
+        lru_.erase(it->second.position);
+        it = handles_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   struct CachedHandle {

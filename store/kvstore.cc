@@ -21,6 +21,13 @@ Status ValidateKey(std::string_view key) {
   return Status::Ok();
 }
 
+Status KvStore::EraseTree(std::string_view prefix) {
+  RETURN_IF_ERROR(ValidateKey(prefix));
+  ASSIGN_OR_RETURN(auto keys, List(std::string(prefix) + "/"));
+  for (const std::string& key : keys) RETURN_IF_ERROR(Erase(key));
+  return Status::Ok();
+}
+
 Result<std::optional<ByteView>> KvStore::GetRangeView(std::string_view key, ByteRange range) {
   ASSIGN_OR_RETURN(auto bytes, GetRange(key, range));
   if (!bytes) return std::optional<ByteView>();

@@ -56,6 +56,10 @@ class KvStore {
   // Removes the key; removing an absent key is OK.
   virtual Status Erase(std::string_view key) = 0;
 
+  // Removes every key below the folder-like `prefix` (keys starting with prefix + "/"), and
+  // whatever interrupted writes left there. The default lists and erases each key.
+  virtual Status EraseTree(std::string_view prefix);
+
   // Every key that starts with `prefix` (a directory-like prefix ending in '/' or empty),
   // sorted.
   virtual Result<std::vector<std::string>> List(std::string_view prefix) = 0;

@@ -23,6 +23,7 @@ class ForwardingKvStore : public KvStore {
   Result<std::optional<uint64_t>> Size(std::string_view key) override { return base_->Size(key); }
   Status Put(std::string_view key, ByteSpan value) override { return base_->Put(key, value); }
   Status Erase(std::string_view key) override { return base_->Erase(key); }
+  Status EraseTree(std::string_view prefix) override { return base_->EraseTree(prefix); }
   Result<std::vector<std::string>> List(std::string_view prefix) override {
     return base_->List(prefix);
   }

@@ -79,6 +79,29 @@ TEST_P(KvStoreConformance, EraseAndList) {
   EXPECT_EQ(store_->List("x/")->size(), 1u);
 }
 
+TEST_P(KvStoreConformance, EraseTreeRemovesOneSubtreeOnly) {
+  ASSERT_OK(store_->Put("s/a/zarr.json", AsBytes("a")));
+  ASSERT_OK(store_->Put("s/a/0/c/0/0", AsBytes("b")));
+  ASSERT_OK(store_->Put("s/ab/zarr.json", AsBytes("c")));  // shares the string prefix only
+  ASSERT_OK(store_->Get("s/a/0/c/0/0").status());            // cached handle must not survive
+  ASSERT_OK(store_->EraseTree("s/a"));
+  EXPECT_EQ(*store_->List("s/"), (std::vector<std::string>{"s/ab/zarr.json"}));
+  EXPECT_FALSE(store_->Get("s/a/0/c/0/0")->has_value());
+  ASSERT_OK(store_->EraseTree("s/missing"));
+  EXPECT_EQ(store_->EraseTree("../x").code(), StatusCode::kInvalidArgument);
+}
+
+TEST(FileKvStore, EraseTreeTakesLeftoversOfInterruptedPuts) {
+  TempDir dir;
+  auto store = testing::ValueOrDie(OpenFileKvStore(dir.path() + "/root", /*create=*/true));
+  ASSERT_OK(store->Put("s/a/k", AsBytes("v")));
+  const std::string leftover = dir.path() + "/root/s/a/k.tmp.12345.0";
+  std::ofstream(leftover) << "half a shard";
+  ASSERT_TRUE(std::filesystem::exists(leftover));
+  ASSERT_OK(store->EraseTree("s/a"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/root/s/a"));
+}
+
 TEST_P(KvStoreConformance, RejectsKeysThatEscapeTheRoot) {
   for (const char* key : {"../outside", "a/../../b", "/etc/passwd", "", "a//b", "./a", "a/."}) {
     EXPECT_EQ(store_->Put(key, AsBytes("x")).code(), StatusCode::kInvalidArgument) << key;
