@@ -1,0 +1,199 @@
+"""Phantom → slides (ours, vips-converted, HDF5) → cytonet ingest → read back by
+zarr-python, tensorstore and numpy oracles. Also: failures and kill -9 then resume."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+import tensorstore as ts
+import tifffile
+import zarr
+
+SHARD, CHUNK = "512", "128"
+
+
+def downsample(a: np.ndarray) -> np.ndarray:
+    """The 2×2 rule of ingest/downsample.h: mean of the in-image pixels, half up."""
+    h, w = a.shape
+    total = np.zeros(((h + 1) // 2, (w + 1) // 2), np.int64)
+    count = np.zeros_like(total)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            part = a[dy::2, dx::2].astype(np.int64)
+            total[: part.shape[0], : part.shape[1]] += part
+            count[: part.shape[0], : part.shape[1]] += 1
+    return ((2 * total + count) // (2 * count)).astype(np.uint8)
+
+
+def source_pixels(path: pathlib.Path) -> np.ndarray:
+    """Level 0 of a slide, read by third-party code."""
+    if path.suffix == ".h5":
+        with h5py.File(path, "r") as f:
+            return f["image"][...]
+    return tifffile.imread(path, level=0)
+
+
+@pytest.fixture(scope="module")
+def phantom(cytonet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("phantom")
+    cytonet.run(cytonet.cli, "phantom", "--out", out, "--brains", 2, "--sections", 2, "--width", 2048,
+                "--height", 1536, "--formats", "tiff,hdf5", "--tile", 256, "--seed", 5, "--quiet")
+    return out
+
+
+@pytest.fixture(scope="module")
+def vips_study(phantom, tmp_path_factory):
+    """The phantom's TIFF slides rewritten by vips (a pyramid we did not write), read
+    through OpenSlide, plus the same files through our libtiff reader."""
+    if shutil.which("vips") is None:
+        pytest.fail("vips is missing: run scripts/setup.sh")
+    study = json.loads((phantom / "study.json").read_text())
+    out = tmp_path_factory.mktemp("vips")
+    sections = []
+    for s in study["sections"]:
+        if s["format"] != "tiff":
+            continue
+        target = out / f"{s['brain']}_{s['section']}.tif"
+        subprocess.run(["vips", "tiffsave", str(phantom / s["image"]), str(target), "--tile", "--pyramid",
+                        "--compression", "deflate", "--tile-width", "256", "--tile-height", "256", "--bigtiff"],
+                       check=True)
+        for fmt in ("openslide", "tiff"):
+            sections.append({"brain": s["brain"] + fmt.upper(), "section": s["section"], "image": str(target),
+                             "format": fmt, "pixel_size_um": 1.0})
+    (out / "study.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections}))
+    return out / "study.json"
+
+
+def ingest(cytonet, study, out, *extra, check=True):
+    return cytonet.run(cytonet.cli, "ingest", study, "--out", out, "--shard", SHARD, "--chunk", CHUNK, "--quiet",
+                       *extra, check=check)
+
+
+@pytest.fixture(scope="module")
+def dataset(cytonet, phantom, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    ingest(cytonet, phantom / "study.json", out, "--no-sync")
+    return out
+
+
+def test_level0_equals_the_source_and_coarser_levels_are_exact_means(phantom, dataset):
+    study = json.loads((phantom / "study.json").read_text())
+    root = zarr.open_group(str(dataset), mode="r")
+    assert {s["format"] for s in study["sections"]} == {"tiff", "hdf5"}
+    for s in study["sections"]:
+        image = root[f"sections/{s['brain']}/{s['section']}"]
+        expected = source_pixels(phantom / s["image"])
+        assert expected.shape == (1536, 2048)
+        levels = sorted(image.array_keys(), key=int)
+        assert levels == ["0", "1", "2"], levels  # 2048 → 1024 → 512 fits one shard
+        for level in levels:
+            np.testing.assert_array_equal(image[level][...], expected, err_msg=f"{s['image']} level {level}")
+            expected = downsample(expected)
+
+
+def test_tensorstore_reads_every_level_like_zarr_python(phantom, dataset):
+    root = zarr.open_group(str(dataset), mode="r")
+    for brain in root["sections"].group_keys():
+        for section in root[f"sections/{brain}"].group_keys():
+            for level in ("0", "1", "2"):
+                path = dataset / "sections" / brain / section / level
+                store = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}).result()
+                np.testing.assert_array_equal(store.read().result(), root[f"sections/{brain}/{section}/{level}"][...])
+
+
+def test_ome_metadata_and_dataset_attributes(dataset):
+    from ome_zarr_models.v05.image import Image
+
+    root = json.loads((dataset / "zarr.json").read_text())["attributes"]["cytonet"]
+    assert root["schema_version"] == 1
+    assert [b["name"] for b in root["brains"]] == ["PB01", "PB02"]
+    group = zarr.open_group(str(dataset), mode="r")[f"sections/PB01/{root['brains'][0]['sections'][0]}"]
+    Image.from_zarr(group)
+    datasets = group.attrs["ome"]["multiscales"][0]["datasets"]
+    for k, d in enumerate(datasets):
+        scale, translation = d["coordinateTransformations"]
+        assert scale["scale"] == [2.0**k, 2.0**k]
+        assert translation["translation"] == [(2**k - 1) / 2, (2**k - 1) / 2]
+    manifest = group.attrs["cytonet"]["ingest"]
+    assert manifest["complete"] is True
+    assert manifest["levels"][0]["chunks_skipped"] > 0  # background chunks are not stored
+
+
+def test_vips_pyramids_read_through_openslide_and_libtiff(cytonet, phantom, vips_study, tmp_path):
+    out = tmp_path / "dataset"
+    ingest(cytonet, vips_study, out, "--no-sync")
+    root = zarr.open_group(str(out), mode="r")
+    for s in json.loads(vips_study.read_text())["sections"]:
+        original = phantom / s["brain"].replace("OPENSLIDE", "").replace("TIFF", "") / f"{s['section']}.tif"
+        expected = source_pixels(original)
+        got = root[f"sections/{s['brain']}/{s['section']}/0"][...]
+        np.testing.assert_array_equal(got, expected, err_msg=f"{s['format']} reading {s['image']}")
+        np.testing.assert_array_equal(root[f"sections/{s['brain']}/{s['section']}/1"][...], downsample(expected))
+
+
+def test_failed_sections_are_reported_and_do_not_stop_the_others(cytonet, phantom, tmp_path):
+    study = json.loads((phantom / "study.json").read_text())
+    good = study["sections"][0]
+    truncated = tmp_path / "truncated.tif"
+    data = (phantom / good["image"]).read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    sections = [dict(good, image=str(phantom / good["image"]), points=None, transform=None),
+                {"brain": "BAD", "section": "0001", "image": str(tmp_path / "missing.tif")},
+                {"brain": "BAD", "section": "0002", "image": str(truncated), "pixel_size_um": 1.0},
+                dict(good, brain="BAD", section="0003", image=str(phantom / good["image"]), width=9999)]
+    for s in sections:
+        for key in ("points", "transform"):
+            s.pop(key, None)
+    (tmp_path / "study.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections}))
+    result = ingest(cytonet, tmp_path / "study.json", tmp_path / "ds", "--no-sync", "--report", tmp_path / "r.json",
+                    check=False)
+    assert result.returncode == 3, result.stderr
+    report = {f"{r['brain']}/{r['section']}": r for r in json.loads((tmp_path / "r.json").read_text())}
+    assert report[f"{good['brain']}/{good['section']}"]["state"] == "ingested"
+    assert "missing.tif" in report["BAD/0001"]["error"]
+    assert "truncated.tif" in report["BAD/0002"]["error"]
+    assert "9999" in report["BAD/0003"]["error"]
+    assert "3 failed" in result.stdout
+    brains = json.loads((tmp_path / "ds" / "zarr.json").read_text())["attributes"]["cytonet"]["brains"]
+    assert [b["name"] for b in brains] == [good["brain"]]
+
+
+def tree(root: pathlib.Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_kill_minus_9_at_any_moment_then_resume_gives_the_same_dataset(cytonet, tmp_path):
+    slides = tmp_path / "slides"
+    cytonet.run(cytonet.cli, "phantom", "--out", slides, "--brains", 1, "--sections", 3, "--width", 4096,
+                "--height", 3072, "--tile", 256, "--seed", 9, "--masks", 0, "--quiet")
+    study = slides / "study.json"
+    reference = tmp_path / "reference"
+    start = time.monotonic()
+    ingest(cytonet, study, reference, "--threads", "1")
+    full = time.monotonic() - start
+    assert full > 0.05, "ingest too quick to interrupt"
+
+    resumed = tmp_path / "resumed"
+    args = [str(cytonet.cli), "ingest", str(study), "--out", str(resumed), "--shard", SHARD, "--chunk", CHUNK,
+            "--quiet", "--threads", "1"]
+    kills = 0
+    for fraction in (0.15, 0.35, 0.5, 0.7, 0.9):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * fraction)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 3, "the job finished before it could be killed"
+    result = ingest(cytonet, study, resumed, "--threads", "1")
+    assert "0 failed" in result.stdout
+    expected, got = tree(reference), tree(resumed)
+    assert sorted(got) == sorted(expected)  # no leftover temporaries, nothing missing
+    for name in expected:
+        assert got[name] == expected[name], name
