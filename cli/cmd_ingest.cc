@@ -2,10 +2,12 @@
 // mpirun/srun, see ingest/mpi_work.h).
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "cli/commands.h"
 #include "ingest/ingest_job.h"
+#include "ingest/mpi_work.h"
 #include "store/kvstore.h"
 
 namespace cytonet::cli {
@@ -76,27 +78,65 @@ Command AddIngestCommand(CLI::App& app) {
             store_options.sync = !o->no_sync;
             auto kvstore = OpenFileKvStore(o->out, /*create=*/true, store_options);
             if (!kvstore.ok()) return Fail(kvstore.status());
-            if (Status s = PrepareDataset(**kvstore); !s.ok()) return Fail(s);
+            // Under mpirun/srun, ranks share the sections through a counter on rank 0;
+            // rank 0 prepares and finalises the dataset and prints the summary.
+            std::unique_ptr<MpiWorkQueue> mpi;
+            if (LaunchedUnderMpi()) {
+              auto queue = MpiWorkQueue::Start(nullptr, nullptr, int64_t(study->sections.size()));
+              if (!queue.ok()) return Fail(queue.status());
+              mpi = std::move(*queue);
+            }
+            const bool root = !mpi || mpi->rank() == 0;
+            Status prepared = root ? PrepareDataset(**kvstore) : Status::Ok();
+            if (mpi && mpi->Broadcast(prepared.ok() ? 0 : 1) != 0 && root) return Fail(prepared);
+            if (mpi && !prepared.ok()) return 1;
+            if (!prepared.ok()) return Fail(prepared);
             std::vector<SectionOutcome> outcomes;
-            for (const StudySection& section : study->sections) {
+            for (int64_t i = mpi ? mpi->Next() : 0; i >= 0 && i < int64_t(study->sections.size());
+                 i = mpi ? mpi->Next() : i + 1) {
+              const StudySection& section = study->sections[size_t(i)];
               outcomes.push_back(IngestSection(*kvstore, section, o->ingest));
               if (outcomes.back().state == SectionState::kFailed && !o->quiet) {
                 std::fprintf(stderr, "[ingest] %s failed: %s\n", section.Name().c_str(), outcomes.back().error.ToString().c_str());
               }
             }
-            if (Status s = FinalizeDataset(**kvstore, *study); !s.ok()) return Fail(s);
-            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            PrintSummary(outcomes, seconds);
-            if (!o->report.empty()) {
-              Json report = Json::array();
-              for (const SectionOutcome& outcome : outcomes) report.push_back(outcome.ToJson());
-              std::ofstream(o->report) << report.dump(1) << "\n";
+            if (mpi) {
+              Json mine = Json::array();
+              for (const SectionOutcome& outcome : outcomes) mine.push_back(outcome.ToJson());
+              const std::vector<std::string> all = mpi->GatherToRoot(mine.dump());
+              if (root) {
+                std::map<std::string, SectionOutcome> by_name;
+                for (const std::string& text : all) {
+                  for (const Json& j : Json::parse(text)) {
+                    auto outcome = SectionOutcome::FromJson(j);
+                    if (outcome.ok()) by_name[outcome->brain + "/" + outcome->section] = *outcome;
+                  }
+                }
+                outcomes.clear();
+                for (const StudySection& section : study->sections) outcomes.push_back(by_name[section.Name()]);
+              }
             }
-            for (const SectionOutcome& outcome : outcomes) {
-              if (outcome.state == SectionState::kFailed) return kSomeSectionsFailed;
+            int code = 0;
+            if (root) {
+              if (Status s = FinalizeDataset(**kvstore, *study); !s.ok()) {
+                code = Fail(s);
+              } else {
+                const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                PrintSummary(outcomes, seconds);
+                if (mpi) std::printf("ingest: %d MPI ranks\n", mpi->size());
+                if (!o->report.empty()) {
+                  Json report = Json::array();
+                  for (const SectionOutcome& outcome : outcomes) report.push_back(outcome.ToJson());
+                  std::ofstream(o->report) << report.dump(1) << "\n";
+                }
+                for (const SectionOutcome& outcome : outcomes) {
+                  if (outcome.state == SectionState::kFailed) code = kSomeSectionsFailed;
+                }
+              }
+              std::fflush(stdout);
             }
-            return 0;
-          }};
+            return mpi ? mpi->Broadcast(code) : code;
+  }};
 }
 
 }  // namespace cytonet::cli

@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs the main job on built-in data.
+# Sets everything up (scripts/setup.sh) and runs the main job on built-in data:
 #
-# Until ingest and training land, the main job is the store's end-to-end example: generate
-# a synthetic 16384² section as a sharded Zarr v3 array, show it with `cytonet info`, cut
-# a region out as PNG, and run the region-read benchmark against tensorstore and
-# zarr-python on the same files.
+#   1. `cytonet phantom` writes a small synthetic study (2 brains × 3 sections of
+#      8192 × 6144 px at 1 µm/px, as tiled pyramidal BigTIFF and HDF5 slides, with midline
+#      points, transforms to MNI space and layer masks);
+#   2. `cytonet ingest` turns it into the dataset (OME-Zarr 0.5 pyramids, sharded Zarr v3);
+#      a second run shows that complete sections are skipped;
+#   3. `cytonet info` prints what was made, and a level-1 region goes to build/section.png.
+#
+# CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 build="${CYTONET_BUILD:-$root/build}"
 venv="${CYTONET_VENV:-$HOME/.cache/cytonet/venv}"
-data="$build/bench-data/section-16384-lz4-noshuffle"
+cytonet="$build/cli/cytonet"
+study="$build/main-job/phantom"
+dataset="$build/main-job/dataset"
 
-"$venv/bin/python" "$root/benchmarks/region_read.py" --build "$build" --data "$data" \
-  --regions "${CYTONET_BENCH_REGIONS:-100}" --out "$build/region_read.json"
-"$build/cli/cytonet" info "$data"
-"$build/cli/cytonet" read "$data" --array section --box 6000:8048,6000:8048 --out "$build/region.png"
-echo "results: $build/region_read.json, a region to look at: $build/region.png"
+if [[ ! -f "$study/study.json" ]]; then
+  "$cytonet" phantom --out "$study" --brains 2 --sections 3 --width 8192 --height 6144 --formats tiff,hdf5
+fi
+"$cytonet" ingest "$study/study.json" --out "$dataset"
+"$cytonet" ingest "$study/study.json" --out "$dataset" --quiet   # resumable: all skipped
+"$cytonet" info "$dataset"
+first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
+"$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:3072,0:4096 --out "$build/section.png"
+echo "dataset: $dataset; a section at level 1 to look at: $build/section.png"
+
+if [[ "${CYTONET_RUN_BENCH:-0}" == 1 ]]; then
+  data="$build/bench-data/section-16384-lz4-noshuffle"
+  "$venv/bin/python" "$root/benchmarks/region_read.py" --build "$build" --data "$data" \
+    --regions "${CYTONET_BENCH_REGIONS:-100}" --out "$build/region_read.json"
+fi

@@ -197,3 +197,22 @@ def test_kill_minus_9_at_any_moment_then_resume_gives_the_same_dataset(cytonet, 
     assert sorted(got) == sorted(expected)  # no leftover temporaries, nothing missing
     for name in expected:
         assert got[name] == expected[name], name
+
+
+def test_mpirun_with_two_ranks_makes_the_same_dataset_as_one_process(cytonet, phantom, dataset, tmp_path):
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        pytest.fail("mpirun is missing: run scripts/setup.sh")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    out = tmp_path / "dataset"
+    result = subprocess.run([mpirun, "-np", "2", str(cytonet.cli), "ingest", str(phantom / "study.json"), "--out",
+                             str(out), "--shard", SHARD, "--chunk", CHUNK, "--quiet", "--no-sync"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "2 MPI ranks" in result.stdout
+    assert result.stdout.count("ingested") >= 4  # one summary, from rank 0 only
+    expected, got = tree(dataset), tree(out)
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        assert got[name] == expected[name], name

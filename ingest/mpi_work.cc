@@ -1,0 +1,87 @@
+#include "ingest/mpi_work.h"
+
+// The C API only: the deprecated C++ bindings need a library we do not link.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <cstdlib>
+
+namespace cytonet {
+
+bool LaunchedUnderMpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    if (std::getenv(name)) return true;
+  }
+  return false;
+}
+
+struct MpiWorkQueue::Window {
+  MPI_Win win = MPI_WIN_NULL;
+  int64_t* counter = nullptr;
+};
+
+Result<std::unique_ptr<MpiWorkQueue>> MpiWorkQueue::Start(int* argc, char*** argv, int64_t num_tasks) {
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    return InternalError("MPI_Init_thread failed");
+  }
+  std::unique_ptr<MpiWorkQueue> queue(new MpiWorkQueue());
+  MPI_Comm_rank(MPI_COMM_WORLD, &queue->rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &queue->size_);
+  queue->num_tasks_ = num_tasks;
+  queue->window_ = std::make_unique<Window>();
+  const MPI_Aint bytes = queue->rank_ == 0 ? sizeof(int64_t) : 0;
+  if (MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, MPI_COMM_WORLD, &queue->window_->counter,
+                       &queue->window_->win) != MPI_SUCCESS) {
+    return InternalError("MPI_Win_allocate failed");
+  }
+  if (queue->rank_ == 0) {
+    MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, queue->window_->win);
+    *queue->window_->counter = 0;
+    MPI_Win_unlock(0, queue->window_->win);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return queue;
+}
+
+MpiWorkQueue::~MpiWorkQueue() {
+  if (window_ && window_->win != MPI_WIN_NULL) MPI_Win_free(&window_->win);
+  MPI_Finalize();
+}
+
+int64_t MpiWorkQueue::Next() {
+  const int64_t one = 1;
+  int64_t task = 0;
+  MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_->win);
+  MPI_Fetch_and_op(&one, &task, MPI_INT64_T, 0, 0, MPI_SUM, window_->win);
+  MPI_Win_unlock(0, window_->win);
+  return task < num_tasks_ ? task : -1;
+}
+
+std::vector<std::string> MpiWorkQueue::GatherToRoot(const std::string& text) {
+  int length = int(text.size());
+  std::vector<int> lengths(static_cast<size_t>(size_)), offsets(static_cast<size_t>(size_));
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::string all;
+  if (rank_ == 0) {
+    int total = 0;
+    for (int r = 0; r < size_; ++r) offsets[size_t(r)] = total, total += lengths[size_t(r)];
+    all.resize(size_t(total));
+  }
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD);
+  std::vector<std::string> out;
+  if (rank_ == 0) {
+    for (int r = 0; r < size_; ++r) out.push_back(all.substr(size_t(offsets[size_t(r)]), size_t(lengths[size_t(r)])));
+  }
+  return out;
+}
+
+int MpiWorkQueue::Broadcast(int value) {
+  MPI_Bcast(&value, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  return value;
+}
+
+void MpiWorkQueue::Barrier() { MPI_Barrier(MPI_COMM_WORLD); }
+
+}  // namespace cytonet
