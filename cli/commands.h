@@ -16,6 +16,8 @@ struct Command {
 
 Command AddPhantomCommand(CLI::App& app);
 Command AddIngestCommand(CLI::App& app);
+Command AddIndexCommand(CLI::App& app);
+Command AddQueryCommand(CLI::App& app);
 
 // Prints "cytonet: <status>" and returns the exit code for it (2 for bad arguments).
 int Fail(const Status& status);

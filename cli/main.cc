@@ -205,7 +205,9 @@ int main(int argc, char** argv) {
   read->add_option("--out", out, "Output file: .png, .tif/.tiff or .raw")->required();
 
   const std::vector<cytonet::cli::Command> commands = {cytonet::cli::AddPhantomCommand(app),
-                                                       cytonet::cli::AddIngestCommand(app)};
+                                                       cytonet::cli::AddIngestCommand(app),
+                                                       cytonet::cli::AddIndexCommand(app),
+                                                       cytonet::cli::AddQueryCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

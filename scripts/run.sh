@@ -6,7 +6,9 @@
 #      points, transforms to MNI space and layer masks);
 #   2. `cytonet ingest` turns it into the dataset (OME-Zarr 0.5 pyramids, sharded Zarr v3);
 #      a second run shows that complete sections are skipped;
-#   3. `cytonet info` prints what was made, and a level-1 region goes to build/section.png.
+#   3. `cytonet index` builds the sampling-point index (MNI coordinates, tissue filter) and
+#      `cytonet query` finds points near an MNI position;
+#   4. `cytonet info` prints what was made, and a level-1 region goes to build/section.png.
 #
 # CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
 set -euo pipefail
@@ -23,7 +25,11 @@ if [[ ! -f "$study/study.json" ]]; then
 fi
 "$cytonet" ingest "$study/study.json" --out "$dataset"
 "$cytonet" ingest "$study/study.json" --out "$dataset" --quiet   # resumable: all skipped
+# The phantom is a shrunken brain (≈0.02 MNI mm per pixel at this size), so the tissue
+# patch is 256 px (≈5 mm) rather than the paper's 4096 px at full size.
+"$cytonet" index "$study/study.json" --dataset "$dataset" --patch-size 256
 "$cytonet" info "$dataset"
+"$cytonet" query "$dataset" --mni -38,-15,70 --radius 5 --limit 5
 first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
 "$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:3072,0:4096 --out "$build/section.png"
 echo "dataset: $dataset; a section at level 1 to look at: $build/section.png"

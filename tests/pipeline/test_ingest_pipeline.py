@@ -216,3 +216,92 @@ def test_mpirun_with_two_ranks_makes_the_same_dataset_as_one_process(cytonet, ph
     assert sorted(got) == sorted(expected)
     for name in expected:
         assert got[name] == expected[name], name
+
+
+def numpy_transform(transform: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Section px → MNI mm, written from the transform file's definition."""
+    a = np.array(transform["affine"], dtype=np.float64)
+    mni = (a @ np.stack([x, y, np.ones_like(x)]))
+    if "displacement" in transform:
+        d = transform["displacement"]
+        rows, cols = d["nodes"]
+        sy, sx = d["spacing_px"]
+        values = np.array(d["values_mm"], dtype=np.float64).reshape(rows, cols, 3)
+        fx = np.clip(x / sx, 0, cols - 1)
+        fy = np.clip(y / sy, 0, rows - 1)
+        j0 = np.minimum(np.floor(fx).astype(int), max(cols - 2, 0))
+        i0 = np.minimum(np.floor(fy).astype(int), max(rows - 2, 0))
+        j1, i1 = np.minimum(j0 + 1, cols - 1), np.minimum(i0 + 1, rows - 1)
+        tx, ty = (fx - j0)[:, None], (fy - i0)[:, None]
+        mni += ((1 - ty) * ((1 - tx) * values[i0, j0] + tx * values[i0, j1])
+                + ty * ((1 - tx) * values[i1, j0] + tx * values[i1, j1])).T
+    return mni
+
+
+def test_index_coordinates_equal_numpy_and_radius_queries_equal_brute_force(cytonet, phantom, dataset, tmp_path):
+    ds = tmp_path / "dataset"
+    shutil.copytree(dataset, ds)
+    result = cytonet.run(cytonet.cli, "index", phantom / "study.json", "--dataset", ds, "--patch-size", 256)
+    assert "dropped:" in result.stdout
+    root = zarr.open_group(str(ds), mode="r")
+    index = root["index"]
+    attrs = index.attrs["cytonet"]["index"]
+    sections = [(s["brain"], s["section"]) for s in attrs["sections"]]
+    columns = {name: index[name][...] for name in index.array_keys()}
+    n = attrs["rows"]
+    assert n > 1000 and all(len(c) == n for c in columns.values())
+    study = json.loads((phantom / "study.json").read_text())
+    kept = 0
+    for s in study["sections"]:
+        sid = sections.index((s["brain"], s["section"]))
+        rows = columns["section"] == sid
+        kept += rows.sum()
+        points = np.genfromtxt(phantom / s["points"], delimiter=",", names=True, dtype=None, encoding="utf-8")
+        by_id = {int(p["point_id"]): p for p in points}
+        ids = columns["point_id"][rows]
+        x = np.array([by_id[i]["x_px"] for i in ids], dtype=np.float64)
+        y = np.array([by_id[i]["y_px"] for i in ids], dtype=np.float64)
+        np.testing.assert_array_equal(columns["x_px"][rows], x)
+        expected = numpy_transform(json.loads((phantom / s["transform"]).read_text()), x, y)
+        for axis, name in enumerate(("mni_x", "mni_y", "mni_z")):
+            np.testing.assert_allclose(columns[name][rows], expected[axis], rtol=0, atol=1e-9)
+        np.testing.assert_array_equal(columns["area"][rows], [by_id[i]["area"] for i in ids])
+        assert (columns["tissue_fraction"][rows] >= 0.5).all()
+    assert kept == n
+    stats = attrs["stats"]
+    assert stats["kept"] == n
+    assert stats["points_read"] == n + stats["dropped_low_tissue"]
+    assert stats["dropped_low_tissue"] > 0  # displaced points and points at the brain's edge
+
+    mni = np.stack([columns["mni_x"], columns["mni_y"], columns["mni_z"]], axis=1)
+    centre = mni[n // 3]
+    result = cytonet.run(cytonet.cli, "query", ds, "--mni", ",".join(map(str, centre)), "--radius", 4,
+                         "--limit", 1000000)
+    got = sorted(int(line.split()[0]) for line in result.stdout.splitlines()[2:])
+    expected_rows = np.flatnonzero(np.linalg.norm(mni - centre, axis=1) <= 4)
+    assert got == sorted(expected_rows.tolist()) and len(got) > 1
+
+
+def test_index_bad_points_stop_with_an_error_or_are_counted(cytonet, phantom, dataset, tmp_path):
+    ds = tmp_path / "dataset"
+    shutil.copytree(dataset, ds)
+    study = json.loads((phantom / "study.json").read_text())
+    first = study["sections"][0]
+    bad = tmp_path / "bad.points.csv"
+    bad.write_text("point_id,x_px,y_px\n0,100.5,200.5\n1,nan,3\n2,99999,5\n")
+    sections = [dict(first, image=str(phantom / first["image"]), points=str(bad),
+                     transform=str(phantom / first["transform"])),
+                {"brain": "GONE", "section": "0001", "image": str(tmp_path / "x.tif"), "points": str(bad)}]
+    (tmp_path / "study.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections}))
+    failed = cytonet.run(cytonet.cli, "index", tmp_path / "study.json", "--dataset", ds, check=False)
+    assert failed.returncode != 0 and "bad.points.csv" in failed.stderr and "point 1" in failed.stderr
+    dropped = cytonet.run(cytonet.cli, "index", tmp_path / "study.json", "--dataset", ds, "--drop-bad-points",
+                          "--min-tissue", 0)
+    assert "1 NaN" in dropped.stdout and "1 outside the image" in dropped.stdout
+    assert "3 of sections not in the dataset" in dropped.stdout
+    malformed = tmp_path / "malformed.csv"
+    malformed.write_text("x_px,y_px\n1,2\n3\n")
+    sections[0]["points"] = str(malformed)
+    (tmp_path / "study.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections[:1]}))
+    broken = cytonet.run(cytonet.cli, "index", tmp_path / "study.json", "--dataset", ds, check=False)
+    assert broken.returncode != 0 and "malformed.csv' line 3" in broken.stderr

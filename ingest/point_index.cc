@@ -1,0 +1,322 @@
+#include "ingest/point_index.h"
+
+#include <nanoflann.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "ingest/ingest_job.h"
+#include "ingest/section_transform.h"
+#include "store/array.h"
+#include "store/group.h"
+#include "store/ome_zarr.h"
+
+namespace cytonet {
+namespace {
+
+std::vector<std::string> SplitCsv(const std::string& line) {
+  std::vector<std::string> fields;
+  std::stringstream in(line);
+  for (std::string field; std::getline(in, field, ',');) fields.push_back(field);
+  if (!line.empty() && line.back() == ',') fields.emplace_back();
+  return fields;
+}
+
+bool ParseDouble(const std::string& text, double* out) {
+  char* end = nullptr;
+  *out = std::strtod(text.c_str(), &end);
+  return !text.empty() && end == text.c_str() + text.size();
+}
+
+// Fraction of tissue (grey < threshold) pixels of a box, from an integral image.
+struct TissueMap {
+  int64_t height = 0, width = 0;
+  std::vector<int64_t> integral;  // (height + 1) × (width + 1)
+
+  TissueMap(const Bytes& level, int64_t h, int64_t w, int threshold) : height(h), width(w) {
+    integral.assign(size_t((h + 1) * (w + 1)), 0);
+    for (int64_t y = 0; y < h; ++y) {
+      int64_t row = 0;
+      for (int64_t x = 0; x < w; ++x) {
+        row += level[size_t(y * w + x)] < threshold;
+        integral[size_t((y + 1) * (w + 1) + x + 1)] = integral[size_t(y * (w + 1) + x + 1)] + row;
+      }
+    }
+  }
+  // Tissue pixels of [y0, y1) × [x0, x1) (clipped) over the whole box's area: what lies
+  // outside the image counts as background.
+  double Fraction(double y0, double x0, double y1, double x1) const {
+    const double area = (y1 - y0) * (x1 - x0);
+    const int64_t a = std::clamp<int64_t>(int64_t(std::floor(y0)), 0, height), b = std::clamp<int64_t>(int64_t(std::ceil(y1)), 0, height);
+    const int64_t c = std::clamp<int64_t>(int64_t(std::floor(x0)), 0, width), d = std::clamp<int64_t>(int64_t(std::ceil(x1)), 0, width);
+    auto at = [&](int64_t y, int64_t x) { return integral[size_t(y * (width + 1) + x)]; };
+    const double tissue = double(at(b, d) - at(a, d) - at(b, c) + at(a, c));
+    return area > 0 ? std::min(1.0, tissue / area) : 0.0;
+  }
+};
+
+template <typename T>
+ByteSpan AsByteSpan(const std::vector<T>& v) {
+  return ByteSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T));
+}
+
+constexpr int64_t kIndexChunkRows = 1 << 16;
+
+}  // namespace
+
+Result<std::vector<SectionPoint>> ReadPointsCsv(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return NotFoundError("points '" + path + "' cannot be opened");
+  std::string line;
+  if (!std::getline(file, line)) return CorruptionError("points '" + path + "': empty file, expected a header");
+  std::map<std::string, size_t> column;
+  const auto header = SplitCsv(line);
+  for (size_t i = 0; i < header.size(); ++i) column[header[i]] = i;
+  if (!column.count("x_px") || !column.count("y_px")) {
+    return CorruptionError("points '" + path + "': header needs x_px and y_px, got '" + line + "'");
+  }
+  std::vector<SectionPoint> points;
+  for (int64_t number = 2; std::getline(file, line); ++number) {
+    if (line.empty()) continue;
+    const auto fields = SplitCsv(line);
+    const std::string where = "points '" + path + "' line " + std::to_string(number);
+    if (fields.size() != header.size()) {
+      return CorruptionError(where + ": " + std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size()));
+    }
+    SectionPoint p;
+    p.id = int64_t(points.size());
+    double value = 0;
+    auto number_of = [&](const char* name, double* out) -> Status {
+      if (!ParseDouble(fields[column[name]], out)) return CorruptionError(where + ": " + name + " '" + fields[column[name]] + "' is not a number");
+      return Status::Ok();
+    };
+    RETURN_IF_ERROR(number_of("x_px", &p.x_px));
+    RETURN_IF_ERROR(number_of("y_px", &p.y_px));
+    if (column.count("point_id")) {
+      RETURN_IF_ERROR(number_of("point_id", &value));
+      p.id = int64_t(value);
+    }
+    if (column.count("area")) {
+      RETURN_IF_ERROR(number_of("area", &value));
+      p.area = int32_t(value);
+    }
+    if (column.count("layer")) {
+      RETURN_IF_ERROR(number_of("layer", &value));
+      p.layer = int8_t(value);
+    }
+    if (column.count("hemisphere")) {
+      const std::string& h = fields[column["hemisphere"]];
+      p.hemisphere = h == "L" ? 0 : h == "R" ? 1 : 255;
+    }
+    points.push_back(p);
+  }
+  return points;
+}
+
+Json IndexStats::ToJson() const {
+  return {{"points_read", points_read},
+          {"kept", kept},
+          {"dropped_low_tissue", dropped_low_tissue},
+          {"dropped_outside_image", dropped_outside},
+          {"dropped_nan", dropped_nan},
+          {"dropped_unknown_section", dropped_unknown_section}};
+}
+
+Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& study, const IndexOptions& options,
+                              IndexStats* stats) {
+  IndexTable table;
+  auto context = std::make_shared<StoreContext>();
+  const bool drop = options.bad_points == BadPointPolicy::kDrop;
+  for (const StudySection& s : study.sections) {
+    if (s.points.empty()) continue;
+    ASSIGN_OR_RETURN(std::vector<SectionPoint> points, ReadPointsCsv(s.points));
+    stats->points_read += int64_t(points.size());
+    ASSIGN_OR_RETURN(bool complete, SectionComplete(*dataset, s.brain, s.section));
+    if (!complete) {
+      if (!drop) {
+        return NotFoundError("points '" + s.points + "': section " + s.Name() +
+                             " is not in the dataset (not ingested, or its ingest failed)");
+      }
+      stats->dropped_unknown_section += int64_t(points.size());
+      continue;
+    }
+    if (s.transform.empty()) return InvalidArgumentError("section " + s.Name() + " has points but no transform in the study");
+    ASSIGN_OR_RETURN(SectionTransform transform, ReadTransformFile(s.transform));
+    ASSIGN_OR_RETURN(MultiscaleImage image, OpenMultiscaleImage(dataset, SectionGroupPath(s.brain, s.section), context));
+    const double pixel_um = image.multiscale.levels[0].scale.back();
+    size_t level = 0;
+    while (level + 1 < image.levels.size() && image.multiscale.levels[level + 1].scale.back() <= options.tissue_pixel_um) ++level;
+    const ZarrArray& coarse = *image.levels[level];
+    ASSIGN_OR_RETURN(Bytes pixels, coarse.Read(coarse.domain()));
+    const TissueMap tissue(pixels, coarse.metadata().shape[0], coarse.metadata().shape[1], options.background_threshold);
+    const double factor = image.multiscale.levels[level].scale.back() / pixel_um;  // level-0 px per coarse px
+    const int64_t height = image.levels[0]->metadata().shape[0], width = image.levels[0]->metadata().shape[1];
+    const uint32_t section_id = uint32_t(table.sections.size());
+    table.sections.push_back({s.brain, s.section});
+    for (const SectionPoint& p : points) {
+      const std::string where = "points '" + s.points + "' point " + std::to_string(p.id);
+      if (!std::isfinite(p.x_px) || !std::isfinite(p.y_px)) {
+        if (!drop) return InvalidArgumentError(where + ": coordinates are not finite numbers");
+        ++stats->dropped_nan;
+        continue;
+      }
+      if (p.x_px < 0 || p.y_px < 0 || p.x_px >= double(width) || p.y_px >= double(height)) {
+        if (!drop) {
+          return OutOfRangeError(where + " at (x " + std::to_string(p.x_px) + ", y " + std::to_string(p.y_px) +
+                                 ") lies outside the " + std::to_string(height) + "×" + std::to_string(width) + " image");
+        }
+        ++stats->dropped_outside;
+        continue;
+      }
+      const double half = options.patch_size_px / 2;
+      const double fraction = tissue.Fraction((p.y_px - half) / factor, (p.x_px - half) / factor, (p.y_px + half) / factor,
+                                              (p.x_px + half) / factor);
+      if (fraction < options.min_tissue_fraction) {
+        ++stats->dropped_low_tissue;
+        continue;
+      }
+      const Vec3 mni = transform.Apply(p.x_px, p.y_px);
+      table.section.push_back(section_id);
+      table.point_id.push_back(p.id);
+      table.x_px.push_back(p.x_px);
+      table.y_px.push_back(p.y_px);
+      table.mni_x.push_back(mni.x);
+      table.mni_y.push_back(mni.y);
+      table.mni_z.push_back(mni.z);
+      table.area.push_back(p.area);
+      table.layer.push_back(p.layer);
+      table.hemisphere.push_back(p.hemisphere);
+      table.tissue_fraction.push_back(float(fraction));
+    }
+  }
+  stats->kept = int64_t(table.size());
+  return table;
+}
+
+Status WriteIndex(KvStore& dataset_ref, const IndexTable& table, const IndexOptions& options, const IndexStats& stats) {
+  // The kvstore is shared with arrays below; wrap the reference without owning it.
+  std::shared_ptr<KvStore> dataset(&dataset_ref, [](KvStore*) {});
+  RETURN_IF_ERROR(dataset->Erase("index/zarr.json"));
+  RETURN_IF_ERROR(dataset->EraseTree("index"));
+  auto context = std::make_shared<StoreContext>();
+  const int64_t n = int64_t(table.size());
+  auto write_column = [&](const std::string& name, DataType type, ByteSpan data) -> Status {
+    ArrayMetadata m;
+    m.shape = {n};
+    m.chunk_shape = {std::max<int64_t>(1, std::min(n, kIndexChunkRows))};
+    m.data_type = type;
+    m.fill_value.assign(DataTypeSize(type), 0);
+    m.fill_value_json = 0;
+    m.dimension_names = std::vector<std::string>{"point"};
+    m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                            {{"name", "zstd"}, {"configuration", {{"level", 3}, {"checksum", false}}}}});
+    ASSIGN_OR_RETURN(auto array, ZarrArray::Create(dataset, "index/" + name, m, context));
+    if (n == 0) return Status::Ok();
+    return array->Write(Box{{0}, {n}}, data);
+  };
+  RETURN_IF_ERROR(write_column("section", DataType::kUint32, AsByteSpan(table.section)));
+  RETURN_IF_ERROR(write_column("point_id", DataType::kInt64, AsByteSpan(table.point_id)));
+  RETURN_IF_ERROR(write_column("x_px", DataType::kFloat64, AsByteSpan(table.x_px)));
+  RETURN_IF_ERROR(write_column("y_px", DataType::kFloat64, AsByteSpan(table.y_px)));
+  RETURN_IF_ERROR(write_column("mni_x", DataType::kFloat64, AsByteSpan(table.mni_x)));
+  RETURN_IF_ERROR(write_column("mni_y", DataType::kFloat64, AsByteSpan(table.mni_y)));
+  RETURN_IF_ERROR(write_column("mni_z", DataType::kFloat64, AsByteSpan(table.mni_z)));
+  RETURN_IF_ERROR(write_column("area", DataType::kInt32, AsByteSpan(table.area)));
+  RETURN_IF_ERROR(write_column("layer", DataType::kInt8, AsByteSpan(table.layer)));
+  RETURN_IF_ERROR(write_column("hemisphere", DataType::kUint8, AsByteSpan(table.hemisphere)));
+  RETURN_IF_ERROR(write_column("tissue_fraction", DataType::kFloat32, AsByteSpan(table.tissue_fraction)));
+  Json sections = Json::array();
+  for (const auto& [brain, section] : table.sections) sections.push_back({{"brain", brain}, {"section", section}});
+  const Json attributes = {
+      {"cytonet",
+       {{"index",
+         {{"rows", n},
+          {"space", "MNI Colin 27"},
+          {"units", "mm"},
+          {"pixel_coordinates", "level-0 pixels: x_px = column, y_px = row"},
+          {"hemisphere_codes", {{"0", "left"}, {"1", "right"}, {"255", "unknown"}}},
+          {"sections", sections},
+          {"tissue", {{"patch_size_px", options.patch_size_px},
+                      {"min_fraction", options.min_tissue_fraction},
+                      {"background_threshold", options.background_threshold},
+                      {"level_pixel_um_at_most", options.tissue_pixel_um}}},
+          {"stats", stats.ToJson()}}}}}};
+  // Written last: the index is complete when its group exists.
+  return CreateGroup(*dataset, "index", attributes);
+}
+
+Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {
+  ASSIGN_OR_RETURN(NodeInfo group, ReadNode(*dataset, "index"));
+  IndexTable table;
+  try {
+    for (const Json& s : group.attributes.at("cytonet").at("index").at("sections")) {
+      table.sections.push_back({s.at("brain").get<std::string>(), s.at("section").get<std::string>()});
+    }
+  } catch (const std::exception& e) {
+    return CorruptionError(dataset->Describe("index/zarr.json") + ": " + e.what());
+  }
+  auto context = std::make_shared<StoreContext>();
+  auto read_column = [&](const std::string& name, auto* column) -> Status {
+    using T = typename std::remove_pointer_t<decltype(column)>::value_type;
+    ASSIGN_OR_RETURN(auto array, ZarrArray::Open(dataset, "index/" + name, context));
+    if (array->item_size() != sizeof(T) || array->metadata().rank() != 1) {
+      return CorruptionError(dataset->Describe("index/" + name) + ": unexpected data type or rank");
+    }
+    column->resize(size_t(array->metadata().shape[0]));
+    if (column->empty()) return Status::Ok();
+    return array->Read(array->domain(), MutableByteSpan(reinterpret_cast<uint8_t*>(column->data()), column->size() * sizeof(T)));
+  };
+  RETURN_IF_ERROR(read_column("section", &table.section));
+  RETURN_IF_ERROR(read_column("point_id", &table.point_id));
+  RETURN_IF_ERROR(read_column("x_px", &table.x_px));
+  RETURN_IF_ERROR(read_column("y_px", &table.y_px));
+  RETURN_IF_ERROR(read_column("mni_x", &table.mni_x));
+  RETURN_IF_ERROR(read_column("mni_y", &table.mni_y));
+  RETURN_IF_ERROR(read_column("mni_z", &table.mni_z));
+  RETURN_IF_ERROR(read_column("area", &table.area));
+  RETURN_IF_ERROR(read_column("layer", &table.layer));
+  RETURN_IF_ERROR(read_column("hemisphere", &table.hemisphere));
+  RETURN_IF_ERROR(read_column("tissue_fraction", &table.tissue_fraction));
+  for (uint32_t id : table.section) {
+    if (id >= table.sections.size()) return CorruptionError(dataset->Describe("index/section") + ": section id out of range");
+  }
+  return table;
+}
+
+// nanoflann's dataset adaptor over the MNI columns.
+struct MniSearch::Tree {
+  struct Points {
+    const IndexTable* table;
+    size_t kdtree_get_point_count() const { return table->size(); }
+    double kdtree_get_pt(size_t i, size_t dim) const {
+      return dim == 0 ? table->mni_x[i] : dim == 1 ? table->mni_y[i] : table->mni_z[i];
+    }
+    template <class Box>
+    bool kdtree_get_bbox(Box&) const {
+      return false;
+    }
+  };
+  using KdTree = nanoflann::KDTreeSingleIndexAdaptor<nanoflann::L2_Simple_Adaptor<double, Points>, Points, 3, size_t>;
+  Points points;
+  KdTree tree;
+  explicit Tree(const IndexTable& table)
+      : points{&table}, tree(3, points, nanoflann::KDTreeSingleIndexAdaptorParams(16)) {
+    tree.buildIndex();
+  }
+};
+
+MniSearch::MniSearch(const IndexTable& table) : tree_(std::make_unique<Tree>(table)) {}
+MniSearch::~MniSearch() = default;
+
+std::vector<size_t> MniSearch::WithinRadius(const std::array<double, 3>& mni, double radius_mm) const {
+  std::vector<std::pair<size_t, double>> matches;
+  tree_->tree.radiusSearch(mni.data(), radius_mm * radius_mm, matches, nanoflann::SearchParams());
+  std::vector<size_t> rows;
+  rows.reserve(matches.size());
+  for (const auto& [row, distance] : matches) rows.push_back(row);
+  return rows;
+}
+
+}  // namespace cytonet

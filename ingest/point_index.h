@@ -1,0 +1,88 @@
+// The sampling-point index: every point of every section with its position in the section
+// (level-0 pixels), in MNI space (mm, through the section's transform), its labels and the
+// tissue fraction under its patch. Stored as one 1-D Zarr array per column under `index/`
+// so zarr-python, tensorstore and the loader read it without our code.
+//
+// Columns: section (uint32, a row of attributes.cytonet.index.sections), point_id (int64),
+// x_px, y_px, mni_x, mni_y, mni_z (float64), area (int32, 0 = unknown), layer (int8,
+// 0 = unknown), hemisphere (uint8: 0 left, 1 right, 255 unknown), tissue_fraction
+// (float32).
+//
+// Points file (CSV, header names the columns): x_px and y_px are required; point_id,
+// area, layer and hemisphere (L/R) are optional.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ingest/study.h"
+#include "store/kvstore.h"
+
+namespace cytonet {
+
+struct SectionPoint {
+  int64_t id = 0;
+  double x_px = 0, y_px = 0;
+  int32_t area = 0;
+  int8_t layer = 0;
+  uint8_t hemisphere = 255;
+};
+
+// Reads a points CSV; errors name the file and line.
+Result<std::vector<SectionPoint>> ReadPointsCsv(const std::string& path);
+
+struct IndexTable {
+  std::vector<std::pair<std::string, std::string>> sections;  // (brain, section) per id
+  std::vector<uint32_t> section;
+  std::vector<int64_t> point_id;
+  std::vector<double> x_px, y_px, mni_x, mni_y, mni_z;
+  std::vector<int32_t> area;
+  std::vector<int8_t> layer;
+  std::vector<uint8_t> hemisphere;
+  std::vector<float> tissue_fraction;
+  size_t size() const { return point_id.size(); }
+};
+
+enum class BadPointPolicy { kError, kDrop };
+
+struct IndexOptions {
+  // Side of the square patch around each point whose tissue fraction decides, in level-0
+  // pixels (paper: 2048 px at 2 µm/px = 4096 level-0 px).
+  double patch_size_px = 4096;
+  double min_tissue_fraction = 0.5;
+  // Pixels at or above this grey value count as slide background.
+  int background_threshold = 250;
+  // The level whose pixels measure tissue: the coarsest with pixels no larger than this.
+  double tissue_pixel_um = 16;
+  // Points outside the image, NaN coordinates, sections not in the dataset.
+  BadPointPolicy bad_points = BadPointPolicy::kError;
+};
+
+struct IndexStats {
+  int64_t points_read = 0, kept = 0;
+  int64_t dropped_low_tissue = 0, dropped_outside = 0, dropped_nan = 0, dropped_unknown_section = 0;
+  Json ToJson() const;
+};
+
+// Builds the index of every section of the study that the dataset holds complete.
+Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& study, const IndexOptions& options,
+                              IndexStats* stats);
+Status WriteIndex(KvStore& dataset, const IndexTable& table, const IndexOptions& options, const IndexStats& stats);
+Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
+
+// Radius queries in MNI space (a k-d tree over mni_x/y/z).
+class MniSearch {
+ public:
+  explicit MniSearch(const IndexTable& table);
+  ~MniSearch();
+  // Rows within `radius_mm` of `mni`, nearest first.
+  std::vector<size_t> WithinRadius(const std::array<double, 3>& mni, double radius_mm) const;
+
+ private:
+  struct Tree;
+  std::unique_ptr<Tree> tree_;
+};
+
+}  // namespace cytonet
