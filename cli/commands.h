@@ -18,6 +18,7 @@ Command AddPhantomCommand(CLI::App& app);
 Command AddIngestCommand(CLI::App& app);
 Command AddIndexCommand(CLI::App& app);
 Command AddQueryCommand(CLI::App& app);
+Command AddVerifyCommand(CLI::App& app);
 
 // Prints "cytonet: <status>" and returns the exit code for it (2 for bad arguments).
 int Fail(const Status& status);

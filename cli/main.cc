@@ -207,7 +207,8 @@ int main(int argc, char** argv) {
   const std::vector<cytonet::cli::Command> commands = {cytonet::cli::AddPhantomCommand(app),
                                                        cytonet::cli::AddIngestCommand(app),
                                                        cytonet::cli::AddIndexCommand(app),
-                                                       cytonet::cli::AddQueryCommand(app)};
+                                                       cytonet::cli::AddQueryCommand(app),
+                                                       cytonet::cli::AddVerifyCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

@@ -28,6 +28,7 @@ fi
 # The phantom is a shrunken brain (≈0.02 MNI mm per pixel at this size), so the tissue
 # patch is 256 px (≈5 mm) rather than the paper's 4096 px at full size.
 "$cytonet" index "$study/study.json" --dataset "$dataset" --patch-size 256
+"$cytonet" verify "$dataset"
 "$cytonet" info "$dataset"
 "$cytonet" query "$dataset" --mni -38,-15,70 --radius 5 --limit 5
 first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"

@@ -305,3 +305,37 @@ def test_index_bad_points_stop_with_an_error_or_are_counted(cytonet, phantom, da
     (tmp_path / "study.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections[:1]}))
     broken = cytonet.run(cytonet.cli, "index", tmp_path / "study.json", "--dataset", ds, check=False)
     assert broken.returncode != 0 and "malformed.csv' line 3" in broken.stderr
+
+
+def test_verify_finds_bad_checksums_undecodable_chunks_and_unfinished_sections(cytonet, dataset, tmp_path):
+    ds = tmp_path / "dataset"
+    shutil.copytree(dataset, ds)
+    clean = cytonet.run(cytonet.cli, "verify", ds, "--decode")
+    assert "0 damaged" in clean.stdout
+
+    sections = sorted(p for p in (ds / "sections").glob("*/*") if p.is_dir())
+    # 1. A flipped bit in a shard index's checksum.
+    crc_shard = next((sections[0] / "0" / "c").rglob("*"))
+    while crc_shard.is_dir():
+        crc_shard = next(crc_shard.iterdir())
+    data = bytearray(crc_shard.read_bytes())
+    data[-1] ^= 0x01
+    crc_shard.write_bytes(bytes(data))
+    # 2. A garbled blosc header inside an inner chunk (index still valid).
+    chunk_shard = next(p for p in (sections[1] / "0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    data = bytearray(chunk_shard.read_bytes())
+    n = (int(SHARD) // int(CHUNK)) ** 2
+    entries = np.frombuffer(bytes(data[-(16 * n + 4):-4]), dtype="<u8").reshape(n, 2)
+    offset = int(next(e[0] for e in entries if e[0] != 2**64 - 1))
+    data[offset:offset + 16] = b"\xff" * 16
+    chunk_shard.write_bytes(bytes(data))
+    # 3. A section whose ingest never finished.
+    (sections[2] / "zarr.json").unlink()
+
+    quick = cytonet.run(cytonet.cli, "verify", ds, check=False)
+    assert quick.returncode == 3
+    assert "checksum" in quick.stdout and crc_shard.name in quick.stdout
+    assert "did not finish" in quick.stdout
+    assert "lists " in quick.stdout  # the root lists the unfinished section
+    full = cytonet.run(cytonet.cli, "verify", ds, "--decode", check=False)
+    assert full.returncode == 3 and "inner chunk" in full.stdout and "3 damaged" in full.stdout
