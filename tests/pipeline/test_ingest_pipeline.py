@@ -339,3 +339,34 @@ def test_verify_finds_bad_checksums_undecodable_chunks_and_unfinished_sections(c
     assert "lists " in quick.stdout  # the root lists the unfinished section
     full = cytonet.run(cytonet.cli, "verify", ds, "--decode", check=False)
     assert full.returncode == 3 and "inner chunk" in full.stdout and "3 damaged" in full.stdout
+
+
+def test_what_we_write_matches_the_schemas(cytonet, phantom, dataset, tmp_path):
+    import jsonschema
+
+    schemas = pathlib.Path(__file__).resolve().parents[2] / "schemas"
+    load = lambda name: json.loads((schemas / name).read_text())  # noqa: E731
+    study = json.loads((phantom / "study.json").read_text())
+    jsonschema.validate(study, load("study.schema.json"))
+    for s in study["sections"]:
+        jsonschema.validate(json.loads((phantom / s["transform"]).read_text()), load("transform.schema.json"))
+    ds = tmp_path / "dataset"
+    shutil.copytree(dataset, ds)
+    cytonet.run(cytonet.cli, "index", phantom / "study.json", "--dataset", ds, "--patch-size", 256)
+    dataset_schema = load("dataset.schema.json")
+
+    def check(instance, definition):
+        jsonschema.validate(instance, {**dataset_schema, "$ref": f"#/$defs/{definition}"})
+
+    root = zarr.open_group(str(ds), mode="r")
+    check(root.attrs["cytonet"], "root")
+    check(root["index"].attrs["cytonet"]["index"], "index")
+    for brain in root["sections"].group_keys():
+        for section in root[f"sections/{brain}"].group_keys():
+            check(root[f"sections/{brain}/{section}"].attrs["cytonet"]["ingest"], "manifest")
+    # The schemas reject what they should.
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"cytonet_study": 1, "sections": [{"brain": "../x", "section": "1", "image": "a"}]},
+                            load("study.schema.json"))
+    with pytest.raises(jsonschema.ValidationError):
+        check(dict(root["index"].attrs["cytonet"]["index"], units="cm"), "index")
