@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "ingest/mpi_session.h"
 #include "ingest/point_index.h"
 #include "ingest/study.h"
 
@@ -30,15 +31,30 @@ Command AddIndexCommand(CLI::App& app) {
             if (!study.ok()) return Fail(study.status());
             auto kvstore = OpenFileKvStore(o->dataset, /*create=*/false);
             if (!kvstore.ok()) return Fail(kvstore.status());
+            // Under mpirun/srun each rank indexes a block of sections and writes its rows
+            // with collective MPI-IO; rank 0 writes the metadata and prints.
+            std::unique_ptr<MpiSession> mpi;
+            if (LaunchedUnderMpi()) {
+              auto session = MpiSession::Start(nullptr, nullptr, 0);
+              if (!session.ok()) return Fail(session.status());
+              mpi = std::move(*session);
+            }
+            const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->size() : 1;
             IndexStats stats;
-            auto table = BuildIndex(*kvstore, *study, o->index, &stats);
+            auto table = BuildIndex(*kvstore, *study, o->index, &stats, rank, ranks);
+            // A failure on one rank must not leave the others waiting in a collective.
+            int failed = table.ok() ? 0 : 1;
+            if (mpi) failed = int(mpi->SumAll({failed})[0]);
             if (!table.ok()) return Fail(table.status());
-            if (Status s = WriteIndex(**kvstore, *table, o->index, stats); !s.ok()) return Fail(s);
+            if (failed) return 1;
+            if (Status s = WriteIndex(**kvstore, *table, o->index, &stats, mpi.get(), o->dataset); !s.ok()) return Fail(s);
+            if (rank != 0) return 0;
             std::printf("index: %lld points read, %lld kept in %zu sections; dropped: %lld low tissue, %lld outside the "
                         "image, %lld NaN, %lld of sections not in the dataset\n",
                         static_cast<long long>(stats.points_read), static_cast<long long>(stats.kept), table->sections.size(),
                         static_cast<long long>(stats.dropped_low_tissue), static_cast<long long>(stats.dropped_outside),
                         static_cast<long long>(stats.dropped_nan), static_cast<long long>(stats.dropped_unknown_section));
+            if (mpi) std::printf("index: %d MPI ranks, rows written with collective MPI-IO\n", ranks);
             return 0;
           }};
 }

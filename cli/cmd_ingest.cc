@@ -1,5 +1,5 @@
 // cytonet ingest: the sections of a study into a dataset (resumable; MPI when launched by
-// mpirun/srun, see ingest/mpi_work.h).
+// mpirun/srun, see ingest/mpi_session.h).
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "ingest/ingest_job.h"
-#include "ingest/mpi_work.h"
+#include "ingest/mpi_session.h"
 #include "store/kvstore.h"
 
 namespace cytonet::cli {
@@ -80,9 +80,9 @@ Command AddIngestCommand(CLI::App& app) {
             if (!kvstore.ok()) return Fail(kvstore.status());
             // Under mpirun/srun, ranks share the sections through a counter on rank 0;
             // rank 0 prepares and finalises the dataset and prints the summary.
-            std::unique_ptr<MpiWorkQueue> mpi;
+            std::unique_ptr<MpiSession> mpi;
             if (LaunchedUnderMpi()) {
-              auto queue = MpiWorkQueue::Start(nullptr, nullptr, int64_t(study->sections.size()));
+              auto queue = MpiSession::Start(nullptr, nullptr, int64_t(study->sections.size()));
               if (!queue.ok()) return Fail(queue.status());
               mpi = std::move(*queue);
             }

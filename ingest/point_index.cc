@@ -3,11 +3,13 @@
 #include <nanoflann.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "ingest/ingest_job.h"
+#include "ingest/mpi_session.h"
 #include "ingest/section_transform.h"
 #include "store/array.h"
 #include "store/group.h"
@@ -61,8 +63,6 @@ template <typename T>
 ByteSpan AsByteSpan(const std::vector<T>& v) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T));
 }
-
-constexpr int64_t kIndexChunkRows = 1 << 16;
 
 }  // namespace
 
@@ -125,16 +125,32 @@ Json IndexStats::ToJson() const {
 }
 
 Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& study, const IndexOptions& options,
-                              IndexStats* stats) {
+                              IndexStats* stats, int rank, int ranks) {
   IndexTable table;
   auto context = std::make_shared<StoreContext>();
   const bool drop = options.bad_points == BadPointPolicy::kDrop;
+  // Every rank lists the same sections (and ids); each reads the points of its block.
+  std::vector<const StudySection*> with_points;
+  std::vector<bool> complete;
   for (const StudySection& s : study.sections) {
     if (s.points.empty()) continue;
+    ASSIGN_OR_RETURN(bool done, SectionComplete(*dataset, s.brain, s.section));
+    with_points.push_back(&s);
+    complete.push_back(done);
+    if (done) table.sections.push_back({s.brain, s.section});
+  }
+  const size_t first = with_points.size() * size_t(rank) / size_t(ranks);
+  const size_t end = with_points.size() * size_t(rank + 1) / size_t(ranks);
+  uint32_t section_id = 0;
+  for (size_t j = 0; j < end; ++j) {
+    if (j < first) {
+      section_id += complete[j];
+      continue;
+    }
+    const StudySection& s = *with_points[j];
     ASSIGN_OR_RETURN(std::vector<SectionPoint> points, ReadPointsCsv(s.points));
     stats->points_read += int64_t(points.size());
-    ASSIGN_OR_RETURN(bool complete, SectionComplete(*dataset, s.brain, s.section));
-    if (!complete) {
+    if (!complete[j]) {
       if (!drop) {
         return NotFoundError("points '" + s.points + "': section " + s.Name() +
                              " is not in the dataset (not ingested, or its ingest failed)");
@@ -153,8 +169,6 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
     const TissueMap tissue(pixels, coarse.metadata().shape[0], coarse.metadata().shape[1], options.background_threshold);
     const double factor = image.multiscale.levels[level].scale.back() / pixel_um;  // level-0 px per coarse px
     const int64_t height = image.levels[0]->metadata().shape[0], width = image.levels[0]->metadata().shape[1];
-    const uint32_t section_id = uint32_t(table.sections.size());
-    table.sections.push_back({s.brain, s.section});
     for (const SectionPoint& p : points) {
       const std::string where = "points '" + s.points + "' point " + std::to_string(p.id);
       if (!std::isfinite(p.x_px) || !std::isfinite(p.y_px)) {
@@ -190,31 +204,57 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
       table.hemisphere.push_back(p.hemisphere);
       table.tissue_fraction.push_back(float(fraction));
     }
+    ++section_id;
   }
   stats->kept = int64_t(table.size());
   return table;
 }
 
-Status WriteIndex(KvStore& dataset_ref, const IndexTable& table, const IndexOptions& options, const IndexStats& stats) {
+Status WriteIndex(KvStore& dataset_ref, const IndexTable& table, const IndexOptions& options, IndexStats* total,
+                  MpiSession* mpi, const std::string& dataset_root) {
   // The kvstore is shared with arrays below; wrap the reference without owning it.
   std::shared_ptr<KvStore> dataset(&dataset_ref, [](KvStore*) {});
-  RETURN_IF_ERROR(dataset->Erase("index/zarr.json"));
-  RETURN_IF_ERROR(dataset->EraseTree("index"));
+  const bool root = !mpi || mpi->rank() == 0;
+  const int64_t local_rows = int64_t(table.size());
+  const int64_t offset = mpi ? mpi->ExclusiveSum(local_rows) : 0;
+  IndexStats& stats = *total;
+  if (mpi) {
+    const auto sums = mpi->SumAll({stats.points_read, stats.kept, stats.dropped_low_tissue, stats.dropped_outside,
+                                   stats.dropped_nan, stats.dropped_unknown_section});
+    stats = {sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]};
+  }
+  const int64_t n = stats.kept;
+  // The group's zarr.json goes first and comes back last: in between the index reads as absent.
+  Status cleared = root ? dataset->Erase("index/zarr.json") : Status::Ok();
+  if (cleared.ok() && root) cleared = dataset->EraseTree("index");
+  if (mpi && mpi->Broadcast(cleared.ok() ? 0 : 1) != 0) return cleared.ok() ? IOError("rank 0 could not clear index/") : cleared;
+  RETURN_IF_ERROR(cleared);
+
   auto context = std::make_shared<StoreContext>();
-  const int64_t n = int64_t(table.size());
   auto write_column = [&](const std::string& name, DataType type, ByteSpan data) -> Status {
     ArrayMetadata m;
     m.shape = {n};
-    m.chunk_shape = {std::max<int64_t>(1, std::min(n, kIndexChunkRows))};
+    m.chunk_shape = {std::max<int64_t>(1, n)};
     m.data_type = type;
     m.fill_value.assign(DataTypeSize(type), 0);
     m.fill_value_json = 0;
     m.dimension_names = std::vector<std::string>{"point"};
-    m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-                            {{"name", "zstd"}, {"configuration", {{"level", 3}, {"checksum", false}}}}});
-    ASSIGN_OR_RETURN(auto array, ZarrArray::Create(dataset, "index/" + name, m, context));
-    if (n == 0) return Status::Ok();
-    return array->Write(Box{{0}, {n}}, data);
+    m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+    const std::string path = "index/" + name;
+    const std::string chunk_key = path + "/c/0";
+    if (mpi) {
+      // Rows land at their offsets in a temporary file, renamed by rank 0 once all wrote.
+      const std::string file = dataset_root + "/" + chunk_key;
+      if (root) std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+      mpi->Barrier();
+      if (n > 0) RETURN_IF_ERROR(mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
+      if (root && n > 0 && std::rename((file + ".mpiio").c_str(), file.c_str()) != 0) {
+        return ErrnoError("renaming '" + file + ".mpiio'", errno);
+      }
+    } else if (n > 0) {
+      RETURN_IF_ERROR(dataset->Put(chunk_key, data));
+    }
+    return root ? ZarrArray::Create(dataset, path, m, context).status() : Status::Ok();
   };
   RETURN_IF_ERROR(write_column("section", DataType::kUint32, AsByteSpan(table.section)));
   RETURN_IF_ERROR(write_column("point_id", DataType::kInt64, AsByteSpan(table.point_id)));
@@ -227,6 +267,7 @@ Status WriteIndex(KvStore& dataset_ref, const IndexTable& table, const IndexOpti
   RETURN_IF_ERROR(write_column("layer", DataType::kInt8, AsByteSpan(table.layer)));
   RETURN_IF_ERROR(write_column("hemisphere", DataType::kUint8, AsByteSpan(table.hemisphere)));
   RETURN_IF_ERROR(write_column("tissue_fraction", DataType::kFloat32, AsByteSpan(table.tissue_fraction)));
+  if (!root) return Status::Ok();
   Json sections = Json::array();
   for (const auto& [brain, section] : table.sections) sections.push_back({{"brain", brain}, {"section", section}});
   const Json attributes = {

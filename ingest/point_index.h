@@ -6,7 +6,8 @@
 // Columns: section (uint32, a row of attributes.cytonet.index.sections), point_id (int64),
 // x_px, y_px, mni_x, mni_y, mni_z (float64), area (int32, 0 = unknown), layer (int8,
 // 0 = unknown), hemisphere (uint8: 0 left, 1 right, 255 unknown), tissue_fraction
-// (float32).
+// (float32). Each column is one uncompressed chunk (`index/<column>/c/0`, the values in
+// little-endian order), so MPI ranks can write their rows into it at offsets.
 //
 // Points file (CSV, header names the columns): x_px and y_px are required; point_id,
 // area, layer and hemisphere (L/R) are optional.
@@ -66,10 +67,21 @@ struct IndexStats {
   Json ToJson() const;
 };
 
-// Builds the index of every section of the study that the dataset holds complete.
+class MpiSession;
+
+// Builds the rows of the study's sections that the dataset holds complete. With `ranks` >
+// 1, this rank takes a contiguous block of the sections that have points (so rows stay in
+// study order across ranks); `sections` is always the full list. Stats count this rank's
+// sections only.
 Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& study, const IndexOptions& options,
-                              IndexStats* stats);
-Status WriteIndex(KvStore& dataset, const IndexTable& table, const IndexOptions& options, const IndexStats& stats);
+                              IndexStats* stats, int rank = 0, int ranks = 1);
+// Writes the index group. With `mpi`, every rank passes its rows: rows are placed at
+// offsets from an exclusive scan of the row counts and written with collective MPI-IO
+// into files under `dataset_root` (the file store's folder); rank 0 writes the metadata.
+// Without, the rows are stored through the kvstore.
+// `stats` comes in as this rank's and goes out summed over all ranks.
+Status WriteIndex(KvStore& dataset, const IndexTable& table, const IndexOptions& options, IndexStats* stats,
+                  MpiSession* mpi = nullptr, const std::string& dataset_root = "");
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
 
 // Radius queries in MNI space (a k-d tree over mni_x/y/z).

@@ -370,3 +370,22 @@ def test_what_we_write_matches_the_schemas(cytonet, phantom, dataset, tmp_path):
                             load("study.schema.json"))
     with pytest.raises(jsonschema.ValidationError):
         check(dict(root["index"].attrs["cytonet"]["index"], units="cm"), "index")
+
+
+def test_index_under_mpirun_writes_rows_with_mpi_io_identical_to_one_process(cytonet, phantom, dataset, tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    single, parallel = tmp_path / "single", tmp_path / "parallel"
+    shutil.copytree(dataset, single)
+    shutil.copytree(dataset, parallel)
+    cytonet.run(cytonet.cli, "index", phantom / "study.json", "--dataset", single, "--patch-size", 256)
+    for ranks in ("2", "3"):  # 3 ranks over 4 sections: uneven blocks
+        result = subprocess.run([shutil.which("mpirun"), "-np", ranks, str(cytonet.cli), "index",
+                                 str(phantom / "study.json"), "--dataset", str(parallel), "--patch-size", "256"],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert f"{ranks} MPI ranks" in result.stdout
+        expected, got = tree(single), tree(parallel)
+        assert sorted(got) == sorted(expected)
+        for name in expected:
+            assert got[name] == expected[name], name

@@ -1,0 +1,105 @@
+"""Ingest benchmark: one phantom section as tiled BigTIFF (deflate tiles of 512²) turned
+into a pyramid by three tools in one run, same input, same compression family (zstd):
+
+  ours         cytonet ingest (blosc-zstd inner chunks, sharded Zarr v3 + OME-Zarr)
+  vips         vips tiffsave --tile --pyramid --compression zstd (a pyramidal TIFF)
+  tensorstore  benchmarks/ingest_tensorstore.py (tifffile + numpy + tensorstore, same
+               sharded Zarr v3 levels as ours)
+
+For T threads each: wall time, MB/s of input pixels, MB/s per core (÷ T) and peak RSS,
+with ratios against ours. Each tool runs in its own process (peak RSS from wait4).
+
+    python benchmarks/ingest_bench.py --build build --size 32768 --threads 1 2
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorstore as ts
+
+
+def run(command, env=None):
+    """Runs a command under GNU time; returns (seconds, peak RSS in MB). GNU time is the
+    measured process's parent: Linux carries a parent's peak RSS into a forked child, so
+    measuring from this (large) Python process would overstate small tools."""
+    start = time.monotonic()
+    result = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kb=%M", *command], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.monotonic() - start
+    if result.returncode != 0:
+        sys.exit(f"{command[0]} failed: {result.stderr[-2000:]}")
+    rss_kb = int(result.stderr.rsplit("peak_rss_kb=", 1)[1].split()[0])
+    return seconds, rss_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--size", type=int, default=32768)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--clevel", type=int, default=1, help="zstd level for all three tools")
+    parser.add_argument("--data", help="scratch folder (default: BUILD/bench-data/ingest-SIZE)")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    build = pathlib.Path(args.build).resolve()
+    cytonet = build / "cli" / "cytonet"
+    data = pathlib.Path(args.data or build / "bench-data" / f"ingest-{args.size}")
+    phantom = data / "phantom"
+    if not (phantom / "study.json").exists():
+        print(f"writing a {args.size}² phantom section (tiled BigTIFF, deflate) ...", flush=True)
+        subprocess.run([cytonet, "phantom", "--out", phantom, "--brains", "1", "--sections", "1", "--width",
+                        str(args.size), "--height", str(args.size), "--masks", "0", "--quiet"], check=True)
+    study = json.loads((phantom / "study.json").read_text())
+    slide = phantom / study["sections"][0]["image"]
+    megabytes = args.size * args.size / 1e6
+    peer = pathlib.Path(__file__).with_name("ingest_tensorstore.py")
+    out = data / "out"
+
+    commands = {
+        "ours": lambda t: ([cytonet, "ingest", phantom / "study.json", "--out", out / f"ours-{t}", "--force", "--quiet",
+                            "--no-sync", "--threads", str(t), "--cname", "zstd", "--clevel", str(args.clevel)], None),
+        "vips": lambda t: (["vips", "tiffsave", slide, out / f"vips-{t}.tif", "--tile", "--pyramid", "--bigtiff",
+                            "--tile-width", "512", "--tile-height", "512", "--compression", "zstd", "--level",
+                            str(args.clevel), "--predictor", "none"], dict(os.environ, VIPS_CONCURRENCY=str(t))),
+        "tensorstore": lambda t: ([sys.executable, peer, slide, out / f"tensorstore-{t}", "--threads", str(t),
+                                   "--cname", "zstd", "--clevel", str(args.clevel)], None),
+    }
+    results = []
+    print(f"input: {slide.name}, {args.size}² px ({megabytes:.0f} MB of pixels); zstd level {args.clevel}")
+    print(f"{'tool':<12} {'T':>2} {'seconds':>8} {'MB/s':>8} {'MB/s/core':>10} {'peak RSS MB':>12} {'ours ×':>7}")
+    for t in args.threads:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        row = {}
+        for tool, make in commands.items():
+            command, env = make(t)
+            seconds, rss = run([str(c) for c in command], env)
+            row[tool] = {"tool": tool, "threads": t, "seconds": seconds, "mb_per_s": megabytes / seconds,
+                         "mb_per_s_per_core": megabytes / seconds / t, "peak_rss_mb": rss}
+        for tool, r in row.items():
+            r["ours_speedup"] = r["seconds"] / row["ours"]["seconds"]
+            r["rss_ratio_vs_ours"] = r["peak_rss_mb"] / row["ours"]["peak_rss_mb"]
+            print(f"{tool:<12} {t:>2} {r['seconds']:>8.1f} {r['mb_per_s']:>8.1f} {r['mb_per_s_per_core']:>10.1f} "
+                  f"{r['peak_rss_mb']:>12.0f} {r['ours_speedup']:>7.2f}", flush=True)
+            results.append(r)
+        # Ours and the tensorstore peer must have written the same pixels.
+        section = f"sections/{study['sections'][0]['brain']}/{study['sections'][0]['section']}"
+        levels = sorted(p.name for p in (out / f"tensorstore-{t}").iterdir() if p.is_dir() and p.name != "0")
+        for level in levels:
+            a = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / f"ours-{t}" / section / level)}}).result()
+            b = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / f"tensorstore-{t}" / level)}}).result()
+            if not np.array_equal(a.read().result(), b.read().result()):
+                sys.exit(f"level {level}: ours and tensorstore differ")
+    print("ours and tensorstore wrote identical levels")
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
