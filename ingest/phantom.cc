@@ -39,8 +39,9 @@ constexpr Vec3 kVentricleAxes{5, 22, 9};
 constexpr std::array<double, 6> kLayerFraction{0.09, 0.08, 0.27, 0.10, 0.21, 0.25};
 constexpr std::array<double, 6> kCellDensity{0.08, 0.95, 0.55, 0.90, 0.45, 0.60};
 constexpr std::array<double, 6> kCellRadiusUm{3.0, 4.0, 6.5, 3.5, 8.5, 5.0};
-// Grey levels before staining: neuropil of layer I, of layers II-VI, white matter.
-constexpr double kLayerOneGrey = 232, kCortexGrey = 221, kWhiteMatterGrey = 206;
+// Grey levels before staining: neuropil of layer I, of layers II-VI, white matter (pale:
+// the silver stain marks cell bodies, not myelin).
+constexpr double kLayerOneGrey = 226, kCortexGrey = 214, kWhiteMatterGrey = 236;
 
 }  // namespace
 
@@ -153,7 +154,7 @@ PhantomBrain::PhantomBrain(const PhantomAtlas& atlas, uint64_t seed, int brain_i
   for (int i = 0; i < kFoldWaves; ++i) {
     const Vec3 base = RandomDirection(Hash({seed, 200, uint64_t(i)}));
     const Vec3 own = RandomDirection(Hash({seed, 201, uint64_t(brain_index), uint64_t(i)}));
-    const double frequency = 15 + 6 * Unit(Hash({seed, 202, uint64_t(i)}));
+    const double frequency = 18 + 6 * Unit(Hash({seed, 202, uint64_t(i)}));
     fold_waves_[i] = frequency * Normalized(base + 0.25 * own);
     fold_phase_[i] = 2 * kPi * Unit(Hash({seed, 203, uint64_t(i)})) +
                      1.2 * Signed(Hash({seed, 204, uint64_t(brain_index), uint64_t(i)}));
@@ -172,7 +173,7 @@ double PhantomBrain::Implicit(const Vec3& p, Hemisphere h, Vec3* unit_direction)
   // steep logistic keeps them narrow against broad gyral crowns.
   double waves = 0;
   for (int i = 0; i < kFoldWaves; ++i) waves += std::cos(Dot(fold_waves_[i], u) + fold_phase_[i]);
-  const double fold = 1 / (1 + std::exp(-9 * (waves / std::sqrt(double(kFoldWaves)) - 0.9)));
+  const double fold = 1 / (1 + std::exp(-9 * (waves / std::sqrt(double(kFoldWaves)) - 0.7)));
   const double pial_rho = 1 - fold_amplitude_ * fold;
   const double radius_mm = Norm({kSemiAxes.x * u.x, kSemiAxes.y * u.y, kSemiAxes.z * u.z});
   if (unit_direction) *unit_direction = u;
