@@ -47,7 +47,7 @@ Command AddIndexCommand(CLI::App& app) {
             if (mpi) failed = int(mpi->SumAll({failed})[0]);
             if (!table.ok()) return Fail(table.status());
             if (failed) return 1;
-            if (Status s = WriteIndex(**kvstore, *table, o->index, &stats, mpi.get(), o->dataset); !s.ok()) return Fail(s);
+            if (Status s = WriteIndex(*kvstore, *table, o->index, &stats, mpi.get(), o->dataset); !s.ok()) return Fail(s);
             if (rank != 0) return 0;
             std::printf("index: %lld points read, %lld kept in %zu sections; dropped: %lld low tissue, %lld outside the "
                         "image, %lld NaN, %lld of sections not in the dataset\n",

@@ -1,5 +1,7 @@
 #include "ingest/phantom_files.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -81,9 +83,10 @@ Status WritePhantomStudy(const PhantomOptions& options, const PhantomFileOptions
       renderer.Render(y0, x0, h, w, out);
     };
     int last_percent = -1;
+    const bool tty = isatty(2);
     const RowProgress progress = [&](int64_t done, int64_t total) {
       const int percent = int(100 * done / total);
-      if (files.progress && percent / 10 != last_percent / 10) {
+      if (files.progress && tty && percent != last_percent) {
         std::fprintf(stderr, "\r[phantom] %s %3d%%", stem.c_str(), percent);
         last_percent = percent;
       }
@@ -147,7 +150,7 @@ Status WritePhantomStudy(const PhantomOptions& options, const PhantomFileOptions
     }
     if (files.progress) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "\r[phantom] %s %s %lld×%lld, %zu points, %.1f s\n", stem.c_str(), format.c_str(),
+      std::fprintf(stderr, "%s[phantom] %s %s %lld×%lld, %zu points, %.1f s\n", tty ? "\r" : "", stem.c_str(), format.c_str(),
                    static_cast<long long>(spec.height), static_cast<long long>(spec.width), points.size(), seconds);
     }
   }

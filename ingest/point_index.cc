@@ -210,10 +210,8 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
   return table;
 }
 
-Status WriteIndex(KvStore& dataset_ref, const IndexTable& table, const IndexOptions& options, IndexStats* total,
+Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options, IndexStats* total,
                   MpiSession* mpi, const std::string& dataset_root) {
-  // The kvstore is shared with arrays below; wrap the reference without owning it.
-  std::shared_ptr<KvStore> dataset(&dataset_ref, [](KvStore*) {});
   const bool root = !mpi || mpi->rank() == 0;
   const int64_t local_rows = int64_t(table.size());
   const int64_t offset = mpi ? mpi->ExclusiveSum(local_rows) : 0;

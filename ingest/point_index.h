@@ -80,7 +80,7 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
 // into files under `dataset_root` (the file store's folder); rank 0 writes the metadata.
 // Without, the rows are stored through the kvstore.
 // `stats` comes in as this rank's and goes out summed over all ranks.
-Status WriteIndex(KvStore& dataset, const IndexTable& table, const IndexOptions& options, IndexStats* stats,
+Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options, IndexStats* stats,
                   MpiSession* mpi = nullptr, const std::string& dataset_root = "");
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
 
