@@ -49,6 +49,7 @@ Command AddIndexCommand(CLI::App& app) {
             if (failed) return 1;
             if (Status s = WriteIndex(*kvstore, *table, o->index, &stats, mpi.get(), o->dataset); !s.ok()) return Fail(s);
             if (rank != 0) return 0;
+            if (Status s = WriteTransforms(**kvstore, *study, *table); !s.ok()) return Fail(s);
             std::printf("index: %lld points read, %lld kept in %zu sections; dropped: %lld low tissue, %lld outside the "
                         "image, %lld NaN, %lld of sections not in the dataset\n",
                         static_cast<long long>(stats.points_read), static_cast<long long>(stats.kept), table->sections.size(),

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "ingest/ingest_job.h"
@@ -284,6 +285,21 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
           {"stats", stats.ToJson()}}}}}};
   // Written last: the index is complete when its group exists.
   return CreateGroup(*dataset, "index", attributes);
+}
+
+Status WriteTransforms(KvStore& dataset, const Study& study, const IndexTable& table) {
+  std::map<std::pair<std::string, std::string>, const StudySection*> by_name;
+  for (const StudySection& s : study.sections) by_name[{s.brain, s.section}] = &s;
+  RETURN_IF_ERROR(CreateGroup(dataset, "transforms", Json::object()));
+  std::set<std::string> brains;
+  for (const auto& name : table.sections) {
+    const StudySection& s = *by_name.at(name);
+    ASSIGN_OR_RETURN(SectionTransform transform, ReadTransformFile(s.transform));
+    if (brains.insert(s.brain).second) RETURN_IF_ERROR(CreateGroup(dataset, "transforms/" + s.brain, Json::object()));
+    RETURN_IF_ERROR(CreateGroup(dataset, "transforms/" + s.brain + "/" + s.section,
+                                {{"cytonet", {{"transform", TransformToJson(transform)}}}}));
+  }
+  return Status::Ok();
 }
 
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {

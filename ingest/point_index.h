@@ -84,6 +84,11 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
                   MpiSession* mpi = nullptr, const std::string& dataset_root = "");
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
 
+// Copies the transforms of the indexed sections into the dataset, one group per section
+// (`transforms/<brain>/<section>`, attributes.cytonet.transform in the form of
+// schemas/transform.schema.json), so the dataset carries its provenance.
+Status WriteTransforms(KvStore& dataset, const Study& study, const IndexTable& table);
+
 // Radius queries in MNI space (a k-d tree over mni_x/y/z).
 class MniSearch {
  public:

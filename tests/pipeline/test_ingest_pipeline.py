@@ -364,6 +364,11 @@ def test_what_we_write_matches_the_schemas(cytonet, phantom, dataset, tmp_path):
     for brain in root["sections"].group_keys():
         for section in root[f"sections/{brain}"].group_keys():
             check(root[f"sections/{brain}/{section}"].attrs["cytonet"]["ingest"], "manifest")
+    transform_schema = load("transform.schema.json")
+    for brain in root["transforms"].group_keys():
+        for section in root[f"transforms/{brain}"].group_keys():
+            jsonschema.validate(root[f"transforms/{brain}/{section}"].attrs["cytonet"]["transform"], transform_schema)
+    assert sum(1 for b in root["transforms"].group_keys() for _ in root[f"transforms/{b}"].group_keys()) == 4
     # The schemas reject what they should.
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"cytonet_study": 1, "sections": [{"brain": "../x", "section": "1", "image": "a"}]},
