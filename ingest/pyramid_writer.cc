@@ -121,9 +121,13 @@ Status PyramidWriter::CompleteBand(size_t k) {
                          std::vector<std::optional<Bytes>>(size_t(per_shard * per_shard)));
   }
   const uint8_t fill = options_.fill_value;
+  // Rows past the image's end (last band only) read as the fill value.
+  std::fill(level.band.begin() + level.band_rows * level.padded_width, level.band.end(), fill);
   FirstError error;
   tbb::parallel_for(int64_t(0), chunks_x, [&](int64_t j) {
-    Bytes tile(size_t(c * c));
+    // One scratch tile per thread: fresh 256 KiB buffers per chunk cost page faults.
+    thread_local Bytes tile;
+    tile.resize(size_t(c * c));
     for (int64_t r = 0; r < c; ++r) std::memcpy(&tile[r * c], &level.band[r * level.padded_width + j * c], size_t(c));
     if (AllEqual(tile, ByteSpan(&fill, 1))) {
       level.chunks_skipped.fetch_add(1, std::memory_order_relaxed);
@@ -144,7 +148,6 @@ Status PyramidWriter::CompleteBand(size_t k) {
   }
   level.rows_done += level.band_rows;
   level.band_rows = 0;
-  std::fill(level.band.begin(), level.band.end(), fill);
   if (row_in_shard == per_shard - 1 || level.rows_done == level.height) RETURN_IF_ERROR(WriteShardRow(k));
   if (next && (next->band_rows == c || next->rows_done + next->band_rows == next->height)) {
     return CompleteBand(k + 1);

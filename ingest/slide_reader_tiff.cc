@@ -142,7 +142,8 @@ class TiffSlide final : public SlideReader {
   Status ReadBlock(int64_t by, int64_t bx, int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const {
     ASSIGN_OR_RETURN(TiffPtr t, Acquire());
     const int64_t block_bytes = block_w_ * block_h_ * samples_;
-    std::vector<uint8_t> block(static_cast<size_t>(block_bytes));
+    thread_local std::vector<uint8_t> block;  // reused: fresh buffers per tile cost page faults
+    block.resize(static_cast<size_t>(block_bytes));
     tmsize_t got;
     if (tiled_) {
       got = TIFFReadEncodedTile(t.get(), TIFFComputeTile(t.get(), uint32_t(bx * block_w_), uint32_t(by * block_h_), 0, 0),
