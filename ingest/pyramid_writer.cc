@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "ingest/downsample.h"
+#include "store/first_error.h"
 #include "store/sharding.h"
 
 namespace cytonet {
@@ -26,21 +27,6 @@ struct PyramidWriter::Level {
 };
 
 namespace {
-
-// Collects the first error of a parallel loop.
-class FirstError {
- public:
-  void Report(Status status) {
-    if (status.ok()) return;
-    std::lock_guard lock(mutex_);
-    if (first_.ok()) first_ = std::move(status);
-  }
-  Status Take() { return std::move(first_); }
-
- private:
-  std::mutex mutex_;
-  Status first_;
-};
 
 ArrayMetadata LevelMetadata(int64_t height, int64_t width, const PyramidOptions& o) {
   ArrayMetadata m;
@@ -138,7 +124,7 @@ Status PyramidWriter::CompleteBand(size_t k) {
     level.chunks_stored.fetch_add(1, std::memory_order_relaxed);
     level.pending[size_t(j / per_shard)][size_t(row_in_shard * per_shard + j % per_shard)] = std::move(*encoded);
   });
-  RETURN_IF_ERROR(error.Take());
+  RETURN_IF_ERROR(error.status());
 
   Level* next = k + 1 < levels_.size() ? levels_[k + 1].get() : nullptr;
   if (next) {
@@ -171,7 +157,7 @@ Status PyramidWriter::WriteShardRow(size_t k) {
   });
   level.pending.clear();
   ++level.shard_row;
-  return error.Take();
+  return error.status();
 }
 
 Status PyramidWriter::FinishLevels() {

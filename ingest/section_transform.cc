@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "store/codec_json.h"
 
@@ -128,13 +126,7 @@ Result<SectionTransform> ParseTransform(const Json& json, const std::string& whe
 }
 
 Result<SectionTransform> ReadTransformFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return NotFoundError("transform '" + path + "' cannot be opened");
-  std::stringstream text;
-  text << file.rdbuf();
-  const std::string bytes = text.str();
-  ASSIGN_OR_RETURN(Json json, ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-                                        "transform '" + path + "'"));
+  ASSIGN_OR_RETURN(Json json, ReadJsonFile(path, "transform"));
   return ParseTransform(json, "transform '" + path + "'");
 }
 

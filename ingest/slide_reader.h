@@ -22,12 +22,12 @@ namespace cytonet {
 class SlideReader {
  public:
   virtual ~SlideReader() = default;
-  virtual int64_t width() const = 0;
-  virtual int64_t height() const = 0;
+  int64_t width() const { return width_; }
+  int64_t height() const { return height_; }
   // Pixel size stored in the file, if any.
-  virtual std::optional<double> pixel_size_um() const = 0;
+  std::optional<double> pixel_size_um() const { return pixel_size_um_; }
   // "TIFF tiled 512×512 deflate grey", for logs and manifests.
-  virtual std::string Describe() const = 0;
+  const std::string& Describe() const { return description_; }
   const std::string& path() const { return path_; }
   // Rows that decode together (a TIFF tile or strip row): reading bands that are a multiple
   // of this avoids decoding the same tiles twice. 1 when any band is as good.
@@ -40,6 +40,11 @@ class SlideReader {
  protected:
   explicit SlideReader(std::string path) : path_(std::move(path)) {}
   Status CheckBox(int64_t y0, int64_t x0, int64_t h, int64_t w) const;
+
+  // Set by each format's opener.
+  int64_t width_ = 0, height_ = 0;
+  std::optional<double> pixel_size_um_;
+  std::string description_;
 
  private:
   std::string path_;

@@ -55,10 +55,6 @@ class Hdf5Slide final : public SlideReader {
     if (dataset_ >= 0) H5Dclose(dataset_);
     if (file_ >= 0) H5Fclose(file_);
   }
-  int64_t width() const override { return width_; }
-  int64_t height() const override { return height_; }
-  std::optional<double> pixel_size_um() const override { return pixel_size_um_; }
-  std::string Describe() const override { return description_; }
 
   Status ReadRegion(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const override {
     RETURN_IF_ERROR(CheckBox(y0, x0, h, w));
@@ -98,9 +94,6 @@ class Hdf5Slide final : public SlideReader {
   }
 
   hid_t file_ = -1, dataset_ = -1;
-  int64_t width_ = 0, height_ = 0;
-  std::optional<double> pixel_size_um_;
-  std::string description_;
 };
 
 }  // namespace

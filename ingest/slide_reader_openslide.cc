@@ -42,10 +42,6 @@ class OpenSlideSlide final : public SlideReader {
   }
 
   ~OpenSlideSlide() override { openslide_close(handle_); }
-  int64_t width() const override { return width_; }
-  int64_t height() const override { return height_; }
-  std::optional<double> pixel_size_um() const override { return pixel_size_um_; }
-  std::string Describe() const override { return description_; }
 
   Status ReadRegion(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const override {
     RETURN_IF_ERROR(CheckBox(y0, x0, h, w));
@@ -82,9 +78,6 @@ class OpenSlideSlide final : public SlideReader {
   OpenSlideSlide(std::string path, openslide_t* handle) : SlideReader(std::move(path)), handle_(handle) {}
 
   openslide_t* handle_;
-  int64_t width_ = 0, height_ = 0;
-  std::optional<double> pixel_size_um_;
-  std::string description_;
 };
 
 }  // namespace

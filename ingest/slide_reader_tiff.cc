@@ -11,6 +11,7 @@
 
 #include "ingest/slide_reader.h"
 #include "ingest/tiff_errors.h"
+#include "store/first_error.h"
 
 namespace cytonet {
 namespace {
@@ -85,10 +86,6 @@ class TiffSlide final : public SlideReader {
     return std::unique_ptr<SlideReader>(std::move(slide));
   }
 
-  int64_t width() const override { return width_; }
-  int64_t height() const override { return height_; }
-  std::optional<double> pixel_size_um() const override { return pixel_size_um_; }
-  std::string Describe() const override { return description_; }
   int64_t block_rows() const override { return block_h_; }
 
   Status ReadRegion(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const override {
@@ -97,16 +94,11 @@ class TiffSlide final : public SlideReader {
     const int64_t by0 = y0 / block_h_, by1 = (y0 + h - 1) / block_h_;
     const int64_t bx0 = x0 / block_w_, bx1 = (x0 + w - 1) / block_w_;
     const int64_t blocks_x = bx1 - bx0 + 1, count = (by1 - by0 + 1) * blocks_x;
-    std::mutex error_mutex;
-    Status error;
+    FirstError error;
     tbb::parallel_for(int64_t(0), count, [&](int64_t n) {
-      Status s = ReadBlock(by0 + n / blocks_x, bx0 + n % blocks_x, y0, x0, h, w, out);
-      if (!s.ok()) {
-        std::lock_guard lock(error_mutex);
-        if (error.ok()) error = std::move(s);
-      }
+      error.Report(ReadBlock(by0 + n / blocks_x, bx0 + n % blocks_x, y0, x0, h, w, out));
     });
-    return error;
+    return error.status();
   }
 
  private:
@@ -179,10 +171,8 @@ class TiffSlide final : public SlideReader {
     return Status::Ok();
   }
 
-  int64_t width_ = 0, height_ = 0, samples_ = 1, block_w_ = 0, block_h_ = 0;
+  int64_t samples_ = 1, block_w_ = 0, block_h_ = 0;
   bool tiled_ = false, colour_ = false, invert_ = false, jpeg_rgb_ = false;
-  std::optional<double> pixel_size_um_;
-  std::string description_;
   mutable std::mutex pool_mutex_;
   mutable std::vector<TiffPtr> pool_;
 };

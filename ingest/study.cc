@@ -1,9 +1,7 @@
 #include "ingest/study.h"
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 namespace cytonet {
 
@@ -20,13 +18,8 @@ Status ValidateName(const std::string& name, const std::string& what) {
 }
 
 Result<Study> ReadStudy(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return NotFoundError("study '" + path + "' cannot be opened");
-  std::stringstream text;
-  text << file.rdbuf();
-  const std::string bytes = text.str();
   const std::string where = "study '" + path + "'";
-  ASSIGN_OR_RETURN(Json json, ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), where));
+  ASSIGN_OR_RETURN(Json json, ReadJsonFile(path, "study"));
   if (!json.is_object() || !json.contains("cytonet_study") || json["cytonet_study"] != 1) {
     return CorruptionError(where + ": \"cytonet_study\": 1 missing (not a study file?)");
   }

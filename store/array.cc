@@ -6,6 +6,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/first_error.h"
+
 namespace cytonet {
 namespace {
 
@@ -37,24 +39,6 @@ std::vector<std::vector<int64_t>> CellsOverlapping(const Box& box, const std::ve
   }
   return GridCells(first, last);
 }
-
-// Keeps the first error reported by parallel tasks.
-class FirstError {
- public:
-  void Report(Status st) {
-    if (st.ok()) return;
-    std::lock_guard lock(mutex_);
-    if (status_.ok()) status_ = std::move(st);
-  }
-  Status status() {
-    std::lock_guard lock(mutex_);
-    return status_;
-  }
-
- private:
-  std::mutex mutex_;
-  Status status_;
-};
 
 }  // namespace
 

@@ -1,5 +1,8 @@
 #include "store/metadata.h"
 
+#include <fstream>
+#include <iterator>
+
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -419,6 +422,17 @@ Json ToJsonV2(const ArrayMetadata& m) {
   j["filters"] = nullptr;
   j["dimension_separator"] = std::string(1, m.chunk_key_encoding.separator);
   return j;
+}
+
+}  // namespace cytonet
+
+namespace cytonet {
+
+Result<Json> ReadJsonFile(const std::string& path, const std::string& what) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return NotFoundError(what + " '" + path + "' cannot be opened");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  return ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), what + " '" + path + "'");
 }
 
 }  // namespace cytonet
