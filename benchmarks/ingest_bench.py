@@ -1,13 +1,15 @@
 """Ingest benchmark: one phantom section as tiled BigTIFF (deflate tiles of 512²) turned
 into a pyramid by three tools in one run, same input, same compression family (zstd):
 
-  ours         cytonet ingest (blosc-zstd inner chunks, sharded Zarr v3 + OME-Zarr)
+  ours         cytonet ingest (zstd inner chunks, sharded Zarr v3 + OME-Zarr)
   vips         vips tiffsave --tile --pyramid --compression zstd (a pyramidal TIFF)
   tensorstore  benchmarks/ingest_tensorstore.py (tifffile + numpy + tensorstore, same
                sharded Zarr v3 levels as ours)
 
-For T threads each: wall time, MB/s of input pixels, MB/s per core (÷ T) and peak RSS,
-with ratios against ours. Each tool runs in its own process (peak RSS from wait4).
+For T threads each: wall time, MB/s of input pixels, MB/s per core (÷ T), MB per CPU-second
+(user + system time: every tool runs helper threads beyond T, so this is the honest
+per-core figure) and peak RSS, with ratios against ours. Each tool runs in its own process
+under GNU time.
 
     python benchmarks/ingest_bench.py --build build --size 32768 --threads 1 2
 """
@@ -25,17 +27,22 @@ import tensorstore as ts
 
 
 def run(command, env=None):
-    """Runs a command under GNU time; returns (seconds, peak RSS in MB). GNU time is the
-    measured process's parent: Linux carries a parent's peak RSS into a forked child, so
-    measuring from this (large) Python process would overstate small tools."""
+    """Runs a command under GNU time; returns (wall seconds, CPU seconds, peak RSS in MB).
+    GNU time is the measured process's parent: Linux carries a parent's peak RSS into a
+    forked child, so measuring from this (large) Python process would overstate small tools."""
     start = time.monotonic()
-    result = subprocess.run(["/usr/bin/time", "-f", "peak_rss_kb=%M", *command], env=env,
+    result = subprocess.run(["/usr/bin/time", "-f", "measured: %M %U %S", *command], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"{command[0]} failed: {result.stderr[-2000:]}")
-    rss_kb = int(result.stderr.rsplit("peak_rss_kb=", 1)[1].split()[0])
-    return seconds, rss_kb / 1024
+    rss_kb, user, system = result.stderr.rsplit("measured: ", 1)[1].split()[:3]
+    return seconds, float(user) + float(system), int(rss_kb) / 1024
+
+
+def stored_mb(path: pathlib.Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
 
 
 def main() -> None:
@@ -61,32 +68,39 @@ def main() -> None:
     peer = pathlib.Path(__file__).with_name("ingest_tensorstore.py")
     out = data / "out"
 
+    outputs = {"ours": lambda t: out / f"ours-{t}", "vips": lambda t: out / f"vips-{t}.tif",
+               "tensorstore": lambda t: out / f"tensorstore-{t}"}
     commands = {
         "ours": lambda t: ([cytonet, "ingest", phantom / "study.json", "--out", out / f"ours-{t}", "--force", "--quiet",
-                            "--no-sync", "--threads", str(t), "--cname", "zstd", "--clevel", str(args.clevel)], None),
+                            "--no-sync", "--threads", str(t), "--codec", "zstd", "--clevel", str(args.clevel)], None),
         "vips": lambda t: (["vips", "tiffsave", slide, out / f"vips-{t}.tif", "--tile", "--pyramid", "--bigtiff",
                             "--tile-width", "512", "--tile-height", "512", "--compression", "zstd", "--level",
                             str(args.clevel), "--predictor", "none"], dict(os.environ, VIPS_CONCURRENCY=str(t))),
         "tensorstore": lambda t: ([sys.executable, peer, slide, out / f"tensorstore-{t}", "--threads", str(t),
-                                   "--cname", "zstd", "--clevel", str(args.clevel)], None),
+                                   "--codec", "zstd", "--clevel", str(args.clevel)], None),
     }
     results = []
     print(f"input: {slide.name}, {args.size}² px ({megabytes:.0f} MB of pixels); zstd level {args.clevel}")
-    print(f"{'tool':<12} {'T':>2} {'seconds':>8} {'MB/s':>8} {'MB/s/core':>10} {'peak RSS MB':>12} {'ours ×':>7}")
+    print(f"{'tool':<12} {'T':>2} {'seconds':>8} {'CPU s':>7} {'MB/s':>8} {'MB/s/core':>10} {'MB/CPU-s':>9} "
+          f"{'peak RSS MB':>12} {'stored MB':>10} {'ours × (wall)':>14} {'ours × (CPU)':>13}")
     for t in args.threads:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         row = {}
         for tool, make in commands.items():
             command, env = make(t)
-            seconds, rss = run([str(c) for c in command], env)
-            row[tool] = {"tool": tool, "threads": t, "seconds": seconds, "mb_per_s": megabytes / seconds,
-                         "mb_per_s_per_core": megabytes / seconds / t, "peak_rss_mb": rss}
+            seconds, cpu, rss = run([str(c) for c in command], env)
+            row[tool] = {"tool": tool, "threads": t, "seconds": seconds, "cpu_seconds": cpu,
+                         "mb_per_s": megabytes / seconds, "mb_per_s_per_core": megabytes / seconds / t,
+                         "mb_per_cpu_second": megabytes / cpu, "peak_rss_mb": rss,
+                         "stored_mb": stored_mb(outputs[tool](t))}
         for tool, r in row.items():
             r["ours_speedup"] = r["seconds"] / row["ours"]["seconds"]
+            r["ours_cpu_efficiency"] = r["cpu_seconds"] / row["ours"]["cpu_seconds"]
             r["rss_ratio_vs_ours"] = r["peak_rss_mb"] / row["ours"]["peak_rss_mb"]
-            print(f"{tool:<12} {t:>2} {r['seconds']:>8.1f} {r['mb_per_s']:>8.1f} {r['mb_per_s_per_core']:>10.1f} "
-                  f"{r['peak_rss_mb']:>12.0f} {r['ours_speedup']:>7.2f}", flush=True)
+            print(f"{tool:<12} {t:>2} {r['seconds']:>8.1f} {r['cpu_seconds']:>7.1f} {r['mb_per_s']:>8.1f} "
+                  f"{r['mb_per_s_per_core']:>10.1f} {r['mb_per_cpu_second']:>9.1f} {r['peak_rss_mb']:>12.0f} {r['stored_mb']:>10.0f} "
+                  f"{r['ours_speedup']:>14.2f} {r['ours_cpu_efficiency']:>13.2f}", flush=True)
             results.append(r)
         # Ours and the tensorstore peer must have written the same pixels.
         section = f"sections/{study['sections'][0]['brain']}/{study['sections'][0]['section']}"

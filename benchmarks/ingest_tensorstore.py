@@ -3,7 +3,7 @@ BigTIFF with tifffile, builds the same 2×2 area-mean pyramid with numpy and wri
 sharded Zarr v3 levels with tensorstore, band by band (one shard row at a time, so every
 shard is written once), in bounded memory.
 
-    python ingest_tensorstore.py IN.tif OUT_DIR --threads T --cname zstd --clevel 1
+    python ingest_tensorstore.py IN.tif OUT_DIR --threads T --codec zstd --clevel 1
 """
 import argparse
 import json
@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shard", type=int, default=8192)
     parser.add_argument("--chunk", type=int, default=512)
-    parser.add_argument("--cname", default="zstd")
+    parser.add_argument("--codec", default="zstd", choices=["zstd", "blosc"])
+    parser.add_argument("--cname", default="lz4", help="with --codec blosc")
     parser.add_argument("--clevel", type=int, default=1)
     args = parser.parse_args()
 
@@ -47,10 +48,12 @@ def main() -> None:
         shapes.append(((h + 1) // 2, (w + 1) // 2))
     context = ts.Context({"data_copy_concurrency": {"limit": args.threads},
                           "file_io_concurrency": {"limit": max(2, args.threads)}})
+    compressor = ({"name": "zstd", "configuration": {"level": args.clevel, "checksum": False}} if args.codec == "zstd"
+                  else {"name": "blosc", "configuration": {"cname": args.cname, "clevel": args.clevel,
+                                                           "shuffle": "noshuffle", "typesize": 1, "blocksize": 0}})
     codecs = [{"name": "sharding_indexed", "configuration": {
         "chunk_shape": [args.chunk, args.chunk],
-        "codecs": [{"name": "bytes"}, {"name": "blosc", "configuration": {
-            "cname": args.cname, "clevel": args.clevel, "shuffle": "noshuffle", "typesize": 1, "blocksize": 0}}],
+        "codecs": [{"name": "bytes"}, compressor],
         "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
         "index_location": "end"}}]
     levels = []

@@ -40,7 +40,7 @@ void PrintSummary(const std::vector<SectionOutcome>& outcomes, double seconds) {
 Command AddIngestCommand(CLI::App& app) {
   struct Options {
     IngestOptions ingest;
-    std::string study, out, cname = "lz4", shuffle = "noshuffle", format, report;
+    std::string study, out, codec = "blosc", cname = "lz4", shuffle = "noshuffle", format, report;
     int clevel = 5, threads = 0;
     double pixel_size = 0;
     bool quiet = false, no_sync = false;
@@ -51,8 +51,10 @@ Command AddIngestCommand(CLI::App& app) {
   cmd->add_option("--out", o->out, "Dataset root (created if missing)")->required();
   cmd->add_option("--shard", o->ingest.pyramid.shard_size, "Shard size (pixels per side)")->capture_default_str();
   cmd->add_option("--chunk", o->ingest.pyramid.chunk_size, "Inner chunk size (pixels per side)")->capture_default_str();
+  cmd->add_option("--codec", o->codec, "Inner chunk compressor: blosc, or zstd (plain zstd frames)")
+      ->capture_default_str()->check(CLI::IsMember({"blosc", "zstd"}));
   cmd->add_option("--cname", o->cname, "blosc compressor: lz4, lz4hc, zstd, blosclz, zlib")->capture_default_str();
-  cmd->add_option("--clevel", o->clevel, "blosc level 0-9")->capture_default_str()->check(CLI::Range(0, 9));
+  cmd->add_option("--clevel", o->clevel, "blosc level 0-9, or the zstd level")->capture_default_str()->check(CLI::Range(0, 22));
   cmd->add_option("--shuffle", o->shuffle, "blosc shuffle: noshuffle, bitshuffle")->capture_default_str();
   cmd->add_option("--format", o->format, "Slide reader for every section: auto, tiff, openslide, hdf5");
   cmd->add_option("--pixel-size", o->pixel_size, "Level-0 pixel size in µm (overrides study and files)");
@@ -65,10 +67,14 @@ Command AddIngestCommand(CLI::App& app) {
   return {cmd, [o] {
             LimitThreads(o->threads);
             const auto start = std::chrono::steady_clock::now();
-            o->ingest.pyramid.compressor = {{"name", "blosc"},
-                                            {"configuration",
-                                             {{"cname", o->cname}, {"clevel", o->clevel}, {"shuffle", o->shuffle},
-                                              {"typesize", 1}, {"blocksize", 0}}}};
+            if (o->codec == "zstd") {
+              o->ingest.pyramid.compressor = {{"name", "zstd"}, {"configuration", {{"level", o->clevel}, {"checksum", false}}}};
+            } else {
+              o->ingest.pyramid.compressor = {{"name", "blosc"},
+                                              {"configuration",
+                                               {{"cname", o->cname}, {"clevel", o->clevel}, {"shuffle", o->shuffle},
+                                                {"typesize", 1}, {"blocksize", 0}}}};
+            }
             if (!o->format.empty()) o->ingest.format = o->format;
             if (o->pixel_size > 0) o->ingest.pixel_size_um = o->pixel_size;
             o->ingest.progress = !o->quiet;
