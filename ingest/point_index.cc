@@ -11,6 +11,7 @@
 
 #include "ingest/ingest_job.h"
 #include "ingest/mpi_session.h"
+#include "ingest/points_csv.h"
 #include "ingest/section_transform.h"
 #include "store/array.h"
 #include "store/group.h"
@@ -18,20 +19,6 @@
 
 namespace cytonet {
 namespace {
-
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> fields;
-  std::stringstream in(line);
-  for (std::string field; std::getline(in, field, ',');) fields.push_back(field);
-  if (!line.empty() && line.back() == ',') fields.emplace_back();
-  return fields;
-}
-
-bool ParseDouble(const std::string& text, double* out) {
-  char* end = nullptr;
-  *out = std::strtod(text.c_str(), &end);
-  return !text.empty() && end == text.c_str() + text.size();
-}
 
 // Fraction of tissue (grey < threshold) pixels of a box, from an integral image.
 struct TissueMap {
@@ -66,55 +53,6 @@ ByteSpan AsByteSpan(const std::vector<T>& v) {
 }
 
 }  // namespace
-
-Result<std::vector<SectionPoint>> ReadPointsCsv(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return NotFoundError("points '" + path + "' cannot be opened");
-  std::string line;
-  if (!std::getline(file, line)) return CorruptionError("points '" + path + "': empty file, expected a header");
-  std::map<std::string, size_t> column;
-  const auto header = SplitCsv(line);
-  for (size_t i = 0; i < header.size(); ++i) column[header[i]] = i;
-  if (!column.count("x_px") || !column.count("y_px")) {
-    return CorruptionError("points '" + path + "': header needs x_px and y_px, got '" + line + "'");
-  }
-  std::vector<SectionPoint> points;
-  for (int64_t number = 2; std::getline(file, line); ++number) {
-    if (line.empty()) continue;
-    const auto fields = SplitCsv(line);
-    const std::string where = "points '" + path + "' line " + std::to_string(number);
-    if (fields.size() != header.size()) {
-      return CorruptionError(where + ": " + std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size()));
-    }
-    SectionPoint p;
-    p.id = int64_t(points.size());
-    double value = 0;
-    auto number_of = [&](const char* name, double* out) -> Status {
-      if (!ParseDouble(fields[column[name]], out)) return CorruptionError(where + ": " + name + " '" + fields[column[name]] + "' is not a number");
-      return Status::Ok();
-    };
-    RETURN_IF_ERROR(number_of("x_px", &p.x_px));
-    RETURN_IF_ERROR(number_of("y_px", &p.y_px));
-    if (column.count("point_id")) {
-      RETURN_IF_ERROR(number_of("point_id", &value));
-      p.id = int64_t(value);
-    }
-    if (column.count("area")) {
-      RETURN_IF_ERROR(number_of("area", &value));
-      p.area = int32_t(value);
-    }
-    if (column.count("layer")) {
-      RETURN_IF_ERROR(number_of("layer", &value));
-      p.layer = int8_t(value);
-    }
-    if (column.count("hemisphere")) {
-      const std::string& h = fields[column["hemisphere"]];
-      p.hemisphere = h == "L" ? 0 : h == "R" ? 1 : 255;
-    }
-    points.push_back(p);
-  }
-  return points;
-}
 
 Json IndexStats::ToJson() const {
   return {{"points_read", points_read},

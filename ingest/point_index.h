@@ -9,8 +9,7 @@
 // (float32). Each column is one uncompressed chunk (`index/<column>/c/0`, the values in
 // little-endian order), so MPI ranks can write their rows into it at offsets.
 //
-// Points file (CSV, header names the columns): x_px and y_px are required; point_id,
-// area, layer and hemisphere (L/R) are optional.
+// Points come from each section's CSV (ingest/points_csv.h).
 #pragma once
 
 #include <array>
@@ -18,21 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "ingest/points_csv.h"
 #include "ingest/study.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
-
-struct SectionPoint {
-  int64_t id = 0;
-  double x_px = 0, y_px = 0;
-  int32_t area = 0;
-  int8_t layer = 0;
-  uint8_t hemisphere = 255;
-};
-
-// Reads a points CSV; errors name the file and line.
-Result<std::vector<SectionPoint>> ReadPointsCsv(const std::string& path);
 
 struct IndexTable {
   std::vector<std::pair<std::string, std::string>> sections;  // (brain, section) per id

@@ -18,8 +18,12 @@ Status ValidateName(const std::string& name, const std::string& what) {
 }
 
 Result<Study> ReadStudy(const std::string& path) {
-  const std::string where = "study '" + path + "'";
   ASSIGN_OR_RETURN(Json json, ReadJsonFile(path, "study"));
+  return ParseStudy(json, path);
+}
+
+Result<Study> ParseStudy(const Json& json, const std::string& path) {
+  const std::string where = "study '" + path + "'";
   if (!json.is_object() || !json.contains("cytonet_study") || json["cytonet_study"] != 1) {
     return CorruptionError(where + ": \"cytonet_study\": 1 missing (not a study file?)");
   }

@@ -38,6 +38,8 @@ struct Study {
 };
 
 Result<Study> ReadStudy(const std::string& path);
+// The same on parsed JSON; relative paths resolve against `path`'s folder.
+Result<Study> ParseStudy(const Json& json, const std::string& path);
 // Brain and section names become key components: letters, digits, '.', '_', '-'.
 Status ValidateName(const std::string& name, const std::string& what);
 

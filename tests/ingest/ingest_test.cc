@@ -5,12 +5,14 @@
 #include <tiffio.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <random>
 
 #include "ingest/downsample.h"
 #include "ingest/ingest_job.h"
 #include "ingest/phantom.h"
+#include "ingest/points_csv.h"
 #include "ingest/pyramid_writer.h"
 #include "ingest/section_transform.h"
 #include "ingest/slide_reader.h"
@@ -393,6 +395,30 @@ TEST(StudyFile, ResolvesPathsAndRejectsBadEntries) {
     auto bad = ReadStudy(path);
     EXPECT_FALSE(bad.ok()) << text;
     EXPECT_NE(bad.status().message().find("study.json"), std::string::npos) << bad.status().ToString();
+  }
+}
+
+TEST(PointsCsv, ParsesByHeaderNameAndRejectsBadFieldsWithTheirLine) {
+  auto points = testing::ValueOrDie(ParsePointsCsv("y_px,extra,x_px,hemisphere,layer\n2.5,z,1.5,R,3\n7,z,nan,L,0\n", "p.csv"));
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[0].x_px, 1.5);
+  EXPECT_EQ(points[0].y_px, 2.5);
+  EXPECT_EQ(points[0].hemisphere, 1);
+  EXPECT_EQ(points[0].layer, 3);
+  EXPECT_EQ(points[1].id, 1);  // no point_id column: the row number
+  EXPECT_TRUE(std::isnan(points[1].x_px));
+  for (const auto& [text, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"x_px,y_px,layer\n1,2,3\n1,2,300\n", "line 3: layer '300'"},
+           {"x_px,y_px,area\n1,2,1.5\n", "line 2: area '1.5'"},
+           {"x_px,y_px,point_id\n1,2,-1\n", "line 2: point_id '-1'"},
+           {"x_px,y_px\n1,abc\n", "line 2: y_px 'abc'"},
+           {"x_px,y_px\n1\n", "line 2: 1 fields"},
+           {"x,y\n1,2\n", "needs x_px and y_px"},
+           {"", "empty file"}}) {
+    auto bad = ParsePointsCsv(text, "p.csv");
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.status().message().find(needle), std::string::npos) << bad.status().ToString();
+    EXPECT_NE(bad.status().message().find("p.csv"), std::string::npos);
   }
 }
 
