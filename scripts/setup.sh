@@ -21,7 +21,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libpng-dev libtiff-dev
   pybind11-dev python3-dev python3-venv clang-14 libclang-rt-14-dev
   libopenslide-dev libhdf5-dev libopenmpi-dev openmpi-bin libnanoflann-dev
-  libvips-tools slurmctld slurmd slurm-client munge
+  libvips-tools libtiff-tools slurmctld slurmd slurm-client munge
 )
 python_packages=(
   "torch==2.11.*" "zarr>=3,<4" "tensorstore" "numcodecs" "numpy" "scikit-learn"

@@ -417,3 +417,30 @@ def test_rgb_jpeg_slides_read_the_same_through_libtiff_and_openslide(cytonet, ph
     # JPEG at Q90 stays near the grey source; both readers decode the same JPEG data.
     assert np.abs(ours.astype(int) - grey).mean() < 3
     assert np.abs(ours.astype(int) - openslide.astype(int)).max() <= 1
+
+
+def test_aperio_svs_reads_through_openslide_with_its_pixel_size(cytonet, phantom, tmp_path):
+    """An Aperio SVS (JPEG RGB tiles, 'Aperio' description with MPP) made from the phantom with
+    vips and libtiff's tiffset: OpenSlide must recognise the vendor and give the pixel size."""
+    study = json.loads((phantom / "study.json").read_text())
+    source = phantom / next(s for s in study["sections"] if s["format"] == "tiff")["image"]
+    rgb = tmp_path / "rgb.v"
+    subprocess.run(["vips", "colourspace", str(source), str(rgb), "srgb"], check=True)
+    svs = tmp_path / "slide.svs"
+    subprocess.run(["vips", "tiffsave", str(rgb), str(svs), "--tile", "--pyramid", "--compression", "jpeg", "--Q", "90",
+                    "--tile-width", "256", "--tile-height", "256"], check=True)
+    subprocess.run(["tiffset", "-s", "270", "Aperio Image Library v12.0.15\n2048x1536 [0,0 2048x1536] (256x256) "
+                    "JPEG/RGB Q=90|AppMag = 20|MPP = 0.5", str(svs)], check=True)
+    sections = [{"brain": "SVS", "section": "0001", "image": str(svs), "format": "openslide"},
+                {"brain": "SVSTIFF", "section": "0001", "image": str(svs), "format": "tiff", "pixel_size_um": 0.5}]
+    (tmp_path / "study.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections}))
+    ingest(cytonet, tmp_path / "study.json", tmp_path / "ds", "--no-sync")
+    root = zarr.open_group(str(tmp_path / "ds"), mode="r")
+    image = root["sections/SVS/0001"]
+    assert "aperio" in image.attrs["cytonet"]["ingest"]["reader"].lower()
+    scale = image.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [0.5, 0.5]  # the MPP OpenSlide read from the file
+    via_openslide = image["0"][...].astype(int)
+    via_libtiff = root["sections/SVSTIFF/0001/0"][...].astype(int)
+    assert np.abs(via_openslide - via_libtiff).max() <= 1
+    assert np.abs(via_openslide - source_pixels(source).astype(int)).mean() < 3
