@@ -93,10 +93,10 @@ Command AddIngestCommand(CLI::App& app) {
               mpi = std::move(*queue);
             }
             const bool root = !mpi || mpi->rank() == 0;
-            Status prepared = root ? PrepareDataset(**kvstore) : Status::Ok();
-            if (mpi && mpi->Broadcast(prepared.ok() ? 0 : 1) != 0 && root) return Fail(prepared);
-            if (mpi && !prepared.ok()) return 1;
-            if (!prepared.ok()) return Fail(prepared);
+            const Status prepared = root ? PrepareDataset(**kvstore) : Status::Ok();
+            // Every rank learns whether rank 0 could prepare, so none waits in a collective.
+            const bool prepared_everywhere = mpi ? mpi->Broadcast(prepared.ok() ? 0 : 1) == 0 : prepared.ok();
+            if (!prepared_everywhere) return root ? Fail(prepared) : 1;
             std::vector<SectionOutcome> outcomes;
             for (int64_t i = mpi ? mpi->Next() : 0; i >= 0 && i < int64_t(study->sections.size());
                  i = mpi ? mpi->Next() : i + 1) {
@@ -109,11 +109,13 @@ Command AddIngestCommand(CLI::App& app) {
             if (mpi) {
               Json mine = Json::array();
               for (const SectionOutcome& outcome : outcomes) mine.push_back(outcome.ToJson());
-              const std::vector<std::string> all = mpi->GatherToRoot(mine.dump());
+              // Error texts may quote bytes from damaged files: replace invalid UTF-8.
+              const std::vector<std::string> all =
+                  mpi->GatherToRoot(mine.dump(-1, ' ', false, Json::error_handler_t::replace));
               if (root) {
                 std::map<std::string, SectionOutcome> by_name;
                 for (const std::string& text : all) {
-                  for (const Json& j : Json::parse(text)) {
+                  for (const Json& j : Json::parse(text, nullptr, /*allow_exceptions=*/false)) {
                     auto outcome = SectionOutcome::FromJson(j);
                     if (outcome.ok()) by_name[outcome->brain + "/" + outcome->section] = *outcome;
                   }
@@ -133,7 +135,7 @@ Command AddIngestCommand(CLI::App& app) {
                 if (!o->report.empty()) {
                   Json report = Json::array();
                   for (const SectionOutcome& outcome : outcomes) report.push_back(outcome.ToJson());
-                  std::ofstream(o->report) << report.dump(1) << "\n";
+                  std::ofstream(o->report) << report.dump(1, ' ', false, Json::error_handler_t::replace) << "\n";
                 }
                 for (const SectionOutcome& outcome : outcomes) {
                   if (outcome.state == SectionState::kFailed) code = kSomeSectionsFailed;

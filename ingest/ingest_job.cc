@@ -60,8 +60,11 @@ Json InputFingerprint::ToJson() const {
 }
 
 bool InputFingerprint::SameInput(const Json& json) const {
-  return json.is_object() && json.value("size", int64_t(-1)) == size && json.value("mtime_ns", int64_t(-1)) == mtime_ns &&
-         json.value("sample_crc32c", int64_t(-1)) == int64_t(sample_crc32c);
+  auto equals = [&](const char* key, int64_t value) {
+    return json.contains(key) && json[key].is_number_integer() && json[key].get<int64_t>() == value;
+  };
+  return json.is_object() && equals("size", size) && equals("mtime_ns", mtime_ns) &&
+         equals("sample_crc32c", int64_t(sample_crc32c));
 }
 
 Result<InputFingerprint> FingerprintFile(const std::string& path) {
@@ -147,15 +150,27 @@ Status PrepareDataset(KvStore& kvstore) {
   return Status::Ok();
 }
 
+const Json* IngestManifest(const Json& attributes) {
+  if (!attributes.is_object() || !attributes.contains("cytonet") || !attributes["cytonet"].is_object()) return nullptr;
+  const Json& cytonet = attributes["cytonet"];
+  if (!cytonet.contains("ingest") || !cytonet["ingest"].is_object()) return nullptr;
+  return &cytonet["ingest"];
+}
+
+bool ManifestSaysComplete(const Json& attributes) {
+  const Json* manifest = IngestManifest(attributes);
+  if (!manifest || !manifest->contains("complete")) return false;
+  const Json& complete = (*manifest)["complete"];
+  return complete.is_boolean() && complete.get<bool>();
+}
+
 Result<bool> SectionComplete(KvStore& kvstore, const std::string& brain, const std::string& section) {
   auto node = ReadNode(kvstore, SectionGroupPath(brain, section));
   if (!node.ok()) {
     if (node.status().code() == StatusCode::kNotFound) return false;
     return node.status();
   }
-  const Json& attributes = node->attributes;
-  return attributes.contains("cytonet") && attributes["cytonet"].contains("ingest") &&
-         attributes["cytonet"]["ingest"].value("complete", false);
+  return ManifestSaysComplete(node->attributes);
 }
 
 SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySection& section, const IngestOptions& options) {
@@ -190,12 +205,11 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     const std::string group = SectionGroupPath(section.brain, section.section);
     if (!options.force) {
       auto node = ReadNode(*kvstore, group);
-      if (node.ok() && node->attributes.contains("cytonet") && node->attributes["cytonet"].contains("ingest")) {
-        const Json& manifest = node->attributes["cytonet"]["ingest"];
-        if (manifest.value("complete", false) && manifest.value("settings_hash", "") == settings_hash &&
-            fingerprint.SameInput(manifest.value("input", Json()))) {
-          return SectionState::kSkipped;
-        }
+      const Json* manifest = node.ok() ? IngestManifest(node->attributes) : nullptr;
+      if (manifest && ManifestSaysComplete(node->attributes) && manifest->contains("settings_hash") &&
+          (*manifest)["settings_hash"] == settings_hash && manifest->contains("input") &&
+          fingerprint.SameInput((*manifest)["input"])) {
+        return SectionState::kSkipped;
       }
     }
     RETURN_IF_ERROR(EraseSection(*kvstore, group));
@@ -250,7 +264,14 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     for (const LevelStats& s : writer->stats()) outcome.bytes_stored += s.bytes_stored;
     return SectionState::kIngested;
   };
-  auto state = run();
+  // Third-party code (JSON, the standard library) may throw; a section must still come
+  // back as an outcome so the other sections and ranks go on.
+  Result<SectionState> state = InternalError("not run");
+  try {
+    state = run();
+  } catch (const std::exception& e) {
+    state = InternalError(std::string("unexpected exception: ") + e.what());
+  }
   if (!state.ok()) return finish(SectionState::kFailed, state.status().WithContext("section " + section.Name()));
   return finish(*state, Status::Ok());
 }

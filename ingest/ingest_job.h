@@ -74,6 +74,12 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
 // process ingested what, or on earlier interrupted runs).
 Status FinalizeDataset(KvStore& kvstore, const Study& study);
 
+// The manifest (attributes.cytonet.ingest) in a section image group's attributes, or
+// nullptr when there is none or it is not an object.
+const Json* IngestManifest(const Json& group_attributes);
+// True when that manifest exists and says "complete": true.
+bool ManifestSaysComplete(const Json& group_attributes);
+
 // True when the section's manifest says it is complete.
 Result<bool> SectionComplete(KvStore& kvstore, const std::string& brain, const std::string& section);
 

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 
+#include "ingest/ingest_job.h"
 #include "ingest/point_index.h"
 #include "store/group.h"
 #include "store/ome_zarr.h"
@@ -14,20 +15,30 @@
 namespace cytonet {
 namespace {
 
-// Checks the shards of one level; problems are appended under `mutex`.
-void VerifyLevel(KvStore& kvstore, const ZarrArray& level, const VerifyOptions& options, SectionReport* report,
-                 std::mutex* mutex) {
+struct LevelCount {
+  int64_t shards = 0, chunks = 0;
+};
+
+// Checks the shards of one level; problems are appended under `mutex`. Returns what the
+// level holds, to compare with the manifest.
+LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const VerifyOptions& options, SectionReport* report,
+                       std::mutex* mutex) {
+  LevelCount count;
   auto note = [&](const std::string& problem) {
     std::lock_guard lock(*mutex);
     report->problems.push_back(problem);
   };
   const ShardingCodec* sharding = level.codecs().sharding();
   auto keys = kvstore.List(level.path() + "/c/");
-  if (!keys.ok()) return note(keys.status().ToString());
+  if (!keys.ok()) {
+    note(keys.status().ToString());
+    return count;
+  }
   if (!sharding) {
     std::lock_guard lock(*mutex);
     report->chunks += int64_t(keys->size());
-    return;
+    count.chunks = int64_t(keys->size());
+    return count;
   }
   tbb::parallel_for(size_t(0), keys->size(), [&](size_t i) {
     const std::string& key = (*keys)[i];
@@ -55,7 +66,10 @@ void VerifyLevel(KvStore& kvstore, const ZarrArray& level, const VerifyOptions& 
     ++report->shards;
     report->chunks += chunks;
     report->bytes += int64_t(**size);
+    ++count.shards;
+    count.chunks += chunks;
   });
+  return count;
 }
 
 }  // namespace
@@ -91,16 +105,34 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
     if (!node.ok()) {
       s.problems.push_back(dataset->Describe(group) + ": no image group zarr.json (its ingest did not finish)");
     } else {
-      const Json& attributes = node->attributes;
-      s.complete = attributes.contains("cytonet") && attributes["cytonet"].contains("ingest") &&
-                   attributes["cytonet"]["ingest"].value("complete", false);
+      s.complete = ManifestSaysComplete(node->attributes);
       if (!s.complete) s.problems.push_back(dataset->Describe(group) + ": manifest does not say complete");
+      const Json* manifest = IngestManifest(node->attributes);
+      const Json no_levels = Json::array();
+      const Json& recorded = manifest && manifest->contains("levels") && (*manifest)["levels"].is_array()
+                                 ? (*manifest)["levels"]
+                                 : no_levels;
       auto image = OpenMultiscaleImage(dataset, group, context);
       if (!image.ok()) {
         s.problems.push_back(image.status().ToString());
       } else {
         std::mutex mutex;
-        for (const auto& level : image->levels) VerifyLevel(*dataset, *level, options, &s, &mutex);
+        if (s.complete && recorded.size() != image->levels.size()) {
+          s.problems.push_back(dataset->Describe(group) + ": the manifest records " + std::to_string(recorded.size()) +
+                               " levels, the image has " + std::to_string(image->levels.size()));
+        }
+        for (size_t k = 0; k < image->levels.size(); ++k) {
+          const LevelCount found_here = VerifyLevel(*dataset, *image->levels[k], options, &s, &mutex);
+          if (k >= recorded.size() || !recorded[k].is_object()) continue;
+          // A lost shard reads as background: only the manifest's counts reveal it.
+          const int64_t shards = recorded[k].value("shards_stored", int64_t(-1));
+          const int64_t chunks = recorded[k].value("chunks_stored", int64_t(-1));
+          if (shards != found_here.shards || chunks != found_here.chunks) {
+            s.problems.push_back(dataset->Describe(image->levels[k]->path()) + ": holds " + std::to_string(found_here.shards) +
+                                 " shards with " + std::to_string(found_here.chunks) + " chunks, the manifest recorded " +
+                                 std::to_string(shards) + " with " + std::to_string(chunks));
+          }
+        }
       }
     }
     if (s.ok()) complete.insert({brain, section});
@@ -120,6 +152,12 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
     if (!complete.count({brain, section})) {
       report.dataset_problems.push_back(dataset->Describe("zarr.json") + " lists " + brain + "/" + section +
                                         ", which is missing, incomplete or damaged");
+    }
+  }
+  for (const auto& [brain, section] : complete) {
+    if (!listed.count({brain, section})) {
+      report.dataset_problems.push_back(dataset->Describe("zarr.json") + " does not list " + brain + "/" + section +
+                                        " (the ingest was stopped before it finished: run it again)");
     }
   }
   ASSIGN_OR_RETURN(auto index_node, dataset->Get("index/zarr.json"));

@@ -331,14 +331,28 @@ def test_verify_finds_bad_checksums_undecodable_chunks_and_unfinished_sections(c
     chunk_shard.write_bytes(bytes(data))
     # 3. A section whose ingest never finished.
     (sections[2] / "zarr.json").unlink()
+    # 4. A lost shard (it would read as background): only the manifest's counts reveal it.
+    lost = next(p for p in (sections[3] / "0" / "c").rglob("*") if p.is_file())
+    lost.unlink()
 
     quick = cytonet.run(cytonet.cli, "verify", ds, check=False)
     assert quick.returncode == 3
     assert "checksum" in quick.stdout and crc_shard.name in quick.stdout
     assert "did not finish" in quick.stdout
     assert "lists " in quick.stdout  # the root lists the unfinished section
+    assert "the manifest recorded" in quick.stdout
     full = cytonet.run(cytonet.cli, "verify", ds, "--decode", check=False)
-    assert full.returncode == 3 and "inner chunk" in full.stdout and "3 damaged" in full.stdout
+    assert full.returncode == 3 and "inner chunk" in full.stdout and "4 damaged" in full.stdout
+
+
+def test_verify_finds_complete_sections_the_root_does_not_list(cytonet, dataset, tmp_path):
+    ds = tmp_path / "dataset"
+    shutil.copytree(dataset, ds)
+    root = json.loads((ds / "zarr.json").read_text())
+    dropped = root["attributes"]["cytonet"]["brains"][0]["sections"].pop()
+    (ds / "zarr.json").write_text(json.dumps(root))  # as if the job was killed before finalising
+    result = cytonet.run(cytonet.cli, "verify", ds, check=False)
+    assert result.returncode == 3 and f"does not list PB01/{dropped}" in result.stdout
 
 
 def test_what_we_write_matches_the_schemas(cytonet, phantom, dataset, tmp_path):
