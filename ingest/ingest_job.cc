@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <numeric>
 
 #include "store/codec.h"
 #include "store/group.h"
@@ -219,8 +220,9 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     const int64_t width = reader->width(), height = reader->height(), chunk_rows = writer->band_rows();
     // Read bands cover whole tile rows of the slide (no tile decoded twice) and whole
     // chunk rows of the pyramid.
-    const int64_t block = std::max<int64_t>(1, std::min(reader->block_rows(), int64_t(8192)));
-    const int64_t band = (std::max(block, chunk_rows) + chunk_rows - 1) / chunk_rows * chunk_rows;
+    const int64_t block = std::max<int64_t>(1, reader->block_rows());
+    const int64_t common = std::lcm(block, chunk_rows);
+    const int64_t band = common <= 8192 ? common : (std::min(block, int64_t(8192)) + chunk_rows - 1) / chunk_rows * chunk_rows;
     // Two band buffers: the next band is read while the current one is encoded.
     std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(size_t(band * width)), std::vector<uint8_t>(size_t(band * width))};
     auto read_band = [&](int64_t y, std::vector<uint8_t>* buffer) {

@@ -36,12 +36,14 @@ Result<std::unique_ptr<SlideReader>> OpenSlideFile(const std::string& path, cons
   if (std::memcmp(magic, "\x89HDF\r\n\x1a\n", 8) == 0) return OpenHdf5Slide(path, options.hdf5_dataset);
   const bool tiff = std::memcmp(magic, "II*\0", 4) == 0 || std::memcmp(magic, "MM\0*", 4) == 0 ||
                     std::memcmp(magic, "II+\0", 4) == 0 || std::memcmp(magic, "MM\0+", 4) == 0;
-  if (tiff) {
-    auto reader = OpenTiffSlide(path);
-    // A TIFF-based format libtiff cannot decode alone (JPEG 2000 SVS, NDPI, ...).
-    if (reader.ok() || reader.status().code() != StatusCode::kUnimplemented) return reader;
-  }
-  return OpenOpenSlideSlide(path);
+  if (!tiff) return OpenOpenSlideSlide(path);
+  auto reader = OpenTiffSlide(path);
+  // A TIFF-based format libtiff cannot decode alone (JPEG 2000 SVS, NDPI, ...).
+  if (reader.ok() || reader.status().code() != StatusCode::kUnimplemented) return reader;
+  auto fallback = OpenOpenSlideSlide(path);
+  if (fallback.ok()) return fallback;
+  // Neither reads it: say why libtiff could not, which is usually the useful part.
+  return Status(reader.status().code(), reader.status().message() + "; OpenSlide: " + fallback.status().message());
 }
 
 }  // namespace cytonet

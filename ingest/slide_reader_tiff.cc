@@ -78,19 +78,31 @@ class TiffSlide final : public SlideReader {
       if (unit == RESUNIT_CENTIMETER) slide->pixel_size_um_ = 1e4 / xres;
       if (unit == RESUNIT_INCH) slide->pixel_size_um_ = 25400.0 / xres;
     }
+    // The first handle was opened before we knew: JPEG YCbCr must decode to RGB on it too.
+    if (slide->jpeg_rgb_) TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    // Tall strips (one strip for the whole image is common) would be decoded whole for
+    // every band: such files are read line by line instead.
+    slide->scanlines_ = !slide->tiled_ && slide->block_h_ * slide->block_w_ * slide->samples_ > kMaxBlockBytes;
+    uint16_t extra = 0;
+    uint16_t* extra_types = nullptr;
+    if (TIFFGetField(t, TIFFTAG_EXTRASAMPLES, &extra, &extra_types) && extra > 0 &&
+        (extra_types[0] == EXTRASAMPLE_ASSOCALPHA || extra_types[0] == EXTRASAMPLE_UNASSALPHA)) {
+      slide->alpha_sample_ = int(samples) - extra;  // the first extra sample
+    }
     const char* codec = TIFFFindCODEC(compression) ? TIFFFindCODEC(compression)->name : "?";
-    slide->description_ = std::string("TIFF ") + (slide->tiled_ ? "tiled " : "striped ") +
+    slide->description_ = std::string("TIFF ") + (slide->tiled_ ? "tiled " : slide->scanlines_ ? "read by scanline, striped " : "striped ") +
                           std::to_string(slide->block_w_) + "×" + std::to_string(slide->block_h_) + " " + codec +
                           (slide->colour_ ? " RGB" : " grey");
     slide->Release(std::move(first));
     return std::unique_ptr<SlideReader>(std::move(slide));
   }
 
-  int64_t block_rows() const override { return block_h_; }
+  int64_t block_rows() const override { return scanlines_ ? 1 : block_h_; }
 
   Status ReadRegion(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const override {
     RETURN_IF_ERROR(CheckBox(y0, x0, h, w));
     if (h == 0 || w == 0) return Status::Ok();
+    if (scanlines_) return ReadScanlines(y0, x0, h, w, out);
     const int64_t by0 = y0 / block_h_, by1 = (y0 + h - 1) / block_h_;
     const int64_t bx0 = x0 / block_w_, bx1 = (x0 + w - 1) / block_w_;
     const int64_t blocks_x = bx1 - bx0 + 1, count = (by1 - by0 + 1) * blocks_x;
@@ -144,35 +156,72 @@ class TiffSlide final : public SlideReader {
       got = TIFFReadEncodedStrip(t.get(), TIFFComputeStrip(t.get(), uint32_t(by * block_h_), 0), block.data(),
                                  tmsize_t(block_bytes));
     }
-    if (got < 0) {
+    // A strip at the image's end is shorter; anything else short is a damaged block whose
+    // missing part would otherwise hold another block's pixels.
+    const int64_t rows_here = tiled_ ? block_h_ : std::min(block_h_, height() - by * block_h_);
+    const int64_t expected = tiled_ ? block_bytes : rows_here * block_w_ * samples_;
+    if (got != expected) {
       return CorruptionError("TIFF '" + path() + "': " + (tiled_ ? "tile" : "strip") + " at row " +
                              std::to_string(by * block_h_) + ", column " + std::to_string(bx * block_w_) +
-                             " cannot be decoded: " + TakeTiffError());
+                             " cannot be decoded" + (got < 0 ? ": " + TakeTiffError() : " (short: " + std::to_string(got) + " of " +
+                             std::to_string(expected) + " bytes)"));
     }
     Release(std::move(t));
     const int64_t ry0 = std::max(y0, by * block_h_), ry1 = std::min(y0 + h, (by + 1) * block_h_);
     const int64_t rx0 = std::max(x0, bx * block_w_), rx1 = std::min(x0 + w, (bx + 1) * block_w_);
     for (int64_t y = ry0; y < ry1; ++y) {
-      const uint8_t* src = &block[size_t(((y - by * block_h_) * block_w_ + (rx0 - bx * block_w_)) * samples_)];
-      uint8_t* dst = out + (y - y0) * w + (rx0 - x0);
-      const int64_t n = rx1 - rx0;
-      if (colour_) {
-        for (int64_t i = 0; i < n; ++i) dst[i] = LumaFromRgb(src[i * samples_], src[i * samples_ + 1], src[i * samples_ + 2]);
-      } else if (samples_ == 1) {
-        if (invert_) {
-          for (int64_t i = 0; i < n; ++i) dst[i] = uint8_t(255 - src[i]);
-        } else {
-          std::memcpy(dst, src, size_t(n));
-        }
-      } else {  // grey plus extra samples (alpha): take the first
-        for (int64_t i = 0; i < n; ++i) dst[i] = invert_ ? uint8_t(255 - src[i * samples_]) : src[i * samples_];
-      }
+      ConvertRow(&block[size_t(((y - by * block_h_) * block_w_ + (rx0 - bx * block_w_)) * samples_)], rx1 - rx0,
+                 out + (y - y0) * w + (rx0 - x0));
     }
     return Status::Ok();
   }
 
+  // Sequential scanline reads through one handle (libtiff's scanline API cannot seek back
+  // in a compressed strip): reading rows above the last one read starts over.
+  Status ReadScanlines(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const {
+    std::lock_guard lock(scan_mutex_);
+    if (!scan_handle_ || y0 < scan_next_row_) {
+      ASSIGN_OR_RETURN(scan_handle_, OpenHandle());
+      scan_next_row_ = 0;
+    }
+    std::vector<uint8_t> row(size_t(TIFFScanlineSize(scan_handle_.get())));
+    for (int64_t y = scan_next_row_; y < y0 + h; ++y) {
+      if (TIFFReadScanline(scan_handle_.get(), row.data(), uint32_t(y), 0) < 0) {
+        scan_handle_.reset();
+        return CorruptionError("TIFF '" + path() + "': row " + std::to_string(y) + " cannot be decoded: " + TakeTiffError());
+      }
+      scan_next_row_ = y + 1;
+      if (y >= y0) ConvertRow(&row[size_t(x0 * samples_)], w, out + (y - y0) * w);
+    }
+    return Status::Ok();
+  }
+
+  // n pixels of one decoded row → grey.
+  void ConvertRow(const uint8_t* src, int64_t n, uint8_t* dst) const {
+    if (colour_) {
+      for (int64_t i = 0; i < n; ++i) {
+        const uint8_t* p = src + i * samples_;
+        // Transparent pixels are slide background, as OpenSlide reads them.
+        dst[i] = alpha_sample_ > 0 && p[alpha_sample_] == 0 ? 255 : LumaFromRgb(p[0], p[1], p[2]);
+      }
+    } else if (samples_ == 1) {
+      if (invert_) {
+        for (int64_t i = 0; i < n; ++i) dst[i] = uint8_t(255 - src[i]);
+      } else {
+        std::memcpy(dst, src, size_t(n));
+      }
+    } else {  // grey plus extra samples: take the first
+      for (int64_t i = 0; i < n; ++i) dst[i] = invert_ ? uint8_t(255 - src[i * samples_]) : src[i * samples_];
+    }
+  }
+
+  static constexpr int64_t kMaxBlockBytes = int64_t(64) << 20;
   int64_t samples_ = 1, block_w_ = 0, block_h_ = 0;
-  bool tiled_ = false, colour_ = false, invert_ = false, jpeg_rgb_ = false;
+  int alpha_sample_ = 0;  // index of the alpha sample in RGBA, 0 when none
+  bool tiled_ = false, colour_ = false, invert_ = false, jpeg_rgb_ = false, scanlines_ = false;
+  mutable std::mutex scan_mutex_;
+  mutable TiffPtr scan_handle_;
+  mutable int64_t scan_next_row_ = 0;
   mutable std::mutex pool_mutex_;
   mutable std::vector<TiffPtr> pool_;
 };

@@ -243,6 +243,83 @@ TEST(SlideFiles, StripedRgbTiffReadsAsLuma) {
   }
 }
 
+// Writes an 8-bit TIFF with libtiff directly (striped, `rows_per_strip`).
+void WriteStripedTiff(const std::string& path, int64_t h, int64_t w, int samples, uint16_t photometric,
+                      uint32_t rows_per_strip, uint16_t compression, const std::vector<uint8_t>& pixels,
+                      bool alpha = false) {
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(tif, nullptr);
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, uint32_t(w));
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, uint32_t(h));
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, samples);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, photometric);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rows_per_strip);
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, compression);
+  if (alpha) {
+    const uint16_t extra[1] = {EXTRASAMPLE_UNASSALPHA};
+    TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, 1, extra);
+  }
+  if (compression == COMPRESSION_JPEG) {
+    TIFFSetField(tif, TIFFTAG_JPEGQUALITY, 95);
+    if (photometric == PHOTOMETRIC_YCBCR) TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+  }
+  for (int64_t r = 0; r < h; ++r) {
+    ASSERT_EQ(TIFFWriteScanline(tif, const_cast<uint8_t*>(&pixels[size_t(r * w * samples)]), uint32_t(r)), 1);
+  }
+  TIFFClose(tif);
+}
+
+TEST(SlideFiles, OneStripForTheWholeImageIsReadByScanlineInAnyOrder) {
+  TempDir dir;
+  const int64_t h = 3000, w = 7500;
+  const auto image = RandomImage(h, w * 3, 21);  // RGB in one 67 MB strip: read line by line
+  const std::string path = dir.path() + "/one-strip.tif";
+  WriteStripedTiff(path, h, w, 3, PHOTOMETRIC_RGB, uint32_t(h), COMPRESSION_LZW, image);
+  auto reader = testing::ValueOrDie(OpenSlideFile(path));
+  EXPECT_EQ(reader->block_rows(), 1);
+  EXPECT_NE(reader->Describe().find("scanline"), std::string::npos);
+  auto expect_rows = [&](int64_t y0, int64_t rows) {
+    std::vector<uint8_t> out(size_t(rows * 50));
+    ASSERT_OK(reader->ReadRegion(y0, 100, rows, 50, out.data()));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < 50; ++c) {
+        const uint8_t* p = &image[size_t(((y0 + r) * w + 100 + c) * 3)];
+        ASSERT_EQ(out[size_t(r * 50 + c)], LumaFromRgb(p[0], p[1], p[2])) << "row " << y0 + r;
+      }
+    }
+  };
+  expect_rows(2000, 10);
+  expect_rows(10, 5);  // earlier rows: starts over
+  expect_rows(2990, 10);
+}
+
+TEST(SlideFiles, JpegYcbcrAndTransparentRgbaReadLikeOpenSlideWould) {
+  TempDir dir;
+  const int64_t h = 64, w = 64;
+  std::vector<uint8_t> rgb(size_t(h * w * 3));
+  for (int64_t i = 0; i < h * w; ++i) {
+    const uint8_t v = uint8_t(40 + (i % w) * 3);
+    rgb[size_t(3 * i)] = rgb[size_t(3 * i + 1)] = rgb[size_t(3 * i + 2)] = v;  // smooth grey ramp
+  }
+  const std::string jpeg = dir.path() + "/ycbcr.tif";
+  WriteStripedTiff(jpeg, h, w, 3, PHOTOMETRIC_YCBCR, 16, COMPRESSION_JPEG, rgb);
+  auto reader = testing::ValueOrDie(OpenSlideFile(jpeg, {SlideFormat::kTiff}));
+  // Read twice in parallel pieces: every pooled handle must decode to RGB alike.
+  for (int round = 0; round < 2; ++round) {
+    const auto grey = ReadAll(*reader);
+    for (int64_t i = 0; i < h * w; ++i) ASSERT_NEAR(grey[size_t(i)], rgb[size_t(3 * i)], 4) << "pixel " << i;
+  }
+  std::vector<uint8_t> rgba(size_t(h * w * 4), 200);
+  for (int64_t i = 0; i < h * w; ++i) rgba[size_t(4 * i + 3)] = i % 2 ? 255 : 0;
+  const std::string transparent = dir.path() + "/rgba.tif";
+  WriteStripedTiff(transparent, h, w, 4, PHOTOMETRIC_RGB, 8, COMPRESSION_NONE, rgba, /*alpha=*/true);
+  const auto grey = ReadAll(*testing::ValueOrDie(OpenSlideFile(transparent)));
+  EXPECT_EQ(grey[0], 255);  // alpha 0: slide background
+  EXPECT_EQ(grey[1], 200);
+}
+
 TEST(SlideFiles, Hdf5RoundTripsAndNamesMissingDatasets) {
   TempDir dir;
   const int64_t h = 300, w = 257;
