@@ -97,10 +97,17 @@ std::vector<int64_t> MpiSession::SumAll(const std::vector<int64_t>& values) {
   return sums;
 }
 
+Status MpiSession::Agree(const Status& local) {
+  const int64_t failed = SumAll({local.ok() ? 0 : 1})[0];
+  if (!local.ok()) return local;
+  if (failed > 0) return InternalError(std::to_string(failed) + " other MPI rank(s) failed; see their messages");
+  return Status::Ok();
+}
+
 Status MpiSession::WriteAtAll(const std::string& path, int64_t offset, const uint8_t* data, int64_t size) {
   MPI_File file;
-  int rc = MPI_File_open(MPI_COMM_WORLD, path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &file);
-  if (rc != MPI_SUCCESS) return IOError("MPI-IO cannot open '" + path + "'");
+  const int rc = MPI_File_open(MPI_COMM_WORLD, path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &file);
+  RETURN_IF_ERROR(Agree(rc == MPI_SUCCESS ? Status::Ok() : IOError("MPI-IO cannot open '" + path + "'")));
   MPI_Status status;
   // Counts are ints in MPI: large slices go in pieces of at most 1 GiB, collectively, so
   // every rank makes the same number of calls.

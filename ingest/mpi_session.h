@@ -35,6 +35,9 @@ class MpiSession {
   int64_t ExclusiveSum(int64_t value);
   // Element-wise sums over all ranks, on every rank. Collective.
   std::vector<int64_t> SumAll(const std::vector<int64_t>& values);
+  // `local` on this rank; OK only if every rank's was OK (a failed rank's peers get an
+  // error saying so), so all ranks take the same path after it. Collective.
+  Status Agree(const Status& local);
   // Every rank writes `data` at byte `offset` of the file at `path` (created, and sized by
   // the ranks' writes) with one collective MPI-IO write, then syncs it. Collective.
   Status WriteAtAll(const std::string& path, int64_t offset, const uint8_t* data, int64_t size);

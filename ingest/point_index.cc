@@ -35,15 +35,16 @@ struct TissueMap {
       }
     }
   }
-  // Tissue pixels of [y0, y1) × [x0, x1) (clipped) over the whole box's area: what lies
-  // outside the image counts as background.
+  // Tissue pixels over all pixels of the box [y0, y1) × [x0, x1) rounded to whole coarse
+  // pixels (at least one); pixels outside the image count as background.
   double Fraction(double y0, double x0, double y1, double x1) const {
-    const double area = (y1 - y0) * (x1 - x0);
-    const int64_t a = std::clamp<int64_t>(int64_t(std::floor(y0)), 0, height), b = std::clamp<int64_t>(int64_t(std::ceil(y1)), 0, height);
-    const int64_t c = std::clamp<int64_t>(int64_t(std::floor(x0)), 0, width), d = std::clamp<int64_t>(int64_t(std::ceil(x1)), 0, width);
+    const int64_t top = std::llround(y0), left = std::llround(x0);
+    const int64_t bottom = std::max(top + 1, int64_t(std::llround(y1))), right = std::max(left + 1, int64_t(std::llround(x1)));
+    const double area = double(bottom - top) * double(right - left);
+    const int64_t a = std::clamp<int64_t>(top, 0, height), b = std::clamp<int64_t>(bottom, 0, height);
+    const int64_t c = std::clamp<int64_t>(left, 0, width), d = std::clamp<int64_t>(right, 0, width);
     auto at = [&](int64_t y, int64_t x) { return integral[size_t(y * (width + 1) + x)]; };
-    const double tissue = double(at(b, d) - at(a, d) - at(b, c) + at(a, c));
-    return area > 0 ? std::min(1.0, tissue / area) : 0.0;
+    return double(at(b, d) - at(a, d) - at(b, c) + at(a, c)) / area;
   }
 };
 
@@ -164,8 +165,7 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
   // The group's zarr.json goes first and comes back last: in between the index reads as absent.
   Status cleared = root ? dataset->Erase("index/zarr.json") : Status::Ok();
   if (cleared.ok() && root) cleared = dataset->EraseTree("index");
-  if (mpi && mpi->Broadcast(cleared.ok() ? 0 : 1) != 0) return cleared.ok() ? IOError("rank 0 could not clear index/") : cleared;
-  RETURN_IF_ERROR(cleared);
+  RETURN_IF_ERROR(mpi ? mpi->Agree(cleared) : cleared);
 
   auto context = std::make_shared<StoreContext>();
   auto write_column = [&](const std::string& name, DataType type, ByteSpan data) -> Status {
@@ -179,19 +179,28 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
     m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
     const std::string path = "index/" + name;
     const std::string chunk_key = path + "/c/0";
-    if (mpi) {
-      // Rows land at their offsets in a temporary file, renamed by rank 0 once all wrote.
-      const std::string file = dataset_root + "/" + chunk_key;
-      if (root) std::filesystem::create_directories(std::filesystem::path(file).parent_path());
-      mpi->Barrier();
-      if (n > 0) RETURN_IF_ERROR(mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
-      if (root && n > 0 && std::rename((file + ".mpiio").c_str(), file.c_str()) != 0) {
-        return ErrnoError("renaming '" + file + ".mpiio'", errno);
-      }
-    } else if (n > 0) {
-      RETURN_IF_ERROR(dataset->Put(chunk_key, data));
+    if (!mpi) {
+      if (n > 0) RETURN_IF_ERROR(dataset->Put(chunk_key, data));
+      return ZarrArray::Create(dataset, path, m, context).status();
     }
-    return root ? ZarrArray::Create(dataset, path, m, context).status() : Status::Ok();
+    // Rows land at their offsets in a temporary file, renamed by rank 0 once all wrote.
+    // Each step on rank 0 alone is agreed on, so no rank waits in a collective that a
+    // failed rank 0 never reaches.
+    const std::string file = dataset_root + "/" + chunk_key;
+    Status made = Status::Ok();
+    if (root) {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
+      if (ec) made = IOError("creating the folder of '" + file + "': " + ec.message());
+    }
+    RETURN_IF_ERROR(mpi->Agree(made));
+    if (n > 0) RETURN_IF_ERROR(mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
+    Status published = Status::Ok();
+    if (root && n > 0 && std::rename((file + ".mpiio").c_str(), file.c_str()) != 0) {
+      published = ErrnoError("renaming '" + file + ".mpiio'", errno);
+    }
+    if (root && published.ok()) published = ZarrArray::Create(dataset, path, m, context).status();
+    return mpi->Agree(published);
   };
   RETURN_IF_ERROR(write_column("section", DataType::kUint32, AsByteSpan(table.section)));
   RETURN_IF_ERROR(write_column("point_id", DataType::kInt64, AsByteSpan(table.point_id)));
@@ -272,6 +281,22 @@ Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {
   RETURN_IF_ERROR(read_column("layer", &table.layer));
   RETURN_IF_ERROR(read_column("hemisphere", &table.hemisphere));
   RETURN_IF_ERROR(read_column("tissue_fraction", &table.tissue_fraction));
+  const size_t n = table.section.size();
+  const std::vector<size_t> lengths = {table.point_id.size(), table.x_px.size(), table.y_px.size(), table.mni_x.size(),
+                                       table.mni_y.size(), table.mni_z.size(), table.area.size(), table.layer.size(),
+                                       table.hemisphere.size(), table.tissue_fraction.size()};
+  int64_t rows = -1;
+  try {
+    rows = group.attributes.at("cytonet").at("index").at("rows").get<int64_t>();
+  } catch (const std::exception& e) {
+    return CorruptionError(dataset->Describe("index/zarr.json") + ": rows: " + e.what());
+  }
+  for (size_t length : lengths) {
+    if (length != n || int64_t(n) != rows) {
+      return CorruptionError(dataset->Describe("index") + ": columns disagree in length (" + std::to_string(length) + ", " +
+                             std::to_string(n) + ", attributes say " + std::to_string(rows) + ")");
+    }
+  }
   for (uint32_t id : table.section) {
     if (id >= table.sections.size()) return CorruptionError(dataset->Describe("index/section") + ": section id out of range");
   }

@@ -11,7 +11,8 @@
 namespace cytonet {
 namespace {
 
-std::vector<std::string> SplitCsv(const std::string& line) {
+std::vector<std::string> SplitCsv(std::string line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();  // files from Windows
   std::vector<std::string> fields;
   std::stringstream in(line);
   for (std::string field; std::getline(in, field, ',');) fields.push_back(field);
@@ -46,7 +47,7 @@ Result<std::vector<SectionPoint>> ParsePointsCsv(const std::string& text, const 
   }
   std::vector<SectionPoint> points;
   for (int64_t number = 2; std::getline(file, line); ++number) {
-    if (line.empty()) continue;
+    if (line.empty() || line == "\r") continue;
     const auto fields = SplitCsv(line);
     const std::string where = "points '" + path + "' line " + std::to_string(number);
     if (fields.size() != header.size()) {

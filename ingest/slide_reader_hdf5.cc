@@ -1,5 +1,4 @@
-// HDF5 2-D uint8 datasets. The Debian HDF5 library is not built thread-safe, so every call
-// into it holds one process-wide lock.
+// HDF5 2-D uint8 datasets; every HDF5 call holds Hdf5Lock() (ingest/hdf5_lock.h).
 #include <hdf5.h>
 
 #include <filesystem>
@@ -7,15 +6,18 @@
 #include <mutex>
 #include <vector>
 
+#include "ingest/hdf5_lock.h"
 #include "ingest/slide_reader.h"
 
 namespace cytonet {
-namespace {
 
 std::recursive_mutex& Hdf5Lock() {
-  static std::recursive_mutex lock;  // recursive: a failed Open destroys the slide under it
+  static std::recursive_mutex lock;
   return lock;
 }
+
+namespace {
+
 
 class Hdf5Slide final : public SlideReader {
  public:

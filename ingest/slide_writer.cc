@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ingest/downsample.h"
+#include "ingest/hdf5_lock.h"
 #include "ingest/tiff_errors.h"
 
 namespace cytonet {
@@ -194,53 +195,63 @@ Status WriteTiledTiff(const std::string& path, int64_t width, int64_t height, co
 
 Status WriteHdf5Image(const std::string& path, int64_t width, int64_t height, const RegionSource& source,
                       const Hdf5WriteOptions& options, const RowProgress& progress) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   const std::string tmp = path + ".tmp";
   auto fail = [&](const std::string& what) { return IOError("HDF5 '" + tmp + "': " + what); };
   // Handles closed in reverse order of opening, whatever path leaves this function.
-  std::vector<std::pair<hid_t, herr_t (*)(hid_t)>> handles;
-  struct Closer {
-    std::vector<std::pair<hid_t, herr_t (*)(hid_t)>>* h;
-    ~Closer() {
-      for (auto it = h->rbegin(); it != h->rend(); ++it) it->second(it->first);
+  struct Handles {
+    std::vector<std::pair<hid_t, herr_t (*)(hid_t)>> open;
+    // Closes everything; false if any close failed (data may not have reached the file).
+    bool CloseAll() {
+      bool ok = true;
+      for (auto it = open.rbegin(); it != open.rend(); ++it) ok &= it->second(it->first) >= 0;
+      open.clear();
+      return ok;
     }
-  } closer{&handles};
-  const hid_t file = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return fail("cannot create the file");
-  handles.push_back({file, H5Fclose});
-  const hsize_t dims[2] = {hsize_t(height), hsize_t(width)};
-  const hid_t space = H5Screate_simple(2, dims, nullptr);
-  handles.push_back({space, H5Sclose});
-  const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  handles.push_back({dcpl, H5Pclose});
-  const hsize_t chunk[2] = {hsize_t(std::min(options.chunk_size, height)), hsize_t(std::min(options.chunk_size, width))};
-  H5Pset_chunk(dcpl, 2, chunk);
-  if (options.deflate_level > 0) H5Pset_deflate(dcpl, unsigned(options.deflate_level));
-  const hid_t dataset = H5Dcreate2(file, options.dataset.c_str(), H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-  if (dataset < 0) return fail("cannot create dataset '" + options.dataset + "'");
-  handles.push_back({dataset, H5Dclose});
-  const hid_t scalar = H5Screate(H5S_SCALAR);
-  handles.push_back({scalar, H5Sclose});
-  const hid_t attribute = H5Acreate2(dataset, "pixel_size_um", H5T_NATIVE_DOUBLE, scalar, H5P_DEFAULT, H5P_DEFAULT);
-  if (attribute < 0 || H5Awrite(attribute, H5T_NATIVE_DOUBLE, &options.pixel_size_um) < 0) return fail("cannot write pixel_size_um");
-  handles.push_back({attribute, H5Aclose});
+    ~Handles() { CloseAll(); }
+  };
+  std::vector<uint8_t> band(size_t(options.chunk_size * width));
+  {
+    std::lock_guard lock(Hdf5Lock());
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    Handles handles;
+    auto keep = [&](hid_t id, herr_t (*close)(hid_t), const char* what) -> Status {
+      if (id < 0) return fail(std::string("cannot create ") + what);
+      handles.open.push_back({id, close});
+      return Status::Ok();
+    };
+    const hid_t file = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    RETURN_IF_ERROR(keep(file, H5Fclose, "the file"));
+    const hsize_t dims[2] = {hsize_t(height), hsize_t(width)};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    RETURN_IF_ERROR(keep(space, H5Sclose, "the dataspace"));
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    RETURN_IF_ERROR(keep(dcpl, H5Pclose, "the dataset properties"));
+    const hsize_t chunk[2] = {hsize_t(std::min(options.chunk_size, height)), hsize_t(std::min(options.chunk_size, width))};
+    if (H5Pset_chunk(dcpl, 2, chunk) < 0) return fail("bad chunk shape");
+    if (options.deflate_level > 0 && H5Pset_deflate(dcpl, unsigned(options.deflate_level)) < 0) return fail("no deflate filter");
+    const hid_t dataset = H5Dcreate2(file, options.dataset.c_str(), H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    RETURN_IF_ERROR(keep(dataset, H5Dclose, ("dataset '" + options.dataset + "'").c_str()));
+    const hid_t scalar = H5Screate(H5S_SCALAR);
+    RETURN_IF_ERROR(keep(scalar, H5Sclose, "a scalar dataspace"));
+    const hid_t attribute = H5Acreate2(dataset, "pixel_size_um", H5T_NATIVE_DOUBLE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    RETURN_IF_ERROR(keep(attribute, H5Aclose, "attribute pixel_size_um"));
+    if (H5Awrite(attribute, H5T_NATIVE_DOUBLE, &options.pixel_size_um) < 0) return fail("cannot write pixel_size_um");
 
-  const int64_t band_rows = options.chunk_size;
-  std::vector<uint8_t> band(size_t(band_rows * width));
-  for (int64_t y = 0; y < height; y += band_rows) {
-    const int64_t rows = std::min(band_rows, height - y);
-    RenderBand(source, y, rows, width, options.chunk_size, band.data());
-    const hsize_t start[2] = {hsize_t(y), 0}, count[2] = {hsize_t(rows), hsize_t(width)};
-    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr);
-    const hid_t memory = H5Screate_simple(2, count, nullptr);
-    const herr_t written = H5Dwrite(dataset, H5T_NATIVE_UINT8, memory, space, H5P_DEFAULT, band.data());
-    H5Sclose(memory);
-    if (written < 0) return fail("writing rows " + std::to_string(y) + "…" + std::to_string(y + rows));
-    if (progress) progress(y + rows, height);
+    for (int64_t y = 0; y < height; y += options.chunk_size) {
+      const int64_t rows = std::min(options.chunk_size, height - y);
+      RenderBand(source, y, rows, width, options.chunk_size, band.data());
+      const hsize_t start[2] = {hsize_t(y), 0}, count[2] = {hsize_t(rows), hsize_t(width)};
+      if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr) < 0) return fail("bad hyperslab");
+      const hid_t memory = H5Screate_simple(2, count, nullptr);
+      if (memory < 0) return fail("cannot create a memory dataspace");
+      const herr_t written = H5Dwrite(dataset, H5T_NATIVE_UINT8, memory, space, H5P_DEFAULT, band.data());
+      H5Sclose(memory);
+      if (written < 0) return fail("writing rows " + std::to_string(y) + "…" + std::to_string(y + rows));
+      if (progress) progress(y + rows, height);
+    }
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) return fail("flush failed");
+    if (!handles.CloseAll()) return fail("closing failed; the file is not complete");
   }
-  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) return fail("flush failed");
-  for (auto it = handles.rbegin(); it != handles.rend(); ++it) it->second(it->first);
-  handles.clear();
   return RenameInto(tmp, path);
 }
 

@@ -484,6 +484,10 @@ TEST(PointsCsv, ParsesByHeaderNameAndRejectsBadFieldsWithTheirLine) {
   EXPECT_EQ(points[0].layer, 3);
   EXPECT_EQ(points[1].id, 1);  // no point_id column: the row number
   EXPECT_TRUE(std::isnan(points[1].x_px));
+  // Windows line ends: the last column is still found.
+  auto crlf = testing::ValueOrDie(ParsePointsCsv("x_px,y_px,hemisphere\r\n1,2,L\r\n\r\n", "p.csv"));
+  ASSERT_EQ(crlf.size(), 1u);
+  EXPECT_EQ(crlf[0].hemisphere, 0);
   for (const auto& [text, needle] : std::vector<std::pair<std::string, std::string>>{
            {"x_px,y_px,layer\n1,2,3\n1,2,300\n", "line 3: layer '300'"},
            {"x_px,y_px,area\n1,2,1.5\n", "line 2: area '1.5'"},
