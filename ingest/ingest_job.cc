@@ -121,10 +121,6 @@ Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
   return o;
 }
 
-std::string SectionGroupPath(const std::string& brain, const std::string& section) {
-  return "sections/" + brain + "/" + section;
-}
-
 Json IngestSettings(const IngestOptions& options, const StudySection& section, double pixel_size_um) {
   const PyramidOptions& p = options.pyramid;
   return {{"shard_size", p.shard_size},       {"chunk_size", p.chunk_size},

@@ -19,6 +19,7 @@
 #include "ingest/pyramid_writer.h"
 #include "ingest/slide_reader.h"
 #include "ingest/study.h"
+#include "store/dataset_layout.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
@@ -56,9 +57,6 @@ struct SectionOutcome {
   Json ToJson() const;
   static Result<SectionOutcome> FromJson(const Json& json);
 };
-
-// Key prefix of a section's image group.
-std::string SectionGroupPath(const std::string& brain, const std::string& section);
 
 // Settings that change the output bytes, as canonical JSON, and their hash (hex).
 Json IngestSettings(const IngestOptions& options, const StudySection& section, double pixel_size_um);

@@ -19,21 +19,10 @@
 
 #include "ingest/points_csv.h"
 #include "ingest/study.h"
+#include "store/dataset_layout.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
-
-struct IndexTable {
-  std::vector<std::pair<std::string, std::string>> sections;  // (brain, section) per id
-  std::vector<uint32_t> section;
-  std::vector<int64_t> point_id;
-  std::vector<double> x_px, y_px, mni_x, mni_y, mni_z;
-  std::vector<int32_t> area;
-  std::vector<int8_t> layer;
-  std::vector<uint8_t> hemisphere;
-  std::vector<float> tissue_fraction;
-  size_t size() const { return point_id.size(); }
-};
 
 enum class BadPointPolicy { kError, kDrop };
 
@@ -71,8 +60,6 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
 // `stats` comes in as this rank's and goes out summed over all ranks.
 Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options, IndexStats* stats,
                   MpiSession* mpi = nullptr, const std::string& dataset_root = "");
-Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
-
 // Copies the transforms of the indexed sections into the dataset, one group per section
 // (`transforms/<brain>/<section>`, attributes.cytonet.transform in the form of
 // schemas/transform.schema.json), so the dataset carries its provenance.

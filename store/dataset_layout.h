@@ -1,0 +1,42 @@
+// The layout of a cytonet dataset root, as ingest writes it and the loader reads it (the
+// two modules meet only here, in the on-disk format; see docs/design.md):
+//
+//   zarr.json                        root group, attributes.cytonet.brains
+//   sections/<brain>/<section>/      OME-Zarr 0.5 image group, levels 0, 1, ...
+//   index/<column>                   the sampling-point table, one 1-D array per column
+//   transforms/<brain>/<section>     a section's transform to MNI space
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/kvstore.h"
+
+namespace cytonet {
+
+// Key prefix of a section's image group.
+std::string SectionGroupPath(const std::string& brain, const std::string& section);
+
+// The sampling-point table (index/): section (uint32, a row of
+// attributes.cytonet.index.sections), point_id (int64), x_px, y_px (level-0 pixels: column,
+// row), mni_x, mni_y, mni_z (float64, mm), area (int32, 0 = unknown), layer (int8,
+// 0 = unknown), hemisphere (uint8: 0 left, 1 right, 255 unknown), tissue_fraction (float32).
+struct IndexTable {
+  std::vector<std::pair<std::string, std::string>> sections;  // (brain, section) per id
+  std::vector<uint32_t> section;
+  std::vector<int64_t> point_id;
+  std::vector<double> x_px, y_px, mni_x, mni_y, mni_z;
+  std::vector<int32_t> area;
+  std::vector<int8_t> layer;
+  std::vector<uint8_t> hemisphere;
+  std::vector<float> tissue_fraction;
+  size_t size() const { return point_id.size(); }
+};
+
+// Reads index/; Corruption when columns disagree in length or type.
+Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
+
+}  // namespace cytonet
