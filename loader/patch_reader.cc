@@ -1,0 +1,147 @@
+#include "loader/patch_reader.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <array>
+#include <cmath>
+
+namespace cytonet {
+namespace {
+
+// Gamma, gain and offset on [0, 1] as a table of the 256 grey values.
+void ApplyIntensity(const AugmentationParams& p, cv::Mat& patch) {
+  if (p.alpha == 1 && p.beta == 0 && p.gamma == 1) return;
+  cv::Mat table(1, 256, CV_8U);
+  for (int v = 0; v < 256; ++v) {
+    const double x = p.alpha * std::pow(v / 255.0, p.gamma) + p.beta;
+    table.at<uint8_t>(v) = uint8_t(std::lround(std::clamp(x, 0.0, 1.0) * 255));
+  }
+  cv::LUT(patch, table, patch);
+}
+
+void ApplyFilter(const AugmentationParams& p, cv::Mat& patch) {
+  if (p.filter == PatchFilter::kNone) return;
+  cv::Mat blurred;
+  cv::GaussianBlur(patch, blurred, cv::Size(0, 0), p.sigma, p.sigma, cv::BORDER_REFLECT_101);
+  if (p.filter == PatchFilter::kBlur) {
+    blurred.copyTo(patch);
+  } else {  // x + δ(G(x) − x) = (1 + δ)·x − δ·G(x), saturated to [0, 255]
+    cv::addWeighted(patch, 1 + p.delta, blurred, -p.delta, 0, patch);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PatchReader>> PatchReader::Open(std::shared_ptr<KvStore> dataset,
+                                                       std::shared_ptr<StoreContext> context) {
+  std::unique_ptr<PatchReader> reader(new PatchReader());
+  reader->dataset_ = std::move(dataset);
+  reader->context_ = std::move(context);
+  ASSIGN_OR_RETURN(auto index_group, reader->dataset_->Get("index/zarr.json"));
+  if (index_group) {
+    ASSIGN_OR_RETURN(IndexTable table, ReadIndex(reader->dataset_));
+    reader->index_ = std::move(table);
+  }
+  return reader;
+}
+
+Result<const MultiscaleImage*> PatchReader::Image(const std::string& brain, const std::string& section) const {
+  std::lock_guard lock(images_mutex_);
+  auto& slot = images_[{brain, section}];
+  if (!slot) {
+    auto image = OpenMultiscaleImage(dataset_, SectionGroupPath(brain, section), context_);
+    if (!image.ok()) {
+      images_.erase({brain, section});
+      return image.status().WithContext("section " + brain + "/" + section);
+    }
+    slot = std::make_unique<MultiscaleImage>(std::move(*image));
+  }
+  return slot.get();
+}
+
+Result<double> PatchReader::PixelSize(const std::string& brain, const std::string& section, int level) const {
+  ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(brain, section));
+  if (level < 0 || size_t(level) >= image->levels.size()) {
+    return OutOfRangeError("section " + brain + "/" + section + " has no level " + std::to_string(level));
+  }
+  return image->multiscale.levels[size_t(level)].scale.back();
+}
+
+Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
+  ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(r.brain, r.section));
+  const std::string where = "patch of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
+                            std::to_string(r.centre_y) + ")";
+  if (r.level < 0 || size_t(r.level) >= image->levels.size()) {
+    return OutOfRangeError(where + ": no level " + std::to_string(r.level));
+  }
+  if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where + ": bad size " + std::to_string(r.size));
+  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y)) return InvalidArgumentError(where + ": centre is not finite");
+  const ZarrArray& level = *image->levels[size_t(r.level)];
+  const double scale = double(int64_t(1) << r.level);
+  const AugmentationParams& a = r.augmentation;
+  const double pixel_um = image->multiscale.levels[size_t(r.level)].scale.back();
+  const double shift_px = a.shift_mm * 1000 / pixel_um;
+  const double cx = (r.centre_x + 0.5) / scale - 0.5 + shift_px * std::cos(a.shift_direction);
+  const double cy = (r.centre_y + 0.5) / scale - 0.5 + shift_px * std::sin(a.shift_direction);
+  const double h = double(r.size - 1) / 2;
+  cv::Mat patch(int(r.size), int(r.size), CV_8U, out);
+
+  const bool geometry = a.theta != 0 || a.mirror || a.shift_mm != 0;
+  if (!geometry) {
+    const Box box{{std::llround(cy - h), std::llround(cx - h)}, {r.size, r.size}};
+    RETURN_IF_ERROR(level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))).WithContext(where));
+  } else {
+    // Output (u, v) → source c + A·(u − h, v − h), A = R(θ)·diag(1, ±1). Read the source
+    // box that holds all four rotated corners, plus one pixel for the bilinear taps.
+    const double cos_t = std::cos(a.theta), sin_t = std::sin(a.theta), m = a.mirror ? -1.0 : 1.0;
+    const std::array<double, 4> A = {cos_t, -sin_t * m, sin_t, cos_t * m};
+    const double reach_x = h * (std::abs(A[0]) + std::abs(A[1])), reach_y = h * (std::abs(A[2]) + std::abs(A[3]));
+    const int64_t x0 = int64_t(std::floor(cx - reach_x)) - 1, y0 = int64_t(std::floor(cy - reach_y)) - 1;
+    const int64_t x1 = int64_t(std::ceil(cx + reach_x)) + 2, y1 = int64_t(std::ceil(cy + reach_y)) + 2;
+    const Box box{{y0, x0}, {y1 - y0, x1 - x0}};
+    thread_local Bytes source;  // reused across patches: no page faults per read
+    source.resize(size_t(box.num_elements()));
+    RETURN_IF_ERROR(level.Read(box, source).WithContext(where));
+    const cv::Mat src(int(box.shape[0]), int(box.shape[1]), CV_8U, source.data());
+    // Inverse map: source (in box coordinates) = A·(u, v) + t.
+    const cv::Matx23d map(A[0], A[1], cx - double(x0) - A[0] * h - A[1] * h,  //
+                          A[2], A[3], cy - double(y0) - A[2] * h - A[3] * h);
+    cv::warpAffine(src, patch, map, patch.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
+                   cv::Scalar(level.metadata().fill_value[0]));
+  }
+  ApplyIntensity(a, patch);
+  ApplyFilter(a, patch);
+  return Status::Ok();
+}
+
+Result<Bytes> PatchReader::Read(const PatchRequest& request) const {
+  Bytes out(size_t(std::max<int64_t>(request.size, 0) * std::max<int64_t>(request.size, 0)));
+  RETURN_IF_ERROR(Read(request, out.data()));
+  return out;
+}
+
+PatchRequest PatchReader::RowRequest(int64_t row, int level, int64_t size) const {
+  PatchRequest r;
+  const auto& [brain, section] = index_->sections[index_->section[size_t(row)]];
+  r.brain = brain;
+  r.section = section;
+  r.level = level;
+  r.size = size;
+  r.centre_x = index_->x_px[size_t(row)];
+  r.centre_y = index_->y_px[size_t(row)];
+  return r;
+}
+
+Status PatchReader::ReadRow(int64_t row, int level, int64_t size, const AugmentationParams& augmentation,
+                            uint8_t* out) const {
+  if (!index_) return FailedPreconditionError("the dataset has no index/ (run cytonet index)");
+  if (row < 0 || size_t(row) >= index_->size()) {
+    return OutOfRangeError("index row " + std::to_string(row) + " of " + std::to_string(index_->size()));
+  }
+  PatchRequest request = RowRequest(row, level, size);
+  request.augmentation = augmentation;
+  return Read(request, out).WithContext("index row " + std::to_string(row));
+}
+
+}  // namespace cytonet

@@ -1,0 +1,65 @@
+// PatchReader: random-access patches of a dataset, for evaluation scripts and for the
+// loader's workers. Thread-safe: any number of threads may read at once; section images
+// are opened once and shared, with the store's caches (StoreContext).
+//
+// Geometry. A patch is `size` × `size` pixels of level k around a centre given in level-0
+// pixels. Level k's pixel i covers level-0 pixels [i·2^k, (i+1)·2^k), so its centre sits
+// at level-0 coordinate (i + 0.5)·2^k − 0.5 (the OME translation of 2×2 pyramids); the
+// centre c at level k is therefore (c0 + 0.5) / 2^k − 0.5. Output pixel (u, v) (column,
+// row) samples the level at c + R(θ)·M·(u − h, v − h) + shift, h = (size − 1)/2, where M
+// flips rows when mirrored; bilinear (OpenCV warpAffine). Without geometric augmentation
+// the patch is the plain crop whose top-left pixel is round(c − h). Outside the image reads
+// as the fill value (slide background).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "loader/augmentation.h"
+#include "store/context.h"
+#include "store/dataset_layout.h"
+#include "store/kvstore.h"
+#include "store/ome_zarr.h"
+
+namespace cytonet {
+
+struct PatchRequest {
+  std::string brain, section;
+  int level = 1;
+  double centre_x = 0, centre_y = 0;  // level-0 pixels (column, row)
+  int64_t size = 2048;                // output side in pixels of `level`
+  AugmentationParams augmentation;    // identity: a plain crop
+};
+
+class PatchReader {
+ public:
+  // Opens the dataset; reads index/ when there is one (for ReadRow).
+  static Result<std::unique_ptr<PatchReader>> Open(std::shared_ptr<KvStore> dataset,
+                                                   std::shared_ptr<StoreContext> context);
+
+  // Writes size × size uint8 pixels (row-major) into `out`.
+  Status Read(const PatchRequest& request, uint8_t* out) const;
+  Result<Bytes> Read(const PatchRequest& request) const;
+  // The patch centred on index row `row`.
+  Status ReadRow(int64_t row, int level, int64_t size, const AugmentationParams& augmentation, uint8_t* out) const;
+  PatchRequest RowRequest(int64_t row, int level, int64_t size) const;
+
+  // nullptr when the dataset has no index.
+  const IndexTable* index() const { return index_ ? &*index_ : nullptr; }
+  // Pixel size of `level` of a section in micrometres.
+  Result<double> PixelSize(const std::string& brain, const std::string& section, int level) const;
+
+ private:
+  PatchReader() = default;
+  Result<const MultiscaleImage*> Image(const std::string& brain, const std::string& section) const;
+
+  std::shared_ptr<KvStore> dataset_;
+  std::shared_ptr<StoreContext> context_;
+  std::optional<IndexTable> index_;
+  mutable std::mutex images_mutex_;
+  mutable std::map<std::pair<std::string, std::string>, std::unique_ptr<MultiscaleImage>> images_;
+};
+
+}  // namespace cytonet

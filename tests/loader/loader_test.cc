@@ -1,0 +1,323 @@
+// Unit tests of loader/: counter-based randomness, the sampler, augmentation draws and
+// patch geometry.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+#include <numeric>
+#include <set>
+#include <thread>
+
+#include "ingest/point_index.h"
+#include "ingest/pyramid_writer.h"
+#include "loader/augmentation.h"
+#include "loader/counter_rng.h"
+#include "loader/patch_reader.h"
+#include "loader/sampler.h"
+#include "tests/store/test_util.h"
+
+namespace cytonet {
+namespace {
+
+TEST(Philox4x32, MatchesTheRandom123KnownAnswers) {
+  // kat_vectors of Random123 for philox4x32 with 10 rounds.
+  EXPECT_EQ(Philox4x32({0, 0, 0, 0}, {0, 0}), (PhiloxBlock{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
+  EXPECT_EQ(Philox4x32({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff}),
+            (PhiloxBlock{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(Philox4x32({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0}),
+            (PhiloxBlock{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+}
+
+TEST(CounterRng, DrawsArePureFunctionsOfTheirCounterAndLookUniform) {
+  const CounterRng a(7, 1, 2, 3), b(7, 1, 2, 3), other(7, 1, 2, 4);
+  EXPECT_EQ(a.Bits(5), b.Bits(5));
+  EXPECT_NE(a.Bits(5), other.Bits(5));
+  double sum = 0;
+  std::vector<int> buckets(10, 0);
+  for (uint32_t i = 0; i < 100000; ++i) {
+    const double u = CounterRng(7, 1, 2, i).Uniform(0);
+    ASSERT_GE(u, 0);
+    ASSERT_LT(u, 1);
+    sum += u;
+    ++buckets[size_t(u * 10)];
+  }
+  EXPECT_NEAR(sum / 100000, 0.5, 0.005);
+  for (int count : buckets) EXPECT_NEAR(count, 10000, 400);
+  for (uint32_t i = 0; i < 1000; ++i) EXPECT_LT(CounterRng(1, 2, 3, i).Below(0, 7), 7u);
+}
+
+IndexTable TableOf(int64_t rows) {
+  IndexTable t;
+  t.sections = {{"B1", "0001"}, {"B1", "0002"}, {"B2", "0001"}};
+  for (int64_t r = 0; r < rows; ++r) {
+    t.section.push_back(uint32_t(r % 3));
+    t.point_id.push_back(r);
+    t.x_px.push_back(double(r));
+    t.y_px.push_back(double(r));
+    t.mni_x.push_back(0);
+    t.mni_y.push_back(0);
+    t.mni_z.push_back(0);
+    t.area.push_back(int32_t(r % 5));
+    t.layer.push_back(3);
+    t.hemisphere.push_back(uint8_t(r % 2));
+    t.tissue_fraction.push_back(1);
+  }
+  return t;
+}
+
+TEST(Sampler, FiltersSelectRowsByBrainSectionAreaAndHemisphere) {
+  const IndexTable t = TableOf(30);
+  EXPECT_EQ(SelectRows(t, {}).size(), 30u);
+  SampleFilter f;
+  f.brains = {"B1"};
+  EXPECT_EQ(SelectRows(t, f).size(), 20u);
+  f.sections = {"B1/0002"};
+  for (int64_t r : SelectRows(t, f)) EXPECT_EQ(t.section[size_t(r)], 1u);
+  SampleFilter g;
+  g.areas = {2};
+  g.hemisphere = 0;
+  for (int64_t r : SelectRows(t, g)) {
+    EXPECT_EQ(t.area[size_t(r)], 2);
+    EXPECT_EQ(t.hemisphere[size_t(r)], 0);
+  }
+}
+
+TEST(Sampler, RanksTakeDisjointEqualSlicesOfTheSameEpochOrder) {
+  std::vector<int64_t> rows(1003);
+  std::iota(rows.begin(), rows.end(), 0);
+  const int world = 4;
+  std::vector<Sampler> ranks;
+  for (int r = 0; r < world; ++r) ranks.push_back(*Sampler::Make(rows, {42, 25, r, world}));
+  EXPECT_EQ(ranks[0].steps_per_epoch(), 1003 / (25 * 4));
+  for (uint32_t epoch : {0u, 1u}) {
+    std::set<int64_t> seen;
+    std::set<uint32_t> positions;
+    for (int r = 0; r < world; ++r) {
+      for (int64_t step = 0; step < ranks[size_t(r)].steps_per_epoch(); ++step) {
+        const auto batch = ranks[size_t(r)].Batch(epoch, step);
+        ASSERT_EQ(batch.size(), 25u);
+        for (const SampleRef& s : batch) {
+          EXPECT_TRUE(seen.insert(s.row).second) << "row " << s.row << " twice in epoch " << epoch;
+          EXPECT_TRUE(positions.insert(s.position).second);
+        }
+      }
+    }
+    EXPECT_EQ(seen.size(), size_t(10 * 25 * 4));
+  }
+  // Epochs are shuffled differently; the same seed and epoch give the same order.
+  EXPECT_NE(ranks[0].EpochOrder(0), ranks[0].EpochOrder(1));
+  EXPECT_EQ(ranks[0].EpochOrder(3), ranks[1].EpochOrder(3));
+  EXPECT_NE(ranks[0].EpochOrder(0), Sampler::Make(rows, {43, 25, 0, world})->EpochOrder(0));
+}
+
+TEST(Sampler, ResumingAtAStepGivesTheBatchesOfAnUninterruptedRunWhateverTheThreads) {
+  std::vector<int64_t> rows(500);
+  std::iota(rows.begin(), rows.end(), 1000);
+  const Sampler sampler = *Sampler::Make(rows, {9, 16, 1, 2});
+  std::vector<std::vector<SampleRef>> uninterrupted;
+  const auto order = sampler.EpochOrder(5);
+  for (int64_t step = 0; step < sampler.steps_per_epoch(); ++step) uninterrupted.push_back(sampler.Batch(5, step, &order));
+  // A fresh sampler (a restarted job) asked for step 7 directly, from several threads.
+  const Sampler restarted = *Sampler::Make(rows, {9, 16, 1, 2});
+  std::vector<std::vector<SampleRef>> resumed(size_t(restarted.steps_per_epoch()));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int64_t step = 7 + t; step < restarted.steps_per_epoch(); step += 3) resumed[size_t(step)] = restarted.Batch(5, step);
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int64_t step = 7; step < sampler.steps_per_epoch(); ++step) {
+    for (size_t i = 0; i < 16; ++i) {
+      EXPECT_EQ(resumed[size_t(step)][i].row, uninterrupted[size_t(step)][i].row);
+      EXPECT_EQ(resumed[size_t(step)][i].position, uninterrupted[size_t(step)][i].position);
+    }
+  }
+  EXPECT_FALSE(Sampler::Make(std::vector<int64_t>(10), {1, 16, 0, 1}).ok());  // fewer rows than a batch
+  EXPECT_FALSE(Sampler::Make(rows, {1, 16, 2, 2}).ok());                     // rank out of range
+}
+
+TEST(Augmentation, ParametersStayInsideThePapersRanges) {
+  int blur = 0, sharpen = 0, mirror = 0;
+  double gamma_min = 10, gamma_max = 0;
+  const int n = 20000;
+  for (uint32_t i = 0; i < uint32_t(n); ++i) {
+    const AugmentationParams p = DrawAugmentation(3, 1, i, {});
+    ASSERT_GE(p.theta, -std::numbers::pi);
+    ASSERT_LE(p.theta, std::numbers::pi);
+    ASSERT_GE(p.shift_mm, 0);
+    ASSERT_LE(p.shift_mm, 0.2);
+    ASSERT_GE(p.alpha, 0.9);
+    ASSERT_LE(p.alpha, 1.0);
+    ASSERT_GE(p.beta, -0.1);
+    ASSERT_LE(p.beta, 0.1);
+    gamma_min = std::min(gamma_min, p.gamma);
+    gamma_max = std::max(gamma_max, p.gamma);
+    if (p.filter != PatchFilter::kNone) {
+      ASSERT_GE(p.sigma, 0.125);
+      ASSERT_LE(p.sigma, 1.0);
+    }
+    if (p.filter == PatchFilter::kSharpen) {
+      ASSERT_GE(p.delta, 0.5);
+      ASSERT_LE(p.delta, 1.5);
+    }
+    blur += p.filter == PatchFilter::kBlur;
+    sharpen += p.filter == PatchFilter::kSharpen;
+    mirror += p.mirror;
+  }
+  // γ = log(0.5 + Z/√2) / log(0.5 − Z/√2), Z ∈ [−0.05, 0.05].
+  EXPECT_GE(gamma_min, 0.814);
+  EXPECT_LE(gamma_max, 1.228);
+  EXPECT_LT(gamma_min, 0.83);
+  EXPECT_GT(gamma_max, 1.20);
+  EXPECT_NEAR(double(blur) / n, 0.25, 0.02);
+  EXPECT_NEAR(double(sharpen) / n, 0.25, 0.02);
+  EXPECT_NEAR(double(mirror) / n, 0.5, 0.02);
+  // Same (seed, epoch, position): same parameters; switched off: identity.
+  const AugmentationParams a = DrawAugmentation(3, 1, 77, {}), b = DrawAugmentation(3, 1, 77, {});
+  EXPECT_EQ(a.theta, b.theta);
+  EXPECT_EQ(a.gamma, b.gamma);
+  AugmentationOptions off;
+  off.enabled = false;
+  EXPECT_TRUE(DrawAugmentation(3, 1, 77, off).IsIdentity());
+  AugmentationOptions geometry_only;
+  geometry_only.intensity = geometry_only.filter = false;
+  EXPECT_EQ(DrawAugmentation(3, 1, 77, geometry_only).theta, a.theta);  // one group off leaves the others
+}
+
+// A dataset with one section whose level 0 is a known pattern, and an index of 3 points.
+class PatchGeometry : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kvstore_ = NewMemoryKvStore();
+    image_.resize(size_t(kHeight * kWidth));
+    for (int64_t y = 0; y < kHeight; ++y) {
+      for (int64_t x = 0; x < kWidth; ++x) image_[size_t(y * kWidth + x)] = uint8_t((x * 7 + y * 13 + (x * y) % 11) % 250);
+    }
+    PyramidOptions options;
+    options.shard_size = 256;
+    options.chunk_size = 64;
+    auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore_, "sections/B1/0001", kHeight, kWidth, options));
+    for (int64_t y = 0; y < kHeight; y += 64) ASSERT_OK(writer->AppendRows(&image_[size_t(y * kWidth)], std::min<int64_t>(64, kHeight - y), kWidth));
+    ASSERT_OK(writer->FinishLevels());
+    ASSERT_OK(writer->WriteGroup(Json::object()));
+    reader_ = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
+  }
+  // Level-0 crop with top-left (x0, y0), outside the image = 255.
+  std::vector<uint8_t> Crop(int64_t x0, int64_t y0, int64_t size) const {
+    std::vector<uint8_t> out(size_t(size * size), 255);
+    for (int64_t v = 0; v < size; ++v) {
+      for (int64_t u = 0; u < size; ++u) {
+        const int64_t x = x0 + u, y = y0 + v;
+        if (x >= 0 && y >= 0 && x < kWidth && y < kHeight) out[size_t(v * size + u)] = image_[size_t(y * kWidth + x)];
+      }
+    }
+    return out;
+  }
+  std::vector<uint8_t> Patch(double cx, double cy, int64_t size, const AugmentationParams& a, int level = 0) const {
+    PatchRequest r{"B1", "0001", level, cx, cy, size, a};
+    auto bytes = testing::ValueOrDie(reader_->Read(r));
+    return {bytes.begin(), bytes.end()};
+  }
+  static constexpr int64_t kHeight = 300, kWidth = 420;
+  std::shared_ptr<KvStore> kvstore_;
+  std::vector<uint8_t> image_;
+  std::unique_ptr<PatchReader> reader_;
+};
+
+TEST_F(PatchGeometry, PlainCropsAndRotationByAFullTurnEqualTheImage) {
+  // size 64 centred at 100.5 → h = 31.5, top-left 69.
+  const auto plain = Patch(100.5, 80.5, 64, {});
+  EXPECT_EQ(plain, Crop(69, 49, 64));
+  AugmentationParams full_turn;
+  full_turn.theta = 2 * std::numbers::pi;  // takes the warp path, lands on whole pixels
+  EXPECT_EQ(Patch(100.5, 80.5, 64, full_turn), plain);
+  // Near the edge: outside reads as background.
+  EXPECT_EQ(Patch(10.5, 5.5, 32, {}), Crop(-5, -10, 32));
+}
+
+TEST_F(PatchGeometry, RotationMirrorAndShiftLandWhereGeometrySays) {
+  const int64_t n = 48;
+  const auto crop = Crop(200 - 24, 150 - 24, n);  // centre 199.5, 149.5 → h = 23.5 → top-left 176, 126
+  auto at = [&](const std::vector<uint8_t>& img, int64_t row, int64_t col) { return img[size_t(row * n + col)]; };
+  AugmentationParams quarter;
+  quarter.theta = std::numbers::pi / 2;  // source = c + (−(v − h), u − h)
+  const auto rotated = Patch(199.5, 149.5, n, quarter);
+  for (int64_t v = 0; v < n; ++v) {
+    for (int64_t u = 0; u < n; ++u) ASSERT_EQ(at(rotated, v, u), at(crop, u, n - 1 - v)) << u << "," << v;
+  }
+  AugmentationParams mirrored;
+  mirrored.mirror = true;
+  const auto flipped = Patch(199.5, 149.5, n, mirrored);
+  for (int64_t v = 0; v < n; ++v) {
+    for (int64_t u = 0; u < n; ++u) ASSERT_EQ(at(flipped, v, u), at(crop, n - 1 - v, u));
+  }
+  AugmentationParams shifted;  // 5 µm along +x at 1 µm/px: 5 pixels
+  shifted.shift_mm = 0.005;
+  shifted.shift_direction = 0;
+  EXPECT_EQ(Patch(199.5, 149.5, n, shifted), Crop(181, 126, n));
+}
+
+TEST_F(PatchGeometry, LevelsSampleTheCoarserImageAroundTheSameCentre) {
+  // Level-1 pixel i covers level-0 pixels 2i and 2i+1, so level-0 centre (199.5, 99.5) is
+  // level-1 (99.5, 49.5); with h = 7.5 the crop's top-left is (92, 42).
+  auto level1 = testing::ValueOrDie(reader_->Read(PatchRequest{"B1", "0001", 1, 199.5, 99.5, 16, {}}));
+  const MultiscaleImage image = testing::ValueOrDie(OpenMultiscaleImage(kvstore_, "sections/B1/0001", std::make_shared<StoreContext>()));
+  auto expected = testing::ValueOrDie(image.levels[1]->Read(Box{{42, 92}, {16, 16}}));
+  EXPECT_EQ(level1, expected);
+}
+
+TEST_F(PatchGeometry, IntensityAugmentationIsTheGammaFormulaAndFiltersChangeSharpness) {
+  AugmentationParams gamma;
+  gamma.alpha = 0.95;
+  gamma.beta = 0.05;
+  gamma.gamma = 1.1;
+  const auto plain = Patch(100.5, 80.5, 64, {});
+  const auto adjusted = Patch(100.5, 80.5, 64, gamma);
+  for (size_t i = 0; i < plain.size(); ++i) {
+    const double x = 0.95 * std::pow(plain[i] / 255.0, 1.1) + 0.05;
+    ASSERT_EQ(adjusted[i], uint8_t(std::lround(std::clamp(x, 0.0, 1.0) * 255)));
+  }
+  auto roughness = [](const std::vector<uint8_t>& img) {
+    double sum = 0;
+    for (size_t i = 1; i < img.size(); ++i) sum += std::abs(int(img[i]) - int(img[i - 1]));
+    return sum;
+  };
+  AugmentationParams blur, sharpen;
+  blur.filter = PatchFilter::kBlur;
+  blur.sigma = 1.0;
+  sharpen.filter = PatchFilter::kSharpen;
+  sharpen.sigma = 1.0;
+  sharpen.delta = 1.0;
+  EXPECT_LT(roughness(Patch(100.5, 80.5, 64, blur)), 0.9 * roughness(plain));
+  EXPECT_GT(roughness(Patch(100.5, 80.5, 64, sharpen)), 1.1 * roughness(plain));
+}
+
+TEST_F(PatchGeometry, UnknownSectionsLevelsAndRowsAreClearErrors) {
+  auto missing = reader_->Read(PatchRequest{"B9", "0001", 0, 10, 10, 8, {}});
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("B9/0001"), std::string::npos);
+  auto level = reader_->Read(PatchRequest{"B1", "0001", 9, 10, 10, 8, {}});
+  EXPECT_EQ(level.status().code(), StatusCode::kOutOfRange);
+  std::vector<uint8_t> out(64);
+  EXPECT_EQ(reader_->ReadRow(0, 0, 8, {}, out.data()).code(), StatusCode::kFailedPrecondition);  // no index yet
+}
+
+TEST_F(PatchGeometry, IndexRowsReadTheirPoint) {
+  IndexTable table = TableOf(3);
+  table.sections = {{"B1", "0001"}};
+  for (auto& s : table.section) s = 0;
+  table.x_px = {100.5, 199.5, 10.5};
+  table.y_px = {80.5, 149.5, 5.5};
+  IndexStats stats;
+  stats.kept = 3;
+  ASSERT_OK(WriteIndex(kvstore_, table, {}, &stats));
+  auto reader = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
+  std::vector<uint8_t> out(64 * 64);
+  ASSERT_OK(reader->ReadRow(0, 0, 64, {}, out.data()));
+  EXPECT_EQ(out, Crop(69, 49, 64));
+  EXPECT_EQ(reader->ReadRow(3, 0, 64, {}, out.data()).code(), StatusCode::kOutOfRange);
+}
+
+}  // namespace
+}  // namespace cytonet
