@@ -12,6 +12,7 @@
 #include "ingest/pyramid_writer.h"
 #include "loader/augmentation.h"
 #include "loader/counter_rng.h"
+#include "loader/loader.h"
 #include "loader/patch_reader.h"
 #include "loader/sampler.h"
 #include "tests/store/test_util.h"
@@ -317,6 +318,121 @@ TEST_F(PatchGeometry, IndexRowsReadTheirPoint) {
   ASSERT_OK(reader->ReadRow(0, 0, 64, {}, out.data()));
   EXPECT_EQ(out, Crop(69, 49, 64));
   EXPECT_EQ(reader->ReadRow(3, 0, 64, {}, out.data()).code(), StatusCode::kOutOfRange);
+}
+
+// A dataset of one 300 × 420 section and 60 points, for the loader.
+class LoaderRun : public PatchGeometry {
+ protected:
+  void SetUp() override {
+    PatchGeometry::SetUp();
+    IndexTable table = TableOf(60);
+    table.sections = {{"B1", "0001"}};
+    for (size_t r = 0; r < 60; ++r) {
+      table.section[r] = 0;
+      table.x_px[r] = 20 + double((r * 37) % 380);
+      table.y_px[r] = 20 + double((r * 53) % 260);
+    }
+    IndexStats stats;
+    stats.kept = 60;
+    ASSERT_OK(WriteIndex(kvstore_, table, {}, &stats));
+    shared_reader_ = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
+  }
+  LoaderOptions Options(int threads) const {
+    LoaderOptions o;
+    o.sampler = {11, 4, 0, 1};
+    o.level = 0;
+    o.patch_size = 24;
+    o.threads = threads;
+    o.ring_depth = 3;
+    o.end_epoch = 2;
+    return o;
+  }
+  // Every batch of a run: images and rows.
+  std::vector<std::pair<std::vector<uint8_t>, std::vector<int64_t>>> RunAll(const LoaderOptions& o) const {
+    auto loader = testing::ValueOrDie(Loader::Start(shared_reader_, o));
+    std::vector<std::pair<std::vector<uint8_t>, std::vector<int64_t>>> batches;
+    while (true) {
+      auto batch = testing::ValueOrDie(loader->Next());
+      if (!batch) break;
+      EXPECT_EQ(batch->skipped, 0);
+      batches.push_back({std::vector<uint8_t>(batch->images, batch->images + loader->batch_bytes()), batch->rows});
+    }
+    return batches;
+  }
+  std::shared_ptr<const PatchReader> shared_reader_;
+};
+
+TEST_F(LoaderRun, BatchesAreTheSameWhateverTheThreadCount) {
+  const auto one = RunAll(Options(1)), three = RunAll(Options(3));
+  ASSERT_EQ(one.size(), size_t(2 * (60 / 4)));  // two epochs of 15 steps
+  ASSERT_EQ(three.size(), one.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_EQ(one[i].second, three[i].second) << "batch " << i;
+    EXPECT_EQ(one[i].first, three[i].first) << "batch " << i;
+  }
+  EXPECT_NE(one[0].first, one[1].first);
+}
+
+TEST_F(LoaderRun, StartingAtAStepGivesTheUninterruptedRunsBatches) {
+  const auto all = RunAll(Options(2));
+  LoaderOptions resumed = Options(2);
+  resumed.start_epoch = 1;
+  resumed.start_step = 6;
+  const auto tail = RunAll(resumed);
+  ASSERT_EQ(tail.size(), all.size() - 15 - 6);
+  for (size_t i = 0; i < tail.size(); ++i) EXPECT_EQ(tail[i], all[15 + 6 + i]) << "batch " << i;
+}
+
+TEST_F(LoaderRun, BatchesCarryTheirLabelsPointsAndAugmentations) {
+  auto loader = testing::ValueOrDie(Loader::Start(shared_reader_, Options(2)));
+  auto batch = testing::ValueOrDie(loader->Next());
+  ASSERT_TRUE(batch);
+  const IndexTable& index = *shared_reader_->index();
+  for (int64_t j = 0; j < batch->size; ++j) {
+    const size_t row = size_t(batch->rows[size_t(j)]);
+    EXPECT_EQ(batch->mni[size_t(3 * j)], index.mni_x[row]);
+    EXPECT_EQ(batch->area[size_t(j)], index.area[row]);
+    const AugmentationParams expected = DrawAugmentation(11, 0, batch->positions[size_t(j)], {});
+    EXPECT_EQ(batch->augmentation[size_t(j)].theta, expected.theta);
+    // The image is the reader's patch with those parameters.
+    std::vector<uint8_t> patch(24 * 24);
+    ASSERT_OK(shared_reader_->ReadRow(int64_t(row), 0, 24, expected, patch.data()));
+    EXPECT_TRUE(std::equal(patch.begin(), patch.end(), batch->images + j * 24 * 24));
+  }
+}
+
+TEST_F(LoaderRun, ACorruptChunkStopsWithItsNameOrIsSkippedAndCounted) {
+  // Garble every stored shard of the section's level 0.
+  const std::vector<std::string> shards = testing::ValueOrDie(kvstore_->List("sections/B1/0001/0/c/"));
+  for (const std::string& key : shards) {
+    Bytes garbage(**kvstore_->Get(key));
+    for (size_t i = 0; i + 64 < garbage.size(); i += 97) garbage[i] ^= 0x5a;
+    ASSERT_OK(kvstore_->Put(key, garbage));
+  }
+  auto reader = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
+  LoaderOptions stop = Options(2);
+  auto loader = testing::ValueOrDie(Loader::Start(std::shared_ptr<const PatchReader>(std::move(reader)), stop));
+  auto first = loader->Next();
+  ASSERT_FALSE(first.ok());
+  EXPECT_NE(first.status().message().find("B1/0001 point"), std::string::npos) << first.status().ToString();
+  EXPECT_NE(first.status().message().find("sections/B1/0001/0/c/"), std::string::npos) << first.status().ToString();
+  EXPECT_EQ(testing::ValueOrDie(loader->Next()), nullptr);  // the loader has ended
+
+  LoaderOptions skip = Options(2);
+  skip.on_error = ErrorPolicy::kSkip;
+  skip.end_epoch = 1;
+  auto skipping = testing::ValueOrDie(
+      Loader::Start(testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>())), skip));
+  int64_t skipped = 0, batches = 0;
+  while (auto batch = testing::ValueOrDie(skipping->Next())) {
+    ++batches;
+    skipped += batch->skipped;
+    for (int64_t j = 0; j < batch->size; ++j) {
+      if (!batch->valid[size_t(j)]) EXPECT_EQ(batch->images[j * 24 * 24], 255);
+    }
+  }
+  EXPECT_EQ(batches, 15);
+  EXPECT_GT(skipped, 0);
 }
 
 }  // namespace

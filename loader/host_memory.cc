@@ -1,0 +1,78 @@
+#include "loader/host_memory.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <utility>
+
+namespace cytonet {
+namespace {
+
+// cudaHostAlloc / cudaFreeHost from whichever CUDA runtime the process can load.
+struct CudaHost {
+  using Alloc = int (*)(void**, size_t, unsigned int);
+  using Free = int (*)(void*);
+  Alloc alloc = nullptr;
+  Free free = nullptr;
+};
+
+const CudaHost& Cuda() {
+  static CudaHost cuda;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const char* name : {"libcudart.so", "libcudart.so.13", "libcudart.so.12"}) {
+      void* library = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (!library) continue;
+      cuda.alloc = reinterpret_cast<CudaHost::Alloc>(dlsym(library, "cudaHostAlloc"));
+      cuda.free = reinterpret_cast<CudaHost::Free>(dlsym(library, "cudaFreeHost"));
+      if (cuda.alloc && cuda.free) return;
+      cuda = {};
+    }
+  });
+  return cuda;
+}
+
+}  // namespace
+
+HostBuffer::HostBuffer(size_t bytes, bool pin) : size_(bytes) {
+  if (pin && bytes > 0 && Cuda().alloc) {
+    void* p = nullptr;
+    if (Cuda().alloc(&p, bytes, /*cudaHostAllocPortable=*/1) == 0 && p) {  // fails without a device
+      data_ = static_cast<uint8_t*>(p);
+      pinned_ = true;
+      return;
+    }
+  }
+  data_ = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64));
+  if (!data_) throw std::bad_alloc();
+}
+
+HostBuffer::~HostBuffer() { Free(); }
+
+HostBuffer::HostBuffer(HostBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)),
+      pinned_(std::exchange(other.pinned_, false)) {}
+
+HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {
+  if (this != &other) {
+    Free();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    pinned_ = std::exchange(other.pinned_, false);
+  }
+  return *this;
+}
+
+void HostBuffer::Free() {
+  if (!data_) return;
+  if (pinned_) {
+    Cuda().free(data_);
+  } else {
+    std::free(data_);
+  }
+  data_ = nullptr;
+}
+
+}  // namespace cytonet

@@ -1,0 +1,186 @@
+#include "loader/loader.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace cytonet {
+
+struct Loader::Slot {
+  enum class State { kFree, kFilling, kReady, kHandedOut };
+  State state = State::kFree;
+  uint64_t sequence = 0;
+  HostBuffer buffer;
+  Batch batch;
+  std::vector<SampleRef> samples;
+  size_t next_sample = 0;   // next sample a worker takes
+  size_t remaining = 0;     // samples not yet written
+  Status error;             // first error of this batch (kStop)
+};
+
+Result<std::unique_ptr<Loader>> Loader::Start(std::shared_ptr<const PatchReader> reader, LoaderOptions options) {
+  if (!reader || !reader->index()) return FailedPreconditionError("loader: the dataset has no index/ (run cytonet index)");
+  if (options.threads <= 0 || options.ring_depth <= 0 || options.patch_size <= 0) {
+    return InvalidArgumentError("loader: threads, ring depth and patch size must be positive");
+  }
+  ASSIGN_OR_RETURN(Sampler sampler, Sampler::Make(SelectRows(*reader->index(), options.filter), options.sampler));
+  if (options.start_step < 0 || options.start_step >= sampler.steps_per_epoch()) {
+    return InvalidArgumentError("loader: start step " + std::to_string(options.start_step) + " is not in [0, " +
+                                std::to_string(sampler.steps_per_epoch()) + ")");
+  }
+  std::unique_ptr<Loader> loader(new Loader(std::move(reader), options, std::move(sampler)));
+  for (int t = 0; t < options.threads; ++t) loader->workers_.emplace_back([l = loader.get()] { l->Work(); });
+  return loader;
+}
+
+Loader::Loader(std::shared_ptr<const PatchReader> reader, LoaderOptions options, Sampler sampler)
+    : reader_(std::move(reader)), options_(std::move(options)), sampler_(std::move(sampler)) {
+  next_epoch_ = options_.start_epoch;
+  next_step_ = options_.start_step;
+  for (int i = 0; i < options_.ring_depth; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->buffer = HostBuffer(size_t(batch_bytes()), options_.pin_memory);
+    slots_.push_back(std::move(slot));
+  }
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  batch_ready_.notify_all();
+  for (auto& worker : workers_) worker.join();
+}
+
+int64_t Loader::batch_bytes() const { return options_.sampler.batch_size * options_.patch_size * options_.patch_size; }
+
+bool Loader::OpenBatch() {
+  if (next_epoch_ >= options_.end_epoch) return false;
+  auto free = std::find_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->state == Slot::State::kFree; });
+  if (free == slots_.end()) return false;
+  if (order_epoch_ != next_epoch_) {  // once per epoch: the shuffle of all rows
+    order_ = std::make_shared<const std::vector<int64_t>>(sampler_.EpochOrder(next_epoch_));
+    order_epoch_ = next_epoch_;
+  }
+  Slot& slot = **free;
+  slot.state = Slot::State::kFilling;
+  slot.sequence = next_sequence_++;
+  slot.samples = sampler_.Batch(next_epoch_, next_step_, order_.get());
+  slot.next_sample = 0;
+  slot.remaining = slot.samples.size();
+  slot.error = Status::Ok();
+  Batch& b = slot.batch;
+  const size_t n = slot.samples.size();
+  b.epoch = next_epoch_;
+  b.step = next_step_;
+  b.size = int64_t(n);
+  b.patch_size = options_.patch_size;
+  b.images = slot.buffer.data();
+  b.pinned = slot.buffer.pinned();
+  b.rows.assign(n, 0);
+  b.positions.assign(n, 0);
+  b.mni.assign(3 * n, 0);
+  b.area.assign(n, 0);
+  b.layer.assign(n, 0);
+  b.hemisphere.assign(n, 0);
+  b.augmentation.assign(n, {});
+  b.valid.assign(n, 1);
+  b.skipped = 0;
+  if (++next_step_ == sampler_.steps_per_epoch()) next_step_ = 0, ++next_epoch_;
+  return true;
+}
+
+void Loader::FillSample(Slot& slot, size_t j) {
+  const SampleRef& s = slot.samples[j];
+  const IndexTable& index = *reader_->index();
+  Batch& b = slot.batch;
+  const size_t row = size_t(s.row);
+  b.rows[j] = s.row;
+  b.positions[j] = s.position;
+  b.mni[3 * j] = index.mni_x[row];
+  b.mni[3 * j + 1] = index.mni_y[row];
+  b.mni[3 * j + 2] = index.mni_z[row];
+  b.area[j] = index.area[row];
+  b.layer[j] = index.layer[row];
+  b.hemisphere[j] = index.hemisphere[row];
+  b.augmentation[j] = DrawAugmentation(options_.sampler.seed, s.epoch, s.position, options_.augmentation);
+  uint8_t* image = slot.buffer.data() + j * size_t(options_.patch_size * options_.patch_size);
+  Status status = reader_->ReadRow(s.row, options_.level, options_.patch_size, b.augmentation[j], image);
+  if (status.ok()) return;
+  const auto& [brain, section] = index.sections[index.section[row]];
+  status = status.WithContext("epoch " + std::to_string(s.epoch) + " sample " + std::to_string(s.position) + " (" +
+                              brain + "/" + section + " point " + std::to_string(index.point_id[row]) + ")");
+  std::memset(image, 255, size_t(options_.patch_size * options_.patch_size));  // slide background
+  std::lock_guard lock(mutex_);
+  b.valid[j] = 0;
+  ++b.skipped;
+  if (options_.on_error == ErrorPolicy::kStop && slot.error.ok()) slot.error = std::move(status);
+}
+
+void Loader::Work() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    // The oldest batch that still has samples to hand out, else a new one.
+    Slot* slot = nullptr;
+    for (auto& candidate : slots_) {
+      if (candidate->state == Slot::State::kFilling && candidate->next_sample < candidate->samples.size() &&
+          (!slot || candidate->sequence < slot->sequence)) {
+        slot = candidate.get();
+      }
+    }
+    if (!slot && !stopping_ && OpenBatch()) continue;
+    if (!slot) {
+      if (stopping_) return;
+      work_ready_.wait(lock);
+      continue;
+    }
+    const size_t j = slot->next_sample++;
+    lock.unlock();
+    FillSample(*slot, j);
+    lock.lock();
+    if (--slot->remaining == 0) {
+      slot->state = Slot::State::kReady;
+      batch_ready_.notify_all();
+    }
+  }
+}
+
+void Loader::ReturnSlot(Slot* slot) {
+  {
+    std::lock_guard lock(mutex_);
+    slot->state = Slot::State::kFree;
+  }
+  work_ready_.notify_all();
+}
+
+Result<std::shared_ptr<const Batch>> Loader::Next() {
+  std::unique_lock lock(mutex_);
+  work_ready_.notify_all();
+  while (true) {
+    if (stopping_) return std::shared_ptr<const Batch>();  // ended (after an error)
+    auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) {
+      return s->sequence == consumer_sequence_ && s->state == Slot::State::kReady;
+    });
+    if (it != slots_.end()) {
+      Slot* slot = it->get();
+      ++consumer_sequence_;
+      if (!slot->error.ok()) {
+        Status error = slot->error;
+        slot->state = Slot::State::kFree;
+        stopping_ = true;  // kStop: the loader ends here
+        work_ready_.notify_all();
+        return error;
+      }
+      slot->state = Slot::State::kHandedOut;
+      return std::shared_ptr<const Batch>(&slot->batch, [this, slot](const Batch*) { ReturnSlot(slot); });
+    }
+    const bool pending = std::any_of(slots_.begin(), slots_.end(), [](const auto& s) {
+      return s->state == Slot::State::kFilling || s->state == Slot::State::kReady;
+    });
+    if (!pending && next_epoch_ >= options_.end_epoch) return std::shared_ptr<const Batch>();
+    batch_ready_.wait(lock);
+  }
+}
+
+}  // namespace cytonet

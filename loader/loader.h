@@ -1,0 +1,111 @@
+// Loader: the prefetching patch loader for training.
+//
+// A pool of worker threads (not processes) shares one PatchReader (one store, its caches
+// and open files). Batches go into a ring of `ring_depth` preallocated slots; a worker
+// takes the next sample of the oldest unfinished batch, reads and augments it straight
+// into its place in the slot, and a batch is handed to the consumer, in order, when all its
+// samples are done. When every slot is full or waiting for the consumer, workers wait:
+// back-pressure, bounded memory.
+//
+// Memory: ring_depth × batch_size × patch_size² bytes of batch buffers (pinned when CUDA is
+// present), plus per worker one source box of up to (⌈√2·patch_size⌉ + 3)² bytes and the
+// store's decode buffers, plus the store's caches (StoreContext options).
+//
+// Determinism: the rows of batch (epoch, step) come from the Sampler and every augmentation
+// from (seed, epoch, position), so the bytes of every batch are the same whatever the
+// number of threads, and a loader started at (epoch, step) gives exactly the batches an
+// uninterrupted run gives from there.
+//
+// Errors: under ErrorPolicy::kStop the first failed sample's error (naming the index row,
+// the section, the point and the chunk) comes back from Next(); under kSkip the sample is
+// filled with background, marked invalid in the batch, and counted.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "loader/augmentation.h"
+#include "loader/host_memory.h"
+#include "loader/patch_reader.h"
+#include "loader/sampler.h"
+
+namespace cytonet {
+
+enum class ErrorPolicy { kStop, kSkip };
+
+struct LoaderOptions {
+  SamplerOptions sampler;
+  SampleFilter filter;
+  AugmentationOptions augmentation;
+  int level = 1;
+  int64_t patch_size = 2048;
+  int threads = 4;
+  int ring_depth = 4;
+  ErrorPolicy on_error = ErrorPolicy::kStop;
+  uint32_t start_epoch = 0;
+  int64_t start_step = 0;
+  uint32_t end_epoch = UINT32_MAX;  // the loader ends before this epoch
+  bool pin_memory = true;
+};
+
+// One batch, valid until the shared_ptr is dropped (its slot then returns to the ring).
+// Drop every batch before the Loader, and hold at most ring_depth − 1 at a time (the
+// workers need a free slot to make the next one).
+struct Batch {
+  uint32_t epoch = 0;
+  int64_t step = 0;
+  int64_t size = 0, patch_size = 0;
+  const uint8_t* images = nullptr;  // size × patch_size × patch_size, uint8
+  bool pinned = false;
+  std::vector<int64_t> rows;
+  std::vector<uint32_t> positions;
+  std::vector<double> mni;  // size × 3 (x, y, z) mm
+  std::vector<int32_t> area;
+  std::vector<int8_t> layer;
+  std::vector<uint8_t> hemisphere;
+  std::vector<AugmentationParams> augmentation;
+  std::vector<uint8_t> valid;  // 0 where the sample was skipped (ErrorPolicy::kSkip)
+  int64_t skipped = 0;
+};
+
+class Loader {
+ public:
+  static Result<std::unique_ptr<Loader>> Start(std::shared_ptr<const PatchReader> reader, LoaderOptions options);
+  ~Loader();  // stops the workers
+
+  // The next batch in (epoch, step) order; nullptr after the last (end_epoch). Blocks
+  // until it is ready. An error under ErrorPolicy::kStop ends the loader.
+  Result<std::shared_ptr<const Batch>> Next();
+  const Sampler& sampler() const { return sampler_; }
+  int64_t batch_bytes() const;
+
+ private:
+  struct Slot;
+  Loader(std::shared_ptr<const PatchReader> reader, LoaderOptions options, Sampler sampler);
+  void Work();
+  // With the lock held: start the next batch in a free slot, if any.
+  bool OpenBatch();
+  void FillSample(Slot& slot, size_t j);
+  void ReturnSlot(Slot* slot);
+
+  std::shared_ptr<const PatchReader> reader_;
+  LoaderOptions options_;
+  Sampler sampler_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::thread> workers_;
+
+  std::mutex mutex_;
+  std::condition_variable work_ready_, batch_ready_;
+  bool stopping_ = false;
+  uint32_t next_epoch_ = 0;
+  int64_t next_step_ = 0;
+  uint64_t next_sequence_ = 0, consumer_sequence_ = 0;
+  uint32_t order_epoch_ = UINT32_MAX;
+  std::shared_ptr<const std::vector<int64_t>> order_;
+};
+
+}  // namespace cytonet
