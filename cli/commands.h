@@ -19,6 +19,8 @@ Command AddIngestCommand(CLI::App& app);
 Command AddIndexCommand(CLI::App& app);
 Command AddQueryCommand(CLI::App& app);
 Command AddVerifyCommand(CLI::App& app);
+Command AddSampleCommand(CLI::App& app);
+Command AddBenchLoaderCommand(CLI::App& app);
 
 // Prints "cytonet: <status>" and returns the exit code for it (2 for bad arguments).
 int Fail(const Status& status);

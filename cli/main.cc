@@ -208,7 +208,9 @@ int main(int argc, char** argv) {
                                                        cytonet::cli::AddIngestCommand(app),
                                                        cytonet::cli::AddIndexCommand(app),
                                                        cytonet::cli::AddQueryCommand(app),
-                                                       cytonet::cli::AddVerifyCommand(app)};
+                                                       cytonet::cli::AddVerifyCommand(app),
+                                                       cytonet::cli::AddSampleCommand(app),
+                                                       cytonet::cli::AddBenchLoaderCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

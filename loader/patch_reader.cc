@@ -4,6 +4,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <array>
+#include <chrono>
 #include <cmath>
 
 namespace cytonet {
@@ -86,11 +87,15 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   const double cy = (r.centre_y + 0.5) / scale - 0.5 + shift_px * std::sin(a.shift_direction);
   const double h = double(r.size - 1) / 2;
   cv::Mat patch(int(r.size), int(r.size), CV_8U, out);
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count(); };
+  auto t = Clock::now();
 
   const bool geometry = a.theta != 0 || a.mirror || a.shift_mm != 0;
   if (!geometry) {
     const Box box{{std::llround(cy - h), std::llround(cx - h)}, {r.size, r.size}};
     RETURN_IF_ERROR(level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))).WithContext(where));
+    read_ns_ += since(t);
   } else {
     // Output (u, v) → source c + A·(u − h, v − h), A = R(θ)·diag(1, ±1). Read the source
     // box that holds all four rotated corners, plus one pixel for the bilinear taps.
@@ -103,16 +108,28 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     thread_local Bytes source;  // reused across patches: no page faults per read
     source.resize(size_t(box.num_elements()));
     RETURN_IF_ERROR(level.Read(box, source).WithContext(where));
+    read_ns_ += since(t);
+    t = Clock::now();
     const cv::Mat src(int(box.shape[0]), int(box.shape[1]), CV_8U, source.data());
     // Inverse map: source (in box coordinates) = A·(u, v) + t.
     const cv::Matx23d map(A[0], A[1], cx - double(x0) - A[0] * h - A[1] * h,  //
                           A[2], A[3], cy - double(y0) - A[2] * h - A[3] * h);
     cv::warpAffine(src, patch, map, patch.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
                    cv::Scalar(level.metadata().fill_value[0]));
+    warp_ns_ += since(t);
   }
+  t = Clock::now();
   ApplyIntensity(a, patch);
+  intensity_ns_ += since(t);
+  t = Clock::now();
   ApplyFilter(a, patch);
+  filter_ns_ += since(t);
+  ++patches_;
   return Status::Ok();
+}
+
+PatchStageTimes PatchReader::stage_times() const {
+  return {patches_.load(), read_ns_.load(), warp_ns_.load(), intensity_ns_.load(), filter_ns_.load()};
 }
 
 Result<Bytes> PatchReader::Read(const PatchRequest& request) const {

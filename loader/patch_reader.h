@@ -12,6 +12,7 @@
 // as the fill value (slide background).
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,11 @@ struct PatchRequest {
   AugmentationParams augmentation;    // identity: a plain crop
 };
 
+// Time spent per stage, summed over all patches and threads (nanoseconds).
+struct PatchStageTimes {
+  int64_t patches = 0, read_ns = 0, warp_ns = 0, intensity_ns = 0, filter_ns = 0;
+};
+
 class PatchReader {
  public:
   // Opens the dataset; reads index/ when there is one (for ReadRow).
@@ -46,6 +52,8 @@ class PatchReader {
   Status ReadRow(int64_t row, int level, int64_t size, const AugmentationParams& augmentation, uint8_t* out) const;
   PatchRequest RowRequest(int64_t row, int level, int64_t size) const;
 
+  PatchStageTimes stage_times() const;
+
   // nullptr when the dataset has no index.
   const IndexTable* index() const { return index_ ? &*index_ : nullptr; }
   // Pixel size of `level` of a section in micrometres.
@@ -58,6 +66,7 @@ class PatchReader {
   std::shared_ptr<KvStore> dataset_;
   std::shared_ptr<StoreContext> context_;
   std::optional<IndexTable> index_;
+  mutable std::atomic<int64_t> patches_{0}, read_ns_{0}, warp_ns_{0}, intensity_ns_{0}, filter_ns_{0};
   mutable std::mutex images_mutex_;
   mutable std::map<std::pair<std::string, std::string>, std::unique_ptr<MultiscaleImage>> images_;
 };

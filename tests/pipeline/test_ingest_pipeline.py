@@ -458,3 +458,21 @@ def test_aperio_svs_reads_through_openslide_with_its_pixel_size(cytonet, phantom
     via_libtiff = root["sections/SVSTIFF/0001/0"][...].astype(int)
     assert np.abs(via_openslide - via_libtiff).max() <= 1
     assert np.abs(via_openslide - source_pixels(source).astype(int)).mean() < 3
+
+
+def test_loader_commands_make_a_contact_sheet_and_time_the_loader(cytonet, phantom, dataset, tmp_path):
+    ds = tmp_path / "dataset"
+    shutil.copytree(dataset, ds)
+    cytonet.run(cytonet.cli, "index", phantom / "study.json", "--dataset", ds, "--patch-size", 256)
+    sheet = tmp_path / "sheet.png"
+    result = cytonet.run(cytonet.cli, "sample", ds, "--out", sheet, "--count", 6, "--size", 96, "--level", 0)
+    assert "6 patches" in result.stdout
+    header = sheet.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    columns = max(1, round((6 / 2) ** 0.5))
+    assert width == columns * (2 * 96 + 2) + (columns + 1) * 8
+    assert height == -(-6 // columns) * 96 + (-(-6 // columns) + 1) * 8
+    bench = cytonet.run(cytonet.cli, "bench-loader", ds, "--size", 128, "--level", 0, "--batches", 3,
+                        "--batch-size", 4)
+    assert "patches/s" in bench.stdout and "per patch" in bench.stdout
