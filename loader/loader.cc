@@ -178,6 +178,12 @@ Result<std::shared_ptr<const Batch>> Loader::Next() {
     const bool pending = std::any_of(slots_.begin(), slots_.end(), [](const auto& s) {
       return s->state == Slot::State::kFilling || s->state == Slot::State::kReady;
     });
+    if (std::all_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->state == Slot::State::kHandedOut; })) {
+      // Waiting would never end: no slot is left to make the next batch in.
+      return FailedPreconditionError("loader: all " + std::to_string(slots_.size()) +
+                                     " ring slots are held by batches still in use; drop one (and its arrays) "
+                                     "before asking for the next, or raise ring_depth");
+    }
     if (!pending && next_epoch_ >= options_.end_epoch) return std::shared_ptr<const Batch>();
     batch_ready_.wait(lock);
   }

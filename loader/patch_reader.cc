@@ -138,6 +138,17 @@ Result<Bytes> PatchReader::Read(const PatchRequest& request) const {
   return out;
 }
 
+Status PatchReader::ReadBox(const std::string& brain, const std::string& section, int level, const Box& box,
+                            uint8_t* out) const {
+  ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(brain, section));
+  if (level < 0 || size_t(level) >= image->levels.size()) {
+    return OutOfRangeError("section " + brain + "/" + section + " has no level " + std::to_string(level));
+  }
+  if (box.rank() != 2 || box.shape[0] < 0 || box.shape[1] < 0) return InvalidArgumentError("box " + box.ToString() + " is not 2-D");
+  return image->levels[size_t(level)]->Read(box, MutableByteSpan(out, size_t(box.num_elements())))
+      .WithContext("section " + brain + "/" + section + " level " + std::to_string(level));
+}
+
 PatchRequest PatchReader::RowRequest(int64_t row, int level, int64_t size) const {
   PatchRequest r;
   const auto& [brain, section] = index_->sections[index_->section[size_t(row)]];

@@ -48,6 +48,8 @@ class PatchReader {
   // Writes size × size uint8 pixels (row-major) into `out`.
   Status Read(const PatchRequest& request, uint8_t* out) const;
   Result<Bytes> Read(const PatchRequest& request) const;
+  // A plain box of a level (no resampling): out holds box.num_elements() bytes.
+  Status ReadBox(const std::string& brain, const std::string& section, int level, const Box& box, uint8_t* out) const;
   // The patch centred on index row `row`.
   Status ReadRow(int64_t row, int level, int64_t size, const AugmentationParams& augmentation, uint8_t* out) const;
   PatchRequest RowRequest(int64_t row, int level, int64_t size) const;

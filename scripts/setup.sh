@@ -61,3 +61,7 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
 fi
 log "building"
 cmake --build "$build" --parallel "$(nproc)"
+
+# The Python module (build/python/cytonet*.so) goes on the virtual environment's path.
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n' "$build/python" > "$site/cytonet-build.pth"

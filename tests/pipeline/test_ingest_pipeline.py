@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import h5py
@@ -476,3 +477,96 @@ def test_loader_commands_make_a_contact_sheet_and_time_the_loader(cytonet, phant
     bench = cytonet.run(cytonet.cli, "bench-loader", ds, "--size", 128, "--level", 0, "--batches", 3,
                         "--batch-size", 4)
     assert "patches/s" in bench.stdout and "per patch" in bench.stdout
+
+
+@pytest.fixture(scope="module")
+def indexed(cytonet, phantom, dataset, tmp_path_factory):
+    ds = tmp_path_factory.mktemp("indexed") / "dataset"
+    shutil.copytree(dataset, ds)
+    cytonet.run(cytonet.cli, "index", phantom / "study.json", "--dataset", ds, "--patch-size", 256)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def module(cytonet):
+    """The Python module, from the build tree the tests were given."""
+    sys.path.insert(0, str(cytonet.cli.parent.parent / "python"))
+    import cytonet as cytonet_module
+    return cytonet_module
+
+
+def test_python_module_reads_equal_tensorstore_and_zarr_python(module, indexed):
+    ds = module.open(str(indexed))
+    root = zarr.open_group(str(indexed), mode="r")
+    for name, column in ds.index.items():
+        np.testing.assert_array_equal(column, root[f"index/{name}"][...], err_msg=name)
+    brain, section = ds.index_sections[0]
+    assert section in ds.brains()[brain]
+    level1 = ts.open({"driver": "zarr3", "kvstore": {"driver": "file",
+                      "path": str(indexed / "sections" / brain / section / "1")}}).result()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y0, x0 = int(rng.integers(-50, 700)), int(rng.integers(-50, 950))
+        got = ds.read_box(brain, section, level=1, box=(y0, x0, 64, 80))
+        assert got.dtype == np.uint8 and got.shape == (64, 80)
+        expected = np.full((64, 80), 255, np.uint8)  # outside the image: background
+        ys, xs = slice(max(y0, 0), min(y0 + 64, 768)), slice(max(x0, 0), min(x0 + 80, 1024))
+        if ys.start < ys.stop and xs.start < xs.stop:
+            expected[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = level1[ys, xs].read().result()
+        np.testing.assert_array_equal(got, expected)
+    # A centred plain patch is the box around the centre (level-1 pixel centres).
+    x, y = 401.0, 301.0  # level 0 → level 1: (x + 0.5)/2 − 0.5 = 200.25 → top-left round(200.25 − 15.5) = 185
+    np.testing.assert_array_equal(ds.read(brain, section, level=1, centre=(x, y), size=32),
+                                  ds.read_box(brain, section, level=1, box=(135, 185, 32, 32)))
+    with pytest.raises(KeyError, match="NOPE"):
+        ds.read("NOPE", "0001", level=1, centre=(1, 1), size=8)
+
+
+def test_python_loader_batches_match_the_cpp_reader_and_are_deterministic(module, indexed):
+    ds = module.open(str(indexed))
+    loader = ds.loader(batch_size=4, patch_size=64, level=1, seed=5, threads=2, augment=False)
+    count = 0
+    for batch in loader:  # each batch (and its slot) is dropped before the next
+        count += 1
+        if count <= 5:
+            for j, row in enumerate(batch["rows"]):
+                np.testing.assert_array_equal(batch["images"][j], ds.read_row(int(row), level=1, size=64))
+    assert count == loader.steps_per_epoch
+    # Holding every slot's batch is an error, not a hang.
+    held = ds.loader(batch_size=4, patch_size=64, ring_depth=2)
+    kept = [next(held), next(held)]
+    with pytest.raises(RuntimeError, match="ring slots are held"):
+        next(held)
+    del kept
+    first = [b["images"].copy() for b in ds.loader(batch_size=4, patch_size=64, seed=5, threads=1, end_epoch=1)][:6]
+    again = [b["images"].copy() for b in ds.loader(batch_size=4, patch_size=64, seed=5, threads=3, end_epoch=1)][:6]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    batch = next(iter(ds.loader(batch_size=4, patch_size=64, seed=5)))
+    for params in batch["augmentation"]:
+        assert -np.pi <= params["theta"] <= np.pi and 0 <= params["shift_mm"] <= 0.2
+
+
+def test_python_module_after_fork_refuses_the_parents_handles_and_reopens(module, indexed):
+    import multiprocessing
+
+    ds = module.open(str(indexed))
+    brain, section = ds.index_sections[0]
+    expected = ds.read(brain, section, level=1, centre=(401.0, 301.0), size=32)
+
+    def child(queue):
+        try:
+            ds.read(brain, section, level=1, centre=(401.0, 301.0), size=32)
+            queue.put("parent handle worked")
+        except RuntimeError as error:
+            reopened = module.open(str(indexed))
+            patch = reopened.read(brain, section, level=1, centre=(401.0, 301.0), size=32)
+            queue.put(("refused" if "forked child" in str(error) else str(error), patch.tobytes()))
+
+    queue = multiprocessing.get_context("fork").Queue()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(queue,))
+    process.start()
+    outcome = queue.get(timeout=60)
+    process.join(timeout=60)
+    assert outcome[0] == "refused", outcome
+    assert outcome[1] == expected.tobytes()

@@ -1,0 +1,251 @@
+// The `cytonet` Python module: a thin layer over loader/ (no logic of its own).
+//
+//   ds = cytonet.open("/data/dataset")
+//   ds.brains()                  -> {"B01": ["0001", ...], ...}
+//   ds.index                     -> {"mni_x": ndarray, ...} (read once; arrays share the memory)
+//   ds.read("B01", "0001", level=1, centre=(x, y), size=2048) -> uint8 ndarray (size, size)
+//   ds.read_box("B01", "0001", level=1, box=(y0, x0, h, w))    -> uint8 ndarray (h, w)
+//   for batch in ds.loader(batch_size=32, patch_size=2048, seed=1, threads=4): batch["images"]
+//
+// Reads write straight into the numpy array they return and release the GIL while they
+// work. Batch images are views of the loader's ring slot: the slot is held while any
+// array of the batch is alive (hold fewer batches than ring_depth). Fork: a child must
+// open its own dataset (cytonet.open) — objects made before fork() hold threads and file
+// handles that do not survive it; see docs/loader.md.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <unistd.h>
+
+#include "loader/loader.h"
+#include "store/group.h"
+
+namespace py = pybind11;
+
+namespace cytonet {
+namespace {
+
+[[noreturn]] void Raise(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kNotFound: throw py::key_error(status.ToString());
+    case StatusCode::kInvalidArgument: throw py::value_error(status.ToString());
+    case StatusCode::kOutOfRange: throw py::index_error(status.ToString());
+    default: throw std::runtime_error(status.ToString());
+  }
+}
+
+// A process-owned handle: refuses use in a forked child, where its threads are gone.
+struct Dataset {
+  std::shared_ptr<KvStore> kvstore;
+  std::shared_ptr<const PatchReader> reader;
+  pid_t owner = getpid();
+  void CheckProcess() const {
+    if (getpid() != owner) {
+      throw std::runtime_error("cytonet dataset used in a forked child: call cytonet.open() again in the child");
+    }
+  }
+};
+
+template <typename T>
+py::array_t<T> ColumnView(const std::vector<T>& column, py::handle owner) {
+  return py::array_t<T>({py::ssize_t(column.size())}, {py::ssize_t(sizeof(T))}, column.data(), owner);
+}
+
+// A 1-D numpy copy of a small vector (batch metadata).
+template <typename T>
+py::array_t<T> Copy1D(const std::vector<T>& values) {
+  py::array_t<T> out(std::vector<py::ssize_t>{py::ssize_t(values.size())});
+  std::copy(values.begin(), values.end(), out.mutable_data());
+  return out;
+}
+
+struct BatchIterator {
+  std::shared_ptr<Dataset> dataset;
+  std::unique_ptr<Loader> loader;
+};
+
+}  // namespace
+}  // namespace cytonet
+
+PYBIND11_MODULE(cytonet, m) {
+  using namespace cytonet;
+  m.doc() = "cytonet: chunked microscopy datasets, random-access patches and the training loader";
+
+  py::class_<Dataset, std::shared_ptr<Dataset>>(m, "Dataset")
+      .def("brains", [](const Dataset& d) {
+        d.CheckProcess();
+        auto root = ReadNode(*d.kvstore, "");
+        if (!root.ok()) Raise(root.status());
+        std::map<std::string, std::vector<std::string>> brains;
+        const Json& list = root->attributes.value("cytonet", Json::object()).value("brains", Json::array());
+        for (const Json& b : list) brains[b.value("name", "")] = b.value("sections", std::vector<std::string>{});
+        return brains;
+      })
+      .def_property_readonly("index", [](py::object self) {
+        const Dataset& d = self.cast<const Dataset&>();
+        d.CheckProcess();
+        const IndexTable* t = d.reader->index();
+        if (!t) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
+        py::dict columns;
+        columns["section"] = ColumnView(t->section, self);
+        columns["point_id"] = ColumnView(t->point_id, self);
+        columns["x_px"] = ColumnView(t->x_px, self);
+        columns["y_px"] = ColumnView(t->y_px, self);
+        columns["mni_x"] = ColumnView(t->mni_x, self);
+        columns["mni_y"] = ColumnView(t->mni_y, self);
+        columns["mni_z"] = ColumnView(t->mni_z, self);
+        columns["area"] = ColumnView(t->area, self);
+        columns["layer"] = ColumnView(t->layer, self);
+        columns["hemisphere"] = ColumnView(t->hemisphere, self);
+        columns["tissue_fraction"] = ColumnView(t->tissue_fraction, self);
+        return columns;
+      })
+      .def_property_readonly("index_sections", [](const Dataset& d) {
+        d.CheckProcess();
+        if (!d.reader->index()) throw std::runtime_error("the dataset has no index/");
+        return d.reader->index()->sections;
+      })
+      .def(
+          "read",
+          [](const Dataset& d, const std::string& brain, const std::string& section, int level,
+             std::pair<double, double> centre, int64_t size) {
+            d.CheckProcess();
+            py::array_t<uint8_t> out({size, size});
+            PatchRequest request{brain, section, level, centre.first, centre.second, size, {}};
+            Status status;
+            {
+              py::gil_scoped_release release;
+              status = d.reader->Read(request, out.mutable_data());
+            }
+            if (!status.ok()) Raise(status);
+            return out;
+          },
+          py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("centre"), py::arg("size") = 2048,
+          "A size × size patch of `level` centred on `centre` = (x, y) in level-0 pixels.")
+      .def(
+          "read_box",
+          [](const Dataset& d, const std::string& brain, const std::string& section, int level,
+             std::tuple<int64_t, int64_t, int64_t, int64_t> box) {
+            d.CheckProcess();
+            const auto [y0, x0, h, w] = box;
+            if (h < 0 || w < 0) throw py::value_error("box height and width must be >= 0");
+            py::array_t<uint8_t> out({h, w});
+            Status status;
+            {
+              py::gil_scoped_release release;
+              status = d.reader->ReadBox(brain, section, level, Box{{y0, x0}, {h, w}}, out.mutable_data());
+            }
+            if (!status.ok()) Raise(status);
+            return out;
+          },
+          py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("box"),
+          "Pixels [y0, y0 + h) × [x0, x0 + w) of `level`, box = (y0, x0, h, w).")
+      .def(
+          "read_row",
+          [](const Dataset& d, int64_t row, int level, int64_t size) {
+            d.CheckProcess();
+            py::array_t<uint8_t> out({size, size});
+            Status status;
+            {
+              py::gil_scoped_release release;
+              status = d.reader->ReadRow(row, level, size, {}, out.mutable_data());
+            }
+            if (!status.ok()) Raise(status);
+            return out;
+          },
+          py::arg("row"), py::arg("level") = 1, py::arg("size") = 2048)
+      .def(
+          "loader",
+          [](std::shared_ptr<Dataset> d, int64_t batch_size, int64_t patch_size, int level, uint64_t seed, int threads,
+             int ring_depth, int rank, int world_size, bool augment, uint32_t start_epoch, int64_t start_step,
+             uint32_t end_epoch, bool skip_errors) {
+            d->CheckProcess();
+            LoaderOptions o;
+            o.sampler = {seed, batch_size, rank, world_size};
+            o.patch_size = patch_size;
+            o.level = level;
+            o.threads = threads;
+            o.ring_depth = ring_depth;
+            o.augmentation.enabled = augment;
+            o.start_epoch = start_epoch;
+            o.start_step = start_step;
+            o.end_epoch = end_epoch;
+            o.on_error = skip_errors ? ErrorPolicy::kSkip : ErrorPolicy::kStop;
+            auto loader = Loader::Start(d->reader, o);
+            if (!loader.ok()) Raise(loader.status());
+            auto it = std::make_shared<BatchIterator>();
+            it->dataset = d;
+            it->loader = std::move(*loader);
+            return it;
+          },
+          py::arg("batch_size") = 32, py::arg("patch_size") = 2048, py::arg("level") = 1, py::arg("seed") = 0,
+          py::arg("threads") = 4, py::arg("ring_depth") = 4, py::arg("rank") = 0, py::arg("world_size") = 1,
+          py::arg("augment") = true, py::arg("start_epoch") = 0, py::arg("start_step") = 0, py::arg("end_epoch") = 1,
+          py::arg("skip_errors") = false,
+          "An iterator of batches (dicts of numpy arrays) from (start_epoch, start_step) to end_epoch.");
+
+  py::class_<BatchIterator, std::shared_ptr<BatchIterator>>(m, "Loader")
+      .def("__iter__", [](std::shared_ptr<BatchIterator> self) { return self; })
+      .def_property_readonly("steps_per_epoch", [](const BatchIterator& it) { return it.loader->sampler().steps_per_epoch(); })
+      .def("__next__", [](BatchIterator& it) {
+        it.dataset->CheckProcess();
+        Result<std::shared_ptr<const Batch>> next = std::shared_ptr<const Batch>();
+        {
+          py::gil_scoped_release release;
+          next = it.loader->Next();
+        }
+        if (!next.ok()) Raise(next.status());
+        if (!*next) throw py::stop_iteration();
+        std::shared_ptr<const Batch> batch = *next;
+        // The capsule keeps the slot: the images stay valid while any view is alive.
+        auto* holder = new std::shared_ptr<const Batch>(batch);
+        py::capsule owner(holder, [](void* p) { delete static_cast<std::shared_ptr<const Batch>*>(p); });
+        const py::ssize_t b = batch->size, s = batch->patch_size;
+        py::dict out;
+        out["images"] = py::array_t<uint8_t>({b, s, s}, {s * s, s, py::ssize_t(1)}, batch->images, owner);
+        out["rows"] = Copy1D(batch->rows);
+        out["mni"] = Copy1D(batch->mni).reshape({b, py::ssize_t(3)});
+        out["area"] = Copy1D(batch->area);
+        out["layer"] = Copy1D(batch->layer);
+        out["hemisphere"] = Copy1D(batch->hemisphere);
+        out["valid"] = Copy1D(batch->valid);
+        py::list augmentation;
+        for (const AugmentationParams& a : batch->augmentation) {
+          py::dict p;
+          p["theta"] = a.theta;
+          p["shift_mm"] = a.shift_mm;
+          p["shift_direction"] = a.shift_direction;
+          p["mirror"] = a.mirror;
+          p["alpha"] = a.alpha;
+          p["beta"] = a.beta;
+          p["gamma"] = a.gamma;
+          p["filter"] = a.filter == PatchFilter::kBlur ? "blur" : a.filter == PatchFilter::kSharpen ? "sharpen" : "none";
+          p["sigma"] = a.sigma;
+          p["delta"] = a.delta;
+          augmentation.append(p);
+        }
+        out["augmentation"] = augmentation;
+        out["epoch"] = batch->epoch;
+        out["step"] = batch->step;
+        out["skipped"] = batch->skipped;
+        return out;
+      });
+
+  m.def(
+      "open",
+      [](const std::string& path, int64_t cache_mb) {
+        auto kvstore = OpenFileKvStore(path, /*create=*/false);
+        if (!kvstore.ok()) Raise(kvstore.status());
+        StoreContextOptions options;
+        options.chunk_cache_bytes = size_t(std::max<int64_t>(cache_mb, 0)) << 20;
+        auto reader = PatchReader::Open(*kvstore, std::make_shared<StoreContext>(options));
+        if (!reader.ok()) Raise(reader.status());
+        auto d = std::make_shared<Dataset>();
+        d->kvstore = *kvstore;
+        d->reader = std::shared_ptr<const PatchReader>(std::move(*reader));
+        return d;
+      },
+      py::arg("path"), py::arg("cache_mb") = 0, "Opens a dataset root (read-only).");
+}
