@@ -189,7 +189,8 @@ PYBIND11_MODULE(cytonet, m) {
   py::class_<BatchIterator, std::shared_ptr<BatchIterator>>(m, "Loader")
       .def("__iter__", [](std::shared_ptr<BatchIterator> self) { return self; })
       .def_property_readonly("steps_per_epoch", [](const BatchIterator& it) { return it.loader->sampler().steps_per_epoch(); })
-      .def("__next__", [](BatchIterator& it) {
+      .def("__next__", [](std::shared_ptr<BatchIterator> self) {
+        BatchIterator& it = *self;
         it.dataset->CheckProcess();
         Result<std::shared_ptr<const Batch>> next = std::shared_ptr<const Batch>();
         {
@@ -199,9 +200,17 @@ PYBIND11_MODULE(cytonet, m) {
         if (!next.ok()) Raise(next.status());
         if (!*next) throw py::stop_iteration();
         std::shared_ptr<const Batch> batch = *next;
-        // The capsule keeps the slot: the images stay valid while any view is alive.
-        auto* holder = new std::shared_ptr<const Batch>(batch);
-        py::capsule owner(holder, [](void* p) { delete static_cast<std::shared_ptr<const Batch>*>(p); });
+        // The capsule keeps the slot, and the loader the slot belongs to: the images stay
+        // valid while any view is alive, even after the iterator itself is gone.
+        struct Holder {
+          std::shared_ptr<BatchIterator> loader;  // destroyed after the batch (declared first)
+          std::shared_ptr<const Batch> batch;
+        };
+        auto* holder = new Holder{self, batch};
+        py::capsule owner(holder, [](void* p) {
+          py::gil_scoped_release release;  // returning the slot may wake loader threads
+          delete static_cast<Holder*>(p);
+        });
         const py::ssize_t b = batch->size, s = batch->patch_size;
         py::dict out;
         out["images"] = py::array_t<uint8_t>({b, s, s}, {s * s, s, py::ssize_t(1)}, batch->images, owner);
