@@ -16,6 +16,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <tbb/global_control.h>
+
 #include <map>
 #include <unistd.h>
 
@@ -241,6 +243,15 @@ PYBIND11_MODULE(cytonet, m) {
         out["skipped"] = batch->skipped;
         return out;
       });
+
+  m.def(
+      "set_threads",
+      [](int threads) {
+        static std::unique_ptr<tbb::global_control> limit;
+        limit.reset();
+        if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+      },
+      py::arg("threads"), "Caps the threads one read decodes with (0: all cores). Loader workers are separate.");
 
   m.def(
       "open",
