@@ -1,0 +1,131 @@
+"""Training-loader throughput: the cytonet loader with T threads vs a PyTorch DataLoader
+with T worker processes that reads with tensorstore and augments with OpenCV-Python (the
+same operations: rotation, shift, mirror by one bilinear warpAffine, gamma by a lookup
+table, Gaussian blur or sharpening), in one run; plus the cytonet loader without
+augmentation (plain crops) as a read-only bound.
+
+    python benchmarks/loader_bench.py --build build --dataset DATASET --size 2048 --level 1 --threads 1 2
+"""
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+
+import cv2
+import numpy as np
+import tensorstore as ts
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class TensorstorePatches(Dataset):
+    """One augmented patch per index row; tensorstore arrays opened once per worker."""
+
+    def __init__(self, dataset, rows, sections, xs, ys, size, level, seed):
+        self.dataset, self.rows, self.sections = dataset, rows, sections
+        self.xs, self.ys, self.size, self.level, self.seed = xs, ys, size, level, seed
+        self.arrays = None
+
+    def __len__(self):
+        return len(self.rows)
+
+    def _array(self, key):
+        if self.arrays is None:
+            self.arrays = {}
+        if key not in self.arrays:
+            path = pathlib.Path(self.dataset) / "sections" / key[0] / key[1] / str(self.level)
+            context = ts.Context({"data_copy_concurrency": {"limit": 1}})
+            self.arrays[key] = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}},
+                                       context=context).result()
+        return self.arrays[key]
+
+    def __getitem__(self, i):
+        row = self.rows[i]
+        rng = np.random.default_rng([self.seed, i])
+        theta, shift, direction = rng.uniform(-math.pi, math.pi), rng.uniform(0, 0.2), rng.uniform(0, 2 * math.pi)
+        mirror = rng.uniform() < 0.5
+        alpha, beta = rng.uniform(0.9, 1.0), rng.uniform(-0.1, 0.1)
+        z = rng.uniform(-0.05, 0.05) / math.sqrt(2)
+        gamma = math.log(0.5 + z) / math.log(0.5 - z)
+        which = rng.uniform()
+        scale = 2 ** self.level
+        shift_px = shift * 1000 / scale  # 1 µm level-0 pixels
+        cx = (self.xs[row] + 0.5) / scale - 0.5 + shift_px * math.cos(direction)
+        cy = (self.ys[row] + 0.5) / scale - 0.5 + shift_px * math.sin(direction)
+        h = (self.size - 1) / 2
+        m = -1.0 if mirror else 1.0
+        a = np.array([[math.cos(theta), -math.sin(theta) * m], [math.sin(theta), math.cos(theta) * m]])
+        reach_x, reach_y = h * (abs(a[0, 0]) + abs(a[0, 1])), h * (abs(a[1, 0]) + abs(a[1, 1]))
+        x0, y0 = int(math.floor(cx - reach_x)) - 1, int(math.floor(cy - reach_y)) - 1
+        x1, y1 = int(math.ceil(cx + reach_x)) + 2, int(math.ceil(cy + reach_y)) + 2
+        array = self._array(self.sections[row])
+        height, width = array.shape
+        source = np.full((y1 - y0, x1 - x0), 255, np.uint8)  # background outside the image
+        ys, xs = slice(max(y0, 0), min(y1, height)), slice(max(x0, 0), min(x1, width))
+        if ys.start < ys.stop and xs.start < xs.stop:
+            source[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = array[ys, xs].read().result()
+        matrix = np.array([[a[0, 0], a[0, 1], cx - x0 - (a[0, 0] + a[0, 1]) * h],
+                           [a[1, 0], a[1, 1], cy - y0 - (a[1, 0] + a[1, 1]) * h]])
+        patch = cv2.warpAffine(source, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+        table = np.clip(np.rint((alpha * (np.arange(256) / 255.0) ** gamma + beta) * 255), 0, 255).astype(np.uint8)
+        patch = cv2.LUT(patch, table)
+        if which < 0.5:
+            sigma = rng.uniform(0.125, 1.0)
+            blurred = cv2.GaussianBlur(patch, (0, 0), sigma)
+            patch = blurred if which < 0.25 else cv2.addWeighted(patch, 1 + rng.uniform(0.5, 1.5), blurred,
+                                                                 -rng.uniform(0.5, 1.5), 0)
+        return torch.from_numpy(patch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--level", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    sys.path.insert(0, str(pathlib.Path(args.build).resolve() / "python"))
+    import cytonet
+
+    cv2.setNumThreads(1)
+    ds = cytonet.open(args.dataset)
+    index, sections = ds.index, ds.index_sections
+    rows = np.random.default_rng(1).permutation(len(index["x_px"]))
+    keys = [tuple(sections[s]) for s in index["section"]]
+    results = []
+    print(f"{args.batches} batches of {args.batch} × {args.size}² at level {args.level}")
+    print(f"{'loader':<28} {'T':>2} {'patches/s':>10} {'per core':>9} {'ours ×':>7}")
+    for t in args.threads:
+        def time_batches(iterator):
+            next(iter(iterator))  # warm-up (opens files, starts workers)
+            it = iter(iterator)
+            start = time.perf_counter()
+            for _ in range(args.batches):
+                next(it)
+            return args.batch * args.batches / (time.perf_counter() - start)
+
+        cytonet.set_threads(1)  # the loader's parallelism is its T workers
+        ours = time_batches(ds.loader(batch_size=args.batch, patch_size=args.size, level=args.level, seed=3, threads=t))
+        bound = time_batches(ds.loader(batch_size=args.batch, patch_size=args.size, level=args.level, seed=3,
+                                       threads=t, augment=False))
+        peer_set = TensorstorePatches(args.dataset, rows, keys, index["x_px"], index["y_px"], args.size, args.level, 3)
+        peer = time_batches(DataLoader(peer_set, batch_size=args.batch, num_workers=t, persistent_workers=True,
+                                       prefetch_factor=2))
+        for name, value in (("cytonet (augmented)", ours), ("cytonet plain crops (bound)", bound),
+                            ("DataLoader + tensorstore + cv2", peer)):
+            print(f"{name:<28} {t:>2} {value:>10.1f} {value / t:>9.1f} {ours / value:>7.2f}")
+            results.append({"loader": name, "threads": t, "patches_per_s": value, "per_core": value / t,
+                            "ours_ratio": ours / value})
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
