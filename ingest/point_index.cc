@@ -202,17 +202,11 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
     if (root && published.ok()) published = ZarrArray::Create(dataset, path, m, context).status();
     return mpi->Agree(published);
   };
-  RETURN_IF_ERROR(write_column("section", DataType::kUint32, AsByteSpan(table.section)));
-  RETURN_IF_ERROR(write_column("point_id", DataType::kInt64, AsByteSpan(table.point_id)));
-  RETURN_IF_ERROR(write_column("x_px", DataType::kFloat64, AsByteSpan(table.x_px)));
-  RETURN_IF_ERROR(write_column("y_px", DataType::kFloat64, AsByteSpan(table.y_px)));
-  RETURN_IF_ERROR(write_column("mni_x", DataType::kFloat64, AsByteSpan(table.mni_x)));
-  RETURN_IF_ERROR(write_column("mni_y", DataType::kFloat64, AsByteSpan(table.mni_y)));
-  RETURN_IF_ERROR(write_column("mni_z", DataType::kFloat64, AsByteSpan(table.mni_z)));
-  RETURN_IF_ERROR(write_column("area", DataType::kInt32, AsByteSpan(table.area)));
-  RETURN_IF_ERROR(write_column("layer", DataType::kInt8, AsByteSpan(table.layer)));
-  RETURN_IF_ERROR(write_column("hemisphere", DataType::kUint8, AsByteSpan(table.hemisphere)));
-  RETURN_IF_ERROR(write_column("tissue_fraction", DataType::kFloat32, AsByteSpan(table.tissue_fraction)));
+  Status written;
+  ForEachIndexColumn(table, [&](const char* name, DataType type, const auto& column) {
+    if (written.ok()) written = write_column(name, type, AsByteSpan(column));
+  });
+  RETURN_IF_ERROR(written);
   if (!root) return Status::Ok();
   Json sections = Json::array();
   for (const auto& [brain, section] : table.sections) sections.push_back({{"brain", brain}, {"section", section}});

@@ -91,17 +91,9 @@ PYBIND11_MODULE(cytonet, m) {
         const IndexTable* t = d.reader->index();
         if (!t) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
         py::dict columns;
-        columns["section"] = ColumnView(t->section, self);
-        columns["point_id"] = ColumnView(t->point_id, self);
-        columns["x_px"] = ColumnView(t->x_px, self);
-        columns["y_px"] = ColumnView(t->y_px, self);
-        columns["mni_x"] = ColumnView(t->mni_x, self);
-        columns["mni_y"] = ColumnView(t->mni_y, self);
-        columns["mni_z"] = ColumnView(t->mni_z, self);
-        columns["area"] = ColumnView(t->area, self);
-        columns["layer"] = ColumnView(t->layer, self);
-        columns["hemisphere"] = ColumnView(t->hemisphere, self);
-        columns["tissue_fraction"] = ColumnView(t->tissue_fraction, self);
+        ForEachIndexColumn(*t, [&](const char* name, DataType, const auto& column) {
+          columns[name] = ColumnView(column, self);
+        });
         return columns;
       })
       .def_property_readonly("index_sections", [](const Dataset& d) {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/data_type.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
@@ -35,6 +36,23 @@ struct IndexTable {
   std::vector<float> tissue_fraction;
   size_t size() const { return point_id.size(); }
 };
+
+// Calls fn(name, data type, column) for every column, in the order above: the one list of
+// the index's columns, shared by its writer, its reader and the Python module.
+template <typename Table, typename Fn>
+void ForEachIndexColumn(Table& t, Fn&& fn) {
+  fn("section", DataType::kUint32, t.section);
+  fn("point_id", DataType::kInt64, t.point_id);
+  fn("x_px", DataType::kFloat64, t.x_px);
+  fn("y_px", DataType::kFloat64, t.y_px);
+  fn("mni_x", DataType::kFloat64, t.mni_x);
+  fn("mni_y", DataType::kFloat64, t.mni_y);
+  fn("mni_z", DataType::kFloat64, t.mni_z);
+  fn("area", DataType::kInt32, t.area);
+  fn("layer", DataType::kInt8, t.layer);
+  fn("hemisphere", DataType::kUint8, t.hemisphere);
+  fn("tissue_fraction", DataType::kFloat32, t.tissue_fraction);
+}
 
 // Reads index/; Corruption when columns disagree in length or type.
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);
