@@ -6,16 +6,15 @@ augmentation (plain crops) as a read-only bound.
 
     python benchmarks/loader_bench.py --build build --dataset DATASET --size 2048 --level 1 --threads 1 2
 """
-import argparse
 import json
 import math
 import pathlib
-import sys
 import time
 
 import cv2
 import numpy as np
 import tensorstore as ts
+from patch_bench_common import import_cytonet, patch_parser
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -81,18 +80,12 @@ class TensorstorePatches(Dataset):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", default="build")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--level", type=int, default=1)
+    parser = patch_parser(__doc__)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out")
     args = parser.parse_args()
-    sys.path.insert(0, str(pathlib.Path(args.build).resolve() / "python"))
-    import cytonet
+    cytonet = import_cytonet(args.build)
 
     cv2.setNumThreads(1)
     ds = cytonet.open(args.dataset)

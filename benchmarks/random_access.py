@@ -7,7 +7,6 @@ either (the defaults).
 Points are index rows whose patch lies inside the image (tensorstore does not pad).
 Prints p50/p99 latency in ms and the ratio; --out writes the numbers as JSON.
 """
-import argparse
 import json
 import pathlib
 import sys
@@ -15,6 +14,7 @@ import time
 
 import numpy as np
 import tensorstore as ts
+from patch_bench_common import import_cytonet, patch_parser
 
 
 def percentiles(samples):
@@ -22,17 +22,11 @@ def percentiles(samples):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", default="build")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--level", type=int, default=1)
+    parser = patch_parser(__doc__)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1, help="decode threads for both tools")
-    parser.add_argument("--out")
     args = parser.parse_args()
-    sys.path.insert(0, str(pathlib.Path(args.build).resolve() / "python"))
-    import cytonet
+    cytonet = import_cytonet(args.build)
 
     cytonet.set_threads(args.threads)
     ds = cytonet.open(args.dataset)

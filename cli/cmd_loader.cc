@@ -30,6 +30,17 @@ void AddCommon(CLI::App* cmd, LoaderCli& o) {
   cmd->add_option("--threads", o.threads, "Loader worker threads")->capture_default_str();
 }
 
+// The options both commands share; the caller sets what differs.
+LoaderOptions CommonLoaderOptions(const LoaderCli& o, int64_t batch_size) {
+  LoaderOptions options;
+  options.sampler = {o.seed, batch_size, 0, 1};
+  options.level = o.level;
+  options.patch_size = o.size;
+  options.threads = o.threads;
+  options.augmentation.enabled = !o.no_augment;
+  return options;
+}
+
 Result<std::shared_ptr<const PatchReader>> OpenReader(const std::string& dataset) {
   ASSIGN_OR_RETURN(auto kvstore, OpenFileKvStore(dataset, /*create=*/false));
   ASSIGN_OR_RETURN(auto reader, PatchReader::Open(kvstore, std::make_shared<StoreContext>()));
@@ -49,14 +60,9 @@ Command AddSampleCommand(CLI::App& app) {
   return {cmd, [o, out, count] {
             auto reader = OpenReader(o->dataset);
             if (!reader.ok()) return Fail(reader.status());
-            LoaderOptions options;
-            options.sampler = {o->seed, *count, 0, 1};
-            options.level = o->level;
-            options.patch_size = o->size;
-            options.threads = o->threads;
+            LoaderOptions options = CommonLoaderOptions(*o, *count);
             options.ring_depth = 2;
             options.end_epoch = 1;
-            options.augmentation.enabled = !o->no_augment;
             auto loader = Loader::Start(*reader, options);
             if (!loader.ok()) return Fail(loader.status());
             auto batch = (*loader)->Next();
@@ -96,12 +102,7 @@ Command AddBenchLoaderCommand(CLI::App& app) {
   return {cmd, [o, batches, batch_size] {
             auto reader = OpenReader(o->dataset);
             if (!reader.ok()) return Fail(reader.status());
-            LoaderOptions options;
-            options.sampler = {o->seed, *batch_size, 0, 1};
-            options.level = o->level;
-            options.patch_size = o->size;
-            options.threads = o->threads;
-            options.augmentation.enabled = !o->no_augment;
+            const LoaderOptions options = CommonLoaderOptions(*o, *batch_size);
             auto loader = Loader::Start(*reader, options);
             if (!loader.ok()) return Fail(loader.status());
             if (auto warm = (*loader)->Next(); !warm.ok()) return Fail(warm.status());
