@@ -5,10 +5,14 @@ table, Gaussian blur or sharpening), in one run; plus the cytonet loader without
 augmentation (plain crops) as a read-only bound.
 
     python benchmarks/loader_bench.py --build build --dataset DATASET --size 2048 --level 1 --threads 1 2
+
+The loaders take turns (interleaved rounds, each timed after its prefetched batches are
+taken and while the others are idle), so a noisy machine slows all of them alike.
 """
 import json
 import math
 import pathlib
+import statistics
 import time
 
 import cv2
@@ -82,40 +86,58 @@ class TensorstorePatches(Dataset):
 def main() -> None:
     parser = patch_parser(__doc__)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per loader per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     cytonet = import_cytonet(args.build)
 
     cv2.setNumThreads(1)
+    cytonet.set_threads(1)  # the loader's parallelism is its T workers
     ds = cytonet.open(args.dataset)
     index, sections = ds.index, ds.index_sections
     rows = np.random.default_rng(1).permutation(len(index["x_px"]))
     keys = [tuple(sections[s]) for s in index["section"]]
     results = []
-    print(f"{args.batches} batches of {args.batch} × {args.size}² at level {args.level}")
-    print(f"{'loader':<28} {'T':>2} {'patches/s':>10} {'per core':>9} {'ours ×':>7}")
+    print(f"{args.batch} × {args.size}² patches per batch at level {args.level}; median of {args.rounds} interleaved "
+          f"rounds of {args.batches} batches", flush=True)
+    print(f"{'loader':<32} {'T':>2} {'patches/s':>10} {'per core':>9} {'range':>13} {'ours ×':>7}", flush=True)
     for t in args.threads:
-        def time_batches(iterator):
-            next(iter(iterator))  # warm-up (opens files, starts workers)
-            it = iter(iterator)
-            start = time.perf_counter()
-            for _ in range(args.batches):
-                next(it)
-            return args.batch * args.batches / (time.perf_counter() - start)
-
-        cytonet.set_threads(1)  # the loader's parallelism is its T workers
-        ours = time_batches(ds.loader(batch_size=args.batch, patch_size=args.size, level=args.level, seed=3, threads=t))
-        bound = time_batches(ds.loader(batch_size=args.batch, patch_size=args.size, level=args.level, seed=3,
-                                       threads=t, augment=False))
-        peer_set = TensorstorePatches(args.dataset, rows, keys, index["x_px"], index["y_px"], args.size, args.level, 3)
-        peer = time_batches(DataLoader(peer_set, batch_size=args.batch, num_workers=t, persistent_workers=True,
-                                       prefetch_factor=2))
-        for name, value in (("cytonet (augmented)", ours), ("cytonet plain crops (bound)", bound),
-                            ("DataLoader + tensorstore + cv2", peer)):
-            print(f"{name:<28} {t:>2} {value:>10.1f} {value / t:>9.1f} {ours / value:>7.2f}")
+        # Both sides prefetch 2·T batches: the DataLoader's prefetch_factor 2 per worker, our ring.
+        prefetch = 2 * t
+        loaders = {
+            "cytonet (augmented)": ds.loader(batch_size=args.batch, patch_size=args.size, level=args.level, seed=3,
+                                             threads=t, ring_depth=prefetch),
+            "cytonet plain crops (bound)": ds.loader(batch_size=args.batch, patch_size=args.size, level=args.level,
+                                                     seed=3, threads=t, ring_depth=prefetch, augment=False),
+            "DataLoader + tensorstore + cv2": DataLoader(
+                TensorstorePatches(args.dataset, rows, keys, index["x_px"], index["y_px"], args.size, args.level, 3),
+                batch_size=args.batch, num_workers=t, persistent_workers=True, prefetch_factor=2),
+        }
+        iterators = {name: iter(loader) for name, loader in loaders.items()}
+        rates = {name: [] for name in loaders}
+        for name, it in iterators.items():  # warm-up: opens files, starts workers, fills the prefetch
+            next(it)
+        time.sleep(2)
+        for _ in range(args.rounds):
+            # One loader at a time: the others sit idle with full prefetch queues.
+            for name, it in iterators.items():
+                for _ in range(prefetch):  # ready before the window opened
+                    next(it)
+                start = time.perf_counter()
+                for _ in range(args.batches):
+                    next(it)
+                elapsed = time.perf_counter() - start
+                rates[name].append(args.batch * args.batches / elapsed)
+                time.sleep(1.5 * prefetch * elapsed / args.batches + 0.2)  # let it refill its prefetch
+        ours = statistics.median(rates["cytonet (augmented)"])
+        for name, values in rates.items():
+            value = statistics.median(values)
+            spread = f"{min(values):.0f}–{max(values):.0f}"
+            print(f"{name:<32} {t:>2} {value:>10.1f} {value / t:>9.1f} {spread:>13} {ours / value:>7.2f}", flush=True)
             results.append({"loader": name, "threads": t, "patches_per_s": value, "per_core": value / t,
-                            "ours_ratio": ours / value})
+                            "rounds": values, "ours_ratio": ours / value})
+        del iterators, loaders
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
 

@@ -1,6 +1,7 @@
 #include "loader/host_memory.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -45,8 +46,14 @@ HostBuffer::HostBuffer(size_t bytes, bool pin) : size_(bytes) {
       return;
     }
   }
-  data_ = static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64));
+  // Large buffers on transparent huge pages where the kernel allows them (madvise mode):
+  // the warp reads its source along rotated lines, one page per row without them.
+  constexpr size_t kHugePage = size_t(2) << 20;
+  const size_t alignment = bytes >= kHugePage ? kHugePage : 64;
+  const size_t rounded = (bytes + 64 + alignment - 1) / alignment * alignment;
+  data_ = static_cast<uint8_t*>(std::aligned_alloc(alignment, rounded));
   if (!data_) throw std::bad_alloc();
+  if (alignment == kHugePage) madvise(data_, rounded, MADV_HUGEPAGE);
 }
 
 HostBuffer::~HostBuffer() { Free(); }

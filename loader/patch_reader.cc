@@ -6,19 +6,23 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <optional>
+
+#include "loader/host_memory.h"
+#include "loader/warp.h"
 
 namespace cytonet {
 namespace {
 
-// Gamma, gain and offset on [0, 1] as a table of the 256 grey values.
-void ApplyIntensity(const AugmentationParams& p, cv::Mat& patch) {
-  if (p.alpha == 1 && p.beta == 0 && p.gamma == 1) return;
-  cv::Mat table(1, 256, CV_8U);
+// Gamma, gain and offset on [0, 1] as a table of the 256 grey values; none for the identity.
+std::optional<std::array<uint8_t, 256>> IntensityTable(const AugmentationParams& p) {
+  if (p.alpha == 1 && p.beta == 0 && p.gamma == 1) return std::nullopt;
+  std::array<uint8_t, 256> table;
   for (int v = 0; v < 256; ++v) {
     const double x = p.alpha * std::pow(v / 255.0, p.gamma) + p.beta;
-    table.at<uint8_t>(v) = uint8_t(std::lround(std::clamp(x, 0.0, 1.0) * 255));
+    table[size_t(v)] = uint8_t(std::lround(std::clamp(x, 0.0, 1.0) * 255));
   }
-  cv::LUT(patch, table, patch);
+  return table;
 }
 
 void ApplyFilter(const AugmentationParams& p, cv::Mat& patch) {
@@ -92,6 +96,7 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   auto t = Clock::now();
 
   const bool geometry = a.theta != 0 || a.mirror || a.shift_mm != 0;
+  std::optional<std::array<uint8_t, 256>> table = IntensityTable(a);
   if (!geometry) {
     const Box box{{std::llround(cy - h), std::llround(cx - h)}, {r.size, r.size}};
     RETURN_IF_ERROR(level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))).WithContext(where));
@@ -105,22 +110,25 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     const int64_t x0 = int64_t(std::floor(cx - reach_x)) - 1, y0 = int64_t(std::floor(cy - reach_y)) - 1;
     const int64_t x1 = int64_t(std::ceil(cx + reach_x)) + 2, y1 = int64_t(std::ceil(cy + reach_y)) + 2;
     const Box box{{y0, x0}, {y1 - y0, x1 - x0}};
-    thread_local Bytes source;  // reused across patches: no page faults per read
-    source.resize(size_t(box.num_elements()));
-    RETURN_IF_ERROR(level.Read(box, source).WithContext(where));
+    // Reused across patches (no page faults per read); grows to the largest box a thread saw.
+    thread_local HostBuffer source;
+    const size_t source_bytes = size_t(box.num_elements());
+    if (source.size() < source_bytes + kWarpSourcePadding) source = HostBuffer(source_bytes + kWarpSourcePadding, false);
+    RETURN_IF_ERROR(level.Read(box, MutableByteSpan(source.data(), source_bytes)).WithContext(where));
     read_ns_ += since(t);
     t = Clock::now();
-    const cv::Mat src(int(box.shape[0]), int(box.shape[1]), CV_8U, source.data());
-    // Inverse map: source (in box coordinates) = A·(u, v) + t.
-    const cv::Matx23d map(A[0], A[1], cx - double(x0) - A[0] * h - A[1] * h,  //
-                          A[2], A[3], cy - double(y0) - A[2] * h - A[3] * h);
-    cv::warpAffine(src, patch, map, patch.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
-                   cv::Scalar(level.metadata().fill_value[0]));
+    // Inverse map: source (in box coordinates) = A·(u, v) + t. Gamma is applied in the same pass.
+    const std::array<double, 6> map = {A[0], A[1], cx - double(x0) - A[0] * h - A[1] * h,
+                                       A[2], A[3], cy - double(y0) - A[2] * h - A[3] * h};
+    WarpAffineBilinear({source.data(), int(box.shape[1]), int(box.shape[0]), ptrdiff_t(box.shape[1])}, map,
+                       level.metadata().fill_value[0], table ? &*table : nullptr, int(r.size), out);
     warp_ns_ += since(t);
   }
-  t = Clock::now();
-  ApplyIntensity(a, patch);
-  intensity_ns_ += since(t);
+  if (!geometry && table) {
+    t = Clock::now();
+    cv::LUT(patch, cv::Mat(1, 256, CV_8U, table->data()), patch);
+    intensity_ns_ += since(t);
+  }
   t = Clock::now();
   ApplyFilter(a, patch);
   filter_ns_ += since(t);

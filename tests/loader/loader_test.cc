@@ -15,6 +15,7 @@
 #include "loader/loader.h"
 #include "loader/patch_reader.h"
 #include "loader/sampler.h"
+#include "loader/warp.h"
 #include "tests/store/test_util.h"
 
 namespace cytonet {
@@ -184,6 +185,42 @@ TEST(Augmentation, ParametersStayInsideThePapersRanges) {
   AugmentationOptions geometry_only;
   geometry_only.intensity = geometry_only.filter = false;
   EXPECT_EQ(DrawAugmentation(3, 1, 77, geometry_only).theta, a.theta);  // one group off leaves the others
+}
+
+// The fast warp must give cv::warpAffine's bytes exactly: random rotations, mirrors and
+// shifts, patches hanging over every edge of the source, odd sizes, tiny sources, with and
+// without the gamma table.
+TEST(Warp, FastKernelEqualsOpenCVBitForBit) {
+  if (!WarpHasFastPath()) GTEST_SKIP() << "no AVX2 on this CPU: the OpenCV path is the only one";
+  const CounterRng rng(11, 0, 0, 0);
+  std::array<uint8_t, 256> gamma;
+  for (int v = 0; v < 256; ++v) gamma[size_t(v)] = uint8_t(std::lround(255 * std::pow(v / 255.0, 0.83)));
+  uint32_t draw = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int width = 1 + int(rng.Uniform(draw++) * 90), height = 1 + int(rng.Uniform(draw++) * 90);
+    const int size = 1 + int(rng.Uniform(draw++) * 70);
+    std::vector<uint8_t> source(size_t(width * height) + kWarpSourcePadding);
+    for (size_t i = 0; i < source.size(); ++i) source[i] = uint8_t(rng.Bits(draw++));
+    const double theta = rng.Uniform(draw++, -std::numbers::pi, std::numbers::pi), m = rng.Uniform(draw++) < 0.5 ? -1 : 1;
+    // Centre anywhere from well outside to the middle of the source.
+    const double cx = rng.Uniform(draw++, -20, width + 20), cy = rng.Uniform(draw++, -20, height + 20), h = (size - 1) / 2.0;
+    const double a = std::cos(theta), b = -std::sin(theta) * m, c = std::sin(theta), d = std::cos(theta) * m;
+    const std::array<double, 6> map = {a, b, cx - (a + b) * h, c, d, cy - (c + d) * h};
+    const GreyView view{source.data(), width, height, width};
+    const uint8_t fill = uint8_t(rng.Bits(draw++));
+    const std::array<uint8_t, 256>* tables[] = {nullptr, &gamma};
+    for (const std::array<uint8_t, 256>* table : tables) {
+      std::vector<uint8_t> fast(size_t(size * size)), reference(size_t(size * size));
+      WarpAffineBilinear(view, map, fill, table, size, fast.data());
+      WarpAffineBilinearOpenCV(view, map, fill, table, size, reference.data());
+      size_t first = 0;
+      while (first < fast.size() && fast[first] == reference[first]) ++first;
+      ASSERT_EQ(fast, reference) << "first difference at (" << first % size_t(size) << ", " << first / size_t(size) << "): "
+                                 << int(fast[first < fast.size() ? first : 0]) << " vs " << int(reference[first < fast.size() ? first : 0])
+                                 << ", fill " << int(fill) << "; trial " << trial << ": " << width << "×" << height << " source, size " << size
+                                 << ", θ " << theta << ", centre (" << cx << ", " << cy << ")" << (table ? ", gamma" : "");
+    }
+  }
 }
 
 // A dataset with one section whose level 0 is a known pattern, and an index of 3 points.
@@ -428,7 +465,9 @@ TEST_F(LoaderRun, ACorruptChunkStopsWithItsNameOrIsSkippedAndCounted) {
     ++batches;
     skipped += batch->skipped;
     for (int64_t j = 0; j < batch->size; ++j) {
-      if (!batch->valid[size_t(j)]) EXPECT_EQ(batch->images[j * 24 * 24], 255);
+      if (!batch->valid[size_t(j)]) {
+        EXPECT_EQ(batch->images[j * 24 * 24], 255);
+      }
     }
   }
   EXPECT_EQ(batches, 15);
