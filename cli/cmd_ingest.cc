@@ -42,6 +42,7 @@ Command AddIngestCommand(CLI::App& app) {
     IngestOptions ingest;
     std::string study, out, codec = "blosc", cname = "lz4", shuffle = "noshuffle", format, report;
     int clevel = 5, threads = 0;
+    int64_t blosc_blocksize = 65536;
     double pixel_size = 0;
     bool quiet = false, no_sync = false;
   };
@@ -56,6 +57,10 @@ Command AddIngestCommand(CLI::App& app) {
   cmd->add_option("--cname", o->cname, "blosc compressor: lz4, lz4hc, zstd, blosclz, zlib")->capture_default_str();
   cmd->add_option("--clevel", o->clevel, "blosc level 0-9, or the zstd level")->capture_default_str()->check(CLI::Range(0, 22));
   cmd->add_option("--shuffle", o->shuffle, "blosc shuffle: noshuffle, bitshuffle")->capture_default_str();
+  cmd->add_option("--blosc-blocksize", o->blosc_blocksize,
+                  "blosc block in bytes (0 = blosc's choice, 128 KB for lz4; it raises smaller ones to 64 KB): reads decode whole blocks")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->add_option("--format", o->format, "Slide reader for every section: auto, tiff, openslide, hdf5");
   cmd->add_option("--pixel-size", o->pixel_size, "Level-0 pixel size in µm (overrides study and files)");
   cmd->add_option("--min-levels", o->ingest.pyramid.min_levels, "At least this many levels")->capture_default_str();
@@ -73,7 +78,7 @@ Command AddIngestCommand(CLI::App& app) {
               o->ingest.pyramid.compressor = {{"name", "blosc"},
                                               {"configuration",
                                                {{"cname", o->cname}, {"clevel", o->clevel}, {"shuffle", o->shuffle},
-                                                {"typesize", 1}, {"blocksize", 0}}}};
+                                                {"typesize", 1}, {"blocksize", o->blosc_blocksize}}}};
             }
             if (!o->format.empty()) o->ingest.format = o->format;
             if (o->pixel_size > 0) o->ingest.pixel_size_um = o->pixel_size;

@@ -1,8 +1,11 @@
 // cytonet sample: a contact sheet of plain and augmented patches; cytonet bench-loader:
 // patches/s, MB/s and per-stage times of the loader on a dataset.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "cli/commands.h"
@@ -46,6 +49,23 @@ Result<std::shared_ptr<const PatchReader>> OpenReader(const std::string& dataset
   ASSIGN_OR_RETURN(auto reader, PatchReader::Open(kvstore, std::make_shared<StoreContext>()));
   return std::shared_ptr<const PatchReader>(std::move(reader));
 }
+
+// Current and peak resident set size of this process (Linux /proc/self/status).
+int64_t StatusKilobytes(const char* field) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  int64_t kb = 0;
+  const size_t n = std::strlen(field);
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, field, n) == 0) kb = std::atoll(line + n);
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+// Anonymous memory only: shards are read through mmap, and their file pages (page cache,
+// shared and reclaimable) count in the resident set too.
+int64_t AnonymousBytes() { return StatusKilobytes("RssAnon:"); }
 
 }  // namespace
 
@@ -95,14 +115,22 @@ Command AddBenchLoaderCommand(CLI::App& app) {
   auto o = std::make_shared<LoaderCli>();
   auto batches = std::make_shared<int64_t>(20);
   auto batch_size = std::make_shared<int64_t>(8);
-  auto* cmd = app.add_subcommand("bench-loader", "Loader throughput: patches/s, MB/s, time per stage");
+  auto ring_depth = std::make_shared<int>(LoaderOptions().ring_depth);
+  auto as_float = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("bench-loader", "Loader throughput: patches/s, MB/s, time per stage, memory");
   AddCommon(cmd, *o);
   cmd->add_option("--batches", *batches, "Batches to time (after one warm-up batch)")->capture_default_str();
   cmd->add_option("--batch-size", *batch_size, "Patches per batch")->capture_default_str();
-  return {cmd, [o, batches, batch_size] {
+  cmd->add_option("--ring-depth", *ring_depth, "Batches in the ring")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_flag("--float", *as_float, "float32 output (grey / 255) instead of uint8");
+  return {cmd, [o, batches, batch_size, ring_depth, as_float] {
             auto reader = OpenReader(o->dataset);
             if (!reader.ok()) return Fail(reader.status());
-            const LoaderOptions options = CommonLoaderOptions(*o, *batch_size);
+            LoaderOptions options = CommonLoaderOptions(*o, *batch_size);
+            options.ring_depth = *ring_depth;
+            options.format = *as_float ? PixelFormat::kFloat32 : PixelFormat::kUint8;
+            const int64_t anonymous_before = AnonymousBytes();
+            int64_t anonymous_peak = anonymous_before;
             auto loader = Loader::Start(*reader, options);
             if (!loader.ok()) return Fail(loader.status());
             if (auto warm = (*loader)->Next(); !warm.ok()) return Fail(warm.status());
@@ -114,6 +142,7 @@ Command AddBenchLoaderCommand(CLI::App& app) {
               if (!batch.ok()) return Fail(batch.status());
               if (!*batch) break;
               patches += (*batch)->size;
+              anonymous_peak = std::max(anonymous_peak, AnonymousBytes());
             }
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             const PatchStageTimes after = (*reader)->stage_times();
@@ -127,6 +156,10 @@ Command AddBenchLoaderCommand(CLI::App& app) {
             std::printf("  per patch (thread time): read %.2f ms, warp %.2f ms, gamma %.2f ms, filter %.2f ms\n",
                         per_patch_ms(before.read_ns, after.read_ns), per_patch_ms(before.warp_ns, after.warp_ns),
                         per_patch_ms(before.intensity_ns, after.intensity_ns), per_patch_ms(before.filter_ns, after.filter_ns));
+            // The loader's memory (peak of the anonymous resident memory it added, sampled
+            // per batch) against the documented bound.
+            std::printf("  memory: %.1f MB added by the loader (anonymous, peak per batch); bound %.1f MB (Loader::MemoryBound)\n",
+                        double(anonymous_peak - anonymous_before) / 1e6, double(Loader::MemoryBound(options)) / 1e6);
             return 0;
           }};
 }

@@ -31,10 +31,11 @@ namespace cytonet {
 struct PyramidOptions {
   int64_t shard_size = 8192;
   int64_t chunk_size = 512;
-  // Inner codecs after "bytes" (blosc lz4, no shuffle: see docs/benchmarks.md).
+  // Inner codecs after "bytes" (blosc lz4, no shuffle: see docs/benchmarks.md). Blocks of
+  // 64 KB (128 rows of a 512² chunk): a read decodes only the blocks holding its rows.
   Json compressor = {{"name", "blosc"},
                      {"configuration",
-                      {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "noshuffle"}, {"typesize", 1}, {"blocksize", 0}}}};
+                      {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "noshuffle"}, {"typesize", 1}, {"blocksize", 65536}}}};
   uint8_t fill_value = 255;  // the slide background
   double pixel_size_um = 1.0;
   // Levels go down until one shard holds the level, and at least this many (level 1 is

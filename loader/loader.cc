@@ -1,7 +1,10 @@
 #include "loader/loader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+
+#include "loader/warp.h"
 
 namespace cytonet {
 
@@ -27,6 +30,7 @@ Result<std::unique_ptr<Loader>> Loader::Start(std::shared_ptr<const PatchReader>
     return InvalidArgumentError("loader: start step " + std::to_string(options.start_step) + " is not in [0, " +
                                 std::to_string(sampler.steps_per_epoch()) + ")");
   }
+  RunImageOperationsSingleThreaded();
   std::unique_ptr<Loader> loader(new Loader(std::move(reader), options, std::move(sampler)));
   for (int t = 0; t < options.threads; ++t) loader->workers_.emplace_back([l = loader.get()] { l->Work(); });
   return loader;
@@ -53,7 +57,23 @@ Loader::~Loader() {
   for (auto& worker : workers_) worker.join();
 }
 
-int64_t Loader::batch_bytes() const { return options_.sampler.batch_size * options_.patch_size * options_.patch_size; }
+int64_t Loader::batch_bytes() const {
+  return options_.sampler.batch_size * options_.patch_size * options_.patch_size * BytesPerPixel(options_.format);
+}
+
+int64_t Loader::MemoryBound(const LoaderOptions& o) {
+  constexpr int64_t kHugePage = int64_t(2) << 20;
+  auto huge_pages = [&](int64_t bytes) { return (bytes + 64 + kHugePage - 1) / kHugePage * kHugePage; };
+  const int64_t side = int64_t(std::ceil(std::sqrt(2.0) * double(o.patch_size))) + 3;
+  // The source box, the blur/sharpen copy, the uint8 patch of float output.
+  int64_t per_worker = huge_pages(side * side + int64_t(kWarpSourcePadding)) + huge_pages(o.patch_size * o.patch_size);
+  if (o.format == PixelFormat::kFloat32) per_worker += huge_pages(o.patch_size * o.patch_size);
+  // Decode buffers (a few chunks), stack and malloc arena of a worker: 2–5 MB measured.
+  constexpr int64_t kWorkerAllowance = int64_t(8) << 20;
+  per_worker += kWorkerAllowance;
+  const int64_t slots = huge_pages(o.sampler.batch_size * o.patch_size * o.patch_size * BytesPerPixel(o.format));
+  return o.ring_depth * slots + o.threads * per_worker;
+}
 
 bool Loader::OpenBatch() {
   if (next_epoch_ >= options_.end_epoch) return false;
@@ -76,6 +96,7 @@ bool Loader::OpenBatch() {
   b.step = next_step_;
   b.size = int64_t(n);
   b.patch_size = options_.patch_size;
+  b.format = options_.format;
   b.images = slot.buffer.data();
   b.pinned = slot.buffer.pinned();
   b.rows.assign(n, 0);
@@ -105,13 +126,30 @@ void Loader::FillSample(Slot& slot, size_t j) {
   b.layer[j] = index.layer[row];
   b.hemisphere[j] = index.hemisphere[row];
   b.augmentation[j] = DrawAugmentation(options_.sampler.seed, s.epoch, s.position, options_.augmentation);
-  uint8_t* image = slot.buffer.data() + j * size_t(options_.patch_size * options_.patch_size);
+  const size_t pixels = size_t(options_.patch_size * options_.patch_size);
+  const bool as_float = options_.format == PixelFormat::kFloat32;
+  float* image_float = reinterpret_cast<float*>(slot.buffer.data()) + j * pixels;
+  uint8_t* image = slot.buffer.data() + j * pixels;
+  if (as_float) {  // read into a per-thread uint8 patch, then convert into the slot
+    thread_local HostBuffer patch;
+    if (patch.size() < pixels) patch = HostBuffer(pixels, false);
+    image = patch.data();
+  }
   Status status = reader_->ReadRow(s.row, options_.level, options_.patch_size, b.augmentation[j], image);
-  if (status.ok()) return;
+  if (status.ok()) {
+    if (as_float) {
+      for (size_t i = 0; i < pixels; ++i) image_float[i] = float(image[i]) * (1.0f / 255.0f);
+    }
+    return;
+  }
   const auto& [brain, section] = index.sections[index.section[row]];
   status = status.WithContext("epoch " + std::to_string(s.epoch) + " sample " + std::to_string(s.position) + " (" +
                               brain + "/" + section + " point " + std::to_string(index.point_id[row]) + ")");
-  std::memset(image, 255, size_t(options_.patch_size * options_.patch_size));  // slide background
+  if (as_float) {  // slide background
+    std::fill(image_float, image_float + pixels, 1.0f);
+  } else {
+    std::memset(image, 255, pixels);
+  }
   std::lock_guard lock(mutex_);
   b.valid[j] = 0;
   ++b.skipped;

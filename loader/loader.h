@@ -7,9 +7,12 @@
 // samples are done. When every slot is full or waiting for the consumer, workers wait:
 // back-pressure, bounded memory.
 //
-// Memory: ring_depth × batch_size × patch_size² bytes of batch buffers (pinned when CUDA is
-// present), plus per worker one source box of up to (⌈√2·patch_size⌉ + 3)² bytes and the
-// store's decode buffers, plus the store's caches (StoreContext options).
+// Memory: ring_depth × batch_size × patch_size² × (1 or 4 for float) bytes of batch buffers
+// (pinned when CUDA is present), plus per worker one source box of up to
+// (⌈√2·patch_size⌉ + 3)² bytes, one patch_size² blur buffer (one more uint8 patch for float
+// output) and 8 MB for decode buffers, stack and allocator arena; buffers are rounded up to
+// 2 MB huge pages. Plus the store's caches (StoreContext options). Loader::MemoryBound
+// computes it; bench-loader prints it next to the measured peak.
 //
 // Determinism: the rows of batch (epoch, step) come from the Sampler and every augmentation
 // from (seed, epoch, position), so the bytes of every batch are the same whatever the
@@ -37,6 +40,11 @@ namespace cytonet {
 
 enum class ErrorPolicy { kStop, kSkip };
 
+// uint8 by default: a quarter of the bytes to copy to the GPU, where conversion is free.
+// kFloat32 gives grey values / 255 in [0, 1] for consumers that want floats on the host.
+enum class PixelFormat { kUint8, kFloat32 };
+inline int64_t BytesPerPixel(PixelFormat f) { return f == PixelFormat::kFloat32 ? 4 : 1; }
+
 struct LoaderOptions {
   SamplerOptions sampler;
   SampleFilter filter;
@@ -46,6 +54,7 @@ struct LoaderOptions {
   int threads = 4;
   int ring_depth = 4;
   ErrorPolicy on_error = ErrorPolicy::kStop;
+  PixelFormat format = PixelFormat::kUint8;
   uint32_t start_epoch = 0;
   int64_t start_step = 0;
   uint32_t end_epoch = UINT32_MAX;  // the loader ends before this epoch
@@ -59,7 +68,10 @@ struct Batch {
   uint32_t epoch = 0;
   int64_t step = 0;
   int64_t size = 0, patch_size = 0;
-  const uint8_t* images = nullptr;  // size × patch_size × patch_size, uint8
+  PixelFormat format = PixelFormat::kUint8;
+  // size × patch_size × patch_size pixels of `format` (float_images() for kFloat32).
+  const uint8_t* images = nullptr;
+  const float* float_images() const { return reinterpret_cast<const float*>(images); }
   bool pinned = false;
   std::vector<int64_t> rows;
   std::vector<uint32_t> positions;
@@ -82,6 +94,9 @@ class Loader {
   Result<std::shared_ptr<const Batch>> Next();
   const Sampler& sampler() const { return sampler_; }
   int64_t batch_bytes() const;
+  // The documented memory bound in bytes, without the store's caches: the ring's slots plus
+  // one source box per worker (the largest box a rotated patch reads, on huge pages).
+  static int64_t MemoryBound(const LoaderOptions& options);
 
  private:
   struct Slot;

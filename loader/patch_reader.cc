@@ -27,7 +27,12 @@ std::optional<std::array<uint8_t, 256>> IntensityTable(const AugmentationParams&
 
 void ApplyFilter(const AugmentationParams& p, cv::Mat& patch) {
   if (p.filter == PatchFilter::kNone) return;
-  cv::Mat blurred;
+  // One blurred copy per thread, kept: the loader's memory bound counts it, and 4 MB
+  // allocations per patch would keep glibc's arenas growing.
+  thread_local HostBuffer blurred_pixels;
+  const size_t bytes = size_t(patch.rows) * size_t(patch.cols);
+  if (blurred_pixels.size() < bytes) blurred_pixels = HostBuffer(bytes, false);
+  cv::Mat blurred(patch.rows, patch.cols, CV_8U, blurred_pixels.data());
   cv::GaussianBlur(patch, blurred, cv::Size(0, 0), p.sigma, p.sigma, cv::BORDER_REFLECT_101);
   if (p.filter == PatchFilter::kBlur) {
     blurred.copyTo(patch);

@@ -175,6 +175,8 @@ __attribute__((target("avx2"))) void WarpAvx2(const GreyView& s, const std::arra
 
 }  // namespace
 
+void RunImageOperationsSingleThreaded() { cv::setNumThreads(1); }
+
 bool WarpHasFastPath() {
 #if defined(__x86_64__)
   static const bool avx2 = __builtin_cpu_supports("avx2");

@@ -35,6 +35,10 @@ void WarpAffineBilinear(const GreyView& source, const std::array<double, 6>& inv
 void WarpAffineBilinearOpenCV(const GreyView& source, const std::array<double, 6>& inverse_map, uint8_t fill,
                               const std::array<uint8_t, 256>* table, int size, uint8_t* out);
 
+// Keeps OpenCV's own thread pool out of the image operations: the loader's workers are the
+// parallelism, and OpenCV's pool would oversubscribe the cores they were given.
+void RunImageOperationsSingleThreaded();
+
 // True when WarpAffineBilinear runs the AVX2 kernel on this CPU.
 bool WarpHasFastPath();
 

@@ -154,7 +154,7 @@ PYBIND11_MODULE(cytonet, m) {
           "loader",
           [](std::shared_ptr<Dataset> d, int64_t batch_size, int64_t patch_size, int level, uint64_t seed, int threads,
              int ring_depth, int rank, int world_size, bool augment, uint32_t start_epoch, int64_t start_step,
-             uint32_t end_epoch, bool skip_errors) {
+             uint32_t end_epoch, bool skip_errors, bool float_output) {
             d->CheckProcess();
             LoaderOptions o;
             o.sampler = {seed, batch_size, rank, world_size};
@@ -167,6 +167,7 @@ PYBIND11_MODULE(cytonet, m) {
             o.start_step = start_step;
             o.end_epoch = end_epoch;
             o.on_error = skip_errors ? ErrorPolicy::kSkip : ErrorPolicy::kStop;
+            o.format = float_output ? PixelFormat::kFloat32 : PixelFormat::kUint8;
             auto loader = Loader::Start(d->reader, o);
             if (!loader.ok()) Raise(loader.status());
             auto it = std::make_shared<BatchIterator>();
@@ -177,7 +178,7 @@ PYBIND11_MODULE(cytonet, m) {
           py::arg("batch_size") = 32, py::arg("patch_size") = 2048, py::arg("level") = 1, py::arg("seed") = 0,
           py::arg("threads") = 4, py::arg("ring_depth") = 4, py::arg("rank") = 0, py::arg("world_size") = 1,
           py::arg("augment") = true, py::arg("start_epoch") = 0, py::arg("start_step") = 0, py::arg("end_epoch") = 1,
-          py::arg("skip_errors") = false,
+          py::arg("skip_errors") = false, py::arg("float_output") = false,
           "An iterator of batches (dicts of numpy arrays) from (start_epoch, start_step) to end_epoch.");
 
   py::class_<BatchIterator, std::shared_ptr<BatchIterator>>(m, "Loader")
@@ -207,7 +208,12 @@ PYBIND11_MODULE(cytonet, m) {
         });
         const py::ssize_t b = batch->size, s = batch->patch_size;
         py::dict out;
-        out["images"] = py::array_t<uint8_t>({b, s, s}, {s * s, s, py::ssize_t(1)}, batch->images, owner);
+        if (batch->format == PixelFormat::kFloat32) {  // grey / 255
+          const py::ssize_t f = sizeof(float);
+          out["images"] = py::array_t<float>({b, s, s}, {s * s * f, s * f, f}, batch->float_images(), owner);
+        } else {
+          out["images"] = py::array_t<uint8_t>({b, s, s}, {s * s, s, py::ssize_t(1)}, batch->images, owner);
+        }
         out["rows"] = Copy1D(batch->rows);
         out["mni"] = Copy1D(batch->mni).reshape({b, py::ssize_t(3)});
         out["area"] = Copy1D(batch->area);

@@ -3,6 +3,7 @@ zarr-python, tensorstore and numpy oracles. Also: failures and kill -9 then resu
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -479,6 +480,17 @@ def test_loader_commands_make_a_contact_sheet_and_time_the_loader(cytonet, phant
     assert "patches/s" in bench.stdout and "per patch" in bench.stdout
 
 
+def test_loader_memory_stays_under_its_documented_bound(cytonet, indexed):
+    """bench-loader measures the anonymous memory the loader adds; it must not pass
+    Loader::MemoryBound, and must hold at least one batch slot (the measurement is real)."""
+    for extra in ([], ["--float"]):
+        bench = cytonet.run(cytonet.cli, "bench-loader", indexed, "--size", 512, "--level", 0, "--batches", 12,
+                            "--batch-size", 8, "--ring-depth", 3, "--threads", 2, *extra)
+        added, bound = map(float, re.search(r"memory: ([\d.]+) MB added .* bound ([\d.]+) MB", bench.stdout).groups())
+        slot_mb = 8 * 512 * 512 * (4 if extra else 1) / 1e6
+        assert slot_mb <= added <= bound, bench.stdout
+
+
 @pytest.fixture(scope="module")
 def indexed(cytonet, phantom, dataset, tmp_path_factory):
     ds = tmp_path_factory.mktemp("indexed") / "dataset"
@@ -545,6 +557,10 @@ def test_python_loader_batches_match_the_cpp_reader_and_are_deterministic(module
     batch = next(iter(ds.loader(batch_size=4, patch_size=64, seed=5)))
     for params in batch["augmentation"]:
         assert -np.pi <= params["theta"] <= np.pi and 0 <= params["shift_mm"] <= 0.2
+    # float output: the same pixels / 255.
+    as_float = next(iter(ds.loader(batch_size=4, patch_size=64, seed=5, float_output=True)))
+    assert as_float["images"].dtype == np.float32
+    np.testing.assert_array_equal(as_float["images"], batch["images"].astype(np.float32) * np.float32(1 / 255))
 
 
 def test_python_module_after_fork_refuses_the_parents_handles_and_reopens(module, indexed):
