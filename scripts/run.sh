@@ -8,7 +8,9 @@
 #      a second run shows that complete sections are skipped;
 #   3. `cytonet index` builds the sampling-point index (MNI coordinates, tissue filter) and
 #      `cytonet query` finds points near an MNI position;
-#   4. `cytonet info` prints what was made, and a level-1 region goes to build/section.png.
+#   4. `cytonet info` prints what was made, and a level-1 region goes to build/section.png;
+#   5. the training loader: `cytonet sample` draws plain and augmented patches side by side
+#      into build/patches.png, and `cytonet bench-loader` times the loader.
 #
 # CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
 set -euo pipefail
@@ -33,7 +35,10 @@ fi
 "$cytonet" query "$dataset" --mni -38,-15,70 --radius 5 --limit 5
 first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
 "$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:3072,0:4096 --out "$build/section.png"
-echo "dataset: $dataset; a section at level 1 to look at: $build/section.png"
+"$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size 384 --level 1
+"$cytonet" bench-loader "$dataset" --size 512 --level 1 --batches 10
+echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png," \
+  "plain and augmented training patches in $build/patches.png"
 
 if [[ "${CYTONET_RUN_BENCH:-0}" == 1 ]]; then
   data="$build/bench-data/section-16384-lz4-noshuffle"
