@@ -5,7 +5,7 @@
 // patch's time. OpenCV's 8-bit bilinear path (4.6 in Debian, 5.0 on PyPI alike) builds
 // coordinate maps in one pass and gathers pixels with 128-bit code in a second, about
 // 3.2 ns per output pixel here. The AVX2 kernel below does the same fixed-point arithmetic
-// in one pass with hardware gathers, about 1.7× faster (docs/benchmarks.md). It is
+// in one pass with hardware gathers, about 2× faster (benchmarks/warp_bench.cc). It is
 // bit-identical to cv::warpAffine(INTER_LINEAR | WARP_INVERSE_MAP, BORDER_CONSTANT), which
 // stays the oracle in the tests and the path on CPUs without AVX2.
 #pragma once
