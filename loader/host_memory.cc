@@ -35,7 +35,14 @@ const CudaHost& Cuda() {
   return cuda;
 }
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
 }  // namespace
+
+size_t HostBuffer::AllocatedBytes(size_t bytes) {
+  const size_t alignment = bytes >= kHugePage ? kHugePage : 64;
+  return (bytes + 64 + alignment - 1) / alignment * alignment;  // 64: room past the end
+}
 
 HostBuffer::HostBuffer(size_t bytes, bool pin) : size_(bytes) {
   if (pin && bytes > 0 && Cuda().alloc) {
@@ -48,12 +55,11 @@ HostBuffer::HostBuffer(size_t bytes, bool pin) : size_(bytes) {
   }
   // Large buffers on transparent huge pages where the kernel allows them (madvise mode):
   // the warp reads its source along rotated lines, one page per row without them.
-  constexpr size_t kHugePage = size_t(2) << 20;
-  const size_t alignment = bytes >= kHugePage ? kHugePage : 64;
-  const size_t rounded = (bytes + 64 + alignment - 1) / alignment * alignment;
-  data_ = static_cast<uint8_t*>(std::aligned_alloc(alignment, rounded));
+  const size_t rounded = AllocatedBytes(bytes);
+  const bool huge = bytes >= kHugePage;
+  data_ = static_cast<uint8_t*>(std::aligned_alloc(huge ? kHugePage : 64, rounded));
   if (!data_) throw std::bad_alloc();
-  if (alignment == kHugePage) madvise(data_, rounded, MADV_HUGEPAGE);
+  if (huge) madvise(data_, rounded, MADV_HUGEPAGE);
 }
 
 HostBuffer::~HostBuffer() { Free(); }

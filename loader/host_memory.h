@@ -20,6 +20,9 @@ class HostBuffer {
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;
 
+  // Bytes an unpinned buffer of `bytes` occupies: large ones are whole 2 MB huge pages.
+  static size_t AllocatedBytes(size_t bytes);
+
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   bool pinned() const { return pinned_; }

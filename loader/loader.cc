@@ -62,16 +62,15 @@ int64_t Loader::batch_bytes() const {
 }
 
 int64_t Loader::MemoryBound(const LoaderOptions& o) {
-  constexpr int64_t kHugePage = int64_t(2) << 20;
-  auto huge_pages = [&](int64_t bytes) { return (bytes + 64 + kHugePage - 1) / kHugePage * kHugePage; };
+  auto allocated = [](int64_t bytes) { return int64_t(HostBuffer::AllocatedBytes(size_t(bytes))); };
   const int64_t side = int64_t(std::ceil(std::sqrt(2.0) * double(o.patch_size))) + 3;
   // The source box, the blur/sharpen copy, the uint8 patch of float output.
-  int64_t per_worker = huge_pages(side * side + int64_t(kWarpSourcePadding)) + huge_pages(o.patch_size * o.patch_size);
-  if (o.format == PixelFormat::kFloat32) per_worker += huge_pages(o.patch_size * o.patch_size);
+  int64_t per_worker = allocated(side * side + int64_t(kWarpSourcePadding)) + allocated(o.patch_size * o.patch_size);
+  if (o.format == PixelFormat::kFloat32) per_worker += allocated(o.patch_size * o.patch_size);
   // Decode buffers (a few chunks), stack and malloc arena of a worker: 2–5 MB measured.
   constexpr int64_t kWorkerAllowance = int64_t(8) << 20;
   per_worker += kWorkerAllowance;
-  const int64_t slots = huge_pages(o.sampler.batch_size * o.patch_size * o.patch_size * BytesPerPixel(o.format));
+  const int64_t slots = allocated(o.sampler.batch_size * o.patch_size * o.patch_size * BytesPerPixel(o.format));
   return o.ring_depth * slots + o.threads * per_worker;
 }
 
