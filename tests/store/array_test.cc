@@ -131,11 +131,15 @@ TEST(ShardedArray, AllEmptyShardIsNotStored) {
   EXPECT_EQ(*kv->List("c/"), std::vector<std::string>{"c/1/1"});
 }
 
+std::shared_ptr<StoreContext> ContextWithChunkCache(size_t bytes) {
+  StoreContextOptions options;
+  options.chunk_cache_bytes = bytes;
+  return std::make_shared<StoreContext>(options);
+}
+
 TEST(ShardedArray, ConcurrentReadersAgree) {
   auto kv = NewMemoryKvStore();
-  StoreContextOptions options;
-  options.chunk_cache_bytes = 1 << 20;
-  auto context = std::make_shared<StoreContext>(options);
+  auto context = ContextWithChunkCache(1 << 20);
   auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({300, 500}, {128, 128}, std::vector<int64_t>{32, 32}), context));
   Reference ref = MakeReference(300, 500);
   ASSERT_OK(array->Write(array->domain(), ref.data));
@@ -151,9 +155,7 @@ TEST(ShardedArray, ConcurrentReadersAgree) {
 
 TEST(ShardedArray, ReadsAfterAWriteSeeTheNewData) {
   auto kv = NewMemoryKvStore();
-  StoreContextOptions options;
-  options.chunk_cache_bytes = 8 << 20;
-  auto context = std::make_shared<StoreContext>(options);
+  auto context = ContextWithChunkCache(8 << 20);
   auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
   ASSERT_OK(array->Write(array->domain(), Bytes(256 * 256, 7)));
   EXPECT_EQ((*array->Read(Box{{0, 0}, {64, 64}}))[100], 7);  // now cached
