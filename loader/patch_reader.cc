@@ -80,13 +80,16 @@ Result<double> PatchReader::PixelSize(const std::string& brain, const std::strin
 
 Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(r.brain, r.section));
-  const std::string where = "patch of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
-                            std::to_string(r.centre_y) + ")";
+  // Built only for an error: reads that succeed skip the string work.
+  auto where = [&] {
+    return "patch of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
+           std::to_string(r.centre_y) + ")";
+  };
   if (r.level < 0 || size_t(r.level) >= image->levels.size()) {
-    return OutOfRangeError(where + ": no level " + std::to_string(r.level));
+    return OutOfRangeError(where() + ": no level " + std::to_string(r.level));
   }
-  if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where + ": bad size " + std::to_string(r.size));
-  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y)) return InvalidArgumentError(where + ": centre is not finite");
+  if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where() + ": bad size " + std::to_string(r.size));
+  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y)) return InvalidArgumentError(where() + ": centre is not finite");
   const ZarrArray& level = *image->levels[size_t(r.level)];
   const double scale = double(int64_t(1) << r.level);
   const AugmentationParams& a = r.augmentation;
@@ -104,7 +107,7 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   std::optional<std::array<uint8_t, 256>> table = IntensityTable(a);
   if (!geometry) {
     const Box box{{std::llround(cy - h), std::llround(cx - h)}, {r.size, r.size}};
-    RETURN_IF_ERROR(level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))).WithContext(where));
+    if (Status st = level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))); !st.ok()) return st.WithContext(where());
     read_ns_ += since(t);
   } else {
     // Output (u, v) → source c + A·(u − h, v − h), A = R(θ)·diag(1, ±1). Read the source
@@ -119,7 +122,7 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     thread_local HostBuffer source;
     const size_t source_bytes = size_t(box.num_elements());
     if (source.size() < source_bytes + kWarpSourcePadding) source = HostBuffer(source_bytes + kWarpSourcePadding, false);
-    RETURN_IF_ERROR(level.Read(box, MutableByteSpan(source.data(), source_bytes)).WithContext(where));
+    if (Status st = level.Read(box, MutableByteSpan(source.data(), source_bytes)); !st.ok()) return st.WithContext(where());
     read_ns_ += since(t);
     t = Clock::now();
     // Inverse map: source (in box coordinates) = A·(u, v) + t. Gamma is applied in the same pass.
