@@ -1,8 +1,10 @@
 // cytonet index: the sampling-point index of a dataset; cytonet query: radius queries on it.
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
+#include "dataset/lock.h"
 #include "ingest/mpi_session.h"
 #include "ingest/point_index.h"
 #include "ingest/study.h"
@@ -40,6 +42,15 @@ Command AddIndexCommand(CLI::App& app) {
               mpi = std::move(*session);
             }
             const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->size() : 1;
+            // No ingest or other index job may write the dataset meanwhile (rank 0 holds the lock).
+            std::optional<DatasetLock> lock;
+            Status locked = Status::Ok();
+            if (rank == 0) {
+              auto taken = DatasetLock::Acquire(o->dataset, "root", "cytonet index " + o->study);
+              if (taken.ok()) lock.emplace(std::move(*taken));
+              else locked = taken.status();
+            }
+            if (const Status agreed = mpi ? mpi->Agree(locked) : locked; !agreed.ok()) return rank == 0 ? Fail(agreed) : 1;
             IndexStats stats;
             auto table = BuildIndex(*kvstore, *study, o->index, &stats, rank, ranks);
             // A failure on one rank must not leave the others waiting in a collective.

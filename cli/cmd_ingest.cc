@@ -1,5 +1,7 @@
 // cytonet ingest: the sections of a study into a dataset (resumable; MPI when launched by
 // mpirun/srun, see ingest/mpi_session.h).
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -98,7 +100,22 @@ Command AddIngestCommand(CLI::App& app) {
               mpi = std::move(*queue);
             }
             const bool root = !mpi || mpi->rank() == 0;
-            const Status prepared = root ? PrepareDataset(**kvstore) : Status::Ok();
+            // One writer job per dataset: rank 0 holds the root lock for the whole run, every
+            // rank locks the section it writes. A dataset folder we cannot write to is only
+            // checked (a re-run over a complete read-only dataset writes nothing).
+            const bool writable = ::access(o->out.c_str(), W_OK) == 0;
+            if (writable) o->ingest.lock_root = o->out;
+            std::optional<DatasetLock> lock;
+            Status prepared = Status::Ok();
+            if (root && writable) {
+              auto taken = DatasetLock::Acquire(o->out, "root", "cytonet ingest " + o->study);
+              if (taken.ok()) {
+                lock.emplace(std::move(*taken));
+              } else {
+                prepared = taken.status();
+              }
+            }
+            if (root && prepared.ok()) prepared = PrepareDataset(**kvstore);
             // Every rank learns whether rank 0 could prepare, so none waits in a collective.
             const bool prepared_everywhere = mpi ? mpi->Broadcast(prepared.ok() ? 0 : 1) == 0 : prepared.ok();
             if (!prepared_everywhere) return root ? Fail(prepared) : 1;

@@ -81,12 +81,21 @@ int RunInfo(const std::string& root, const std::string& path) {
   if (nodes->empty()) return Fail(NotFoundError("no Zarr nodes under " + (*kvstore)->Describe(path.empty() ? "." : path)));
   auto context = std::make_shared<StoreContext>();
   double total_stored = 0, total_decoded = 0;
+  // Errors are listed in place (the rest of the tree is still worth showing) and counted:
+  // any of them makes the exit status non-zero, so scripts do not take a partial listing
+  // for a healthy store.
+  int errors = 0;
+  auto print_error = [&](const std::string& indent, const std::string& name, const Status& status) {
+    std::printf("%s%s  ERROR %s\n", indent.c_str(), name.c_str(), status.ToString().c_str());
+    ++errors;
+  };
   for (const NodeInfo& node : *nodes) {
     const int depth = node.path.empty() ? 0 : 1 + static_cast<int>(std::count(node.path.begin(), node.path.end(), '/'));
     const std::string indent(2 * depth, ' ');
     const std::string name = node.path.empty() ? "/" : node.path.substr(node.path.rfind('/') + 1);
     if (node.type == NodeType::kGroup) {
       std::string note;
+      Status ome_error;
       if (node.attributes.contains("ome") || node.attributes.contains("multiscales")) {
         auto ms = ParseMultiscale(node.attributes, node.path);
         if (ms.ok()) {
@@ -96,26 +105,35 @@ int RunInfo(const std::string& root, const std::string& path) {
                     (ms->axes.empty() ? std::string() : ms->axes.back().unit) + "/px";
           }
           note += "]";
+        } else {
+          ome_error = ms.status();
         }
       }
       std::printf("%s%s/ (group, v%d)%s\n", indent.c_str(), name.c_str(), node.zarr_format, note.c_str());
+      if (!ome_error.ok()) print_error(indent + "  ", "(OME-Zarr attributes)", ome_error);
       continue;
     }
     auto array = ZarrArray::Open(*kvstore, node.path, context);
     if (!array.ok()) {
-      std::printf("%s%s  ERROR %s\n", indent.c_str(), name.c_str(), array.status().ToString().c_str());
+      print_error(indent, name, array.status());
       continue;
     }
     const ArrayMetadata& m = (*array)->metadata();
     auto keys = (*kvstore)->List(node.path.empty() ? "" : node.path + "/");
     double stored = 0;
     size_t chunks = 0;
-    if (keys.ok()) {
-      for (const std::string& key : *keys) {
-        auto size = (*kvstore)->Size(key);
-        if (size.ok() && *size) stored += static_cast<double>(**size);
-        if (!key.ends_with("zarr.json") && !key.ends_with(".zarray") && !key.ends_with(".zattrs")) ++chunks;
+    if (!keys.ok()) {
+      print_error(indent, name, keys.status());
+      continue;
+    }
+    for (const std::string& key : *keys) {
+      auto size = (*kvstore)->Size(key);
+      if (!size.ok()) {
+        print_error(indent, name, size.status());
+        continue;
       }
+      if (*size) stored += static_cast<double>(**size);
+      if (!key.ends_with("zarr.json") && !key.ends_with(".zarray") && !key.ends_with(".zattrs")) ++chunks;
     }
     double decoded = static_cast<double>(DataTypeSize(m.data_type));
     for (int64_t e : m.shape) decoded *= static_cast<double>(e);
@@ -134,6 +152,12 @@ int RunInfo(const std::string& root, const std::string& path) {
   }
   std::printf("total: stored %s, decoded %s\n", HumanBytes(total_stored).c_str(),
               HumanBytes(total_decoded).c_str());
+  if (errors > 0) {
+    std::fflush(stdout);  // the listing before the summary when both go to one terminal
+    std::fprintf(stderr, "cytonet: info: %d error%s under %s (marked ERROR above)\n", errors,
+                 errors == 1 ? "" : "s", (*kvstore)->Describe(path.empty() ? "." : path).c_str());
+    return 1;
+  }
   return 0;
 }
 
@@ -153,16 +177,21 @@ int RunRead(const std::string& root, const std::string& array_path, const std::s
     }
     box = *parsed;
   }
+  const bool raw = out_path.ends_with(".raw");
+  const DataType type = (*array)->metadata().data_type;
+  // Refuse an output that cannot hold the values before reading (boxes can be large).
+  if (!raw) {
+    if (box.rank() != 2) return Fail(InvalidArgumentError(out_path + ": PNG/TIFF output needs a 2-D box; use .raw"));
+    if (Status st = CheckImageType(out_path, type); !st.ok()) return Fail(st);
+  }
   auto data = (*array)->Read(box);
   if (!data.ok()) return Fail(data.status());
-  if (out_path.ends_with(".raw")) {
+  if (raw) {
     std::ofstream out(out_path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(data->data()), static_cast<std::streamsize>(data->size()));
     if (!out) return Fail(IOError("writing " + out_path));
   } else {
-    if (box.rank() != 2) return Fail(InvalidArgumentError("PNG/TIFF output needs a 2-D box; use .raw"));
-    const size_t item = (*array)->item_size();
-    Status st = WriteGreyImage(out_path, *data, box.shape[0], box.shape[1], static_cast<int>(item));
+    Status st = WriteGreyImage(out_path, *data, box.shape[0], box.shape[1], type);
     if (!st.ok()) return Fail(st);
   }
   std::printf("read %s of %s into %s (%s)\n", box.ToString().c_str(),
@@ -202,7 +231,7 @@ int main(int argc, char** argv) {
   read->add_option("root", root, "Zarr root directory")->required();
   read->add_option("--array", array_path, "Array path below the root, e.g. sections/b01/s0001/1");
   read->add_option("--box", box, "Region as start:stop per axis, e.g. 0:2048,4096:6144 (default: all)");
-  read->add_option("--out", out, "Output file: .png, .tif/.tiff or .raw")->required();
+  read->add_option("--out", out, "Output file: .png (uint8/uint16), .tif/.tiff (any type) or .raw")->required();
 
   const std::vector<cytonet::cli::Command> commands = {cytonet::cli::AddPhantomCommand(app),
                                                        cytonet::cli::AddIngestCommand(app),

@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -72,7 +75,9 @@ Result<InputFingerprint> FingerprintFile(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoError("input '" + path + "'", errno);
   InputFingerprint f;
-  f.path = path;
+  // The canonical path: the same study run from another folder writes the same manifest.
+  char resolved[PATH_MAX];
+  f.path = ::realpath(path.c_str(), resolved) ? std::string(resolved) : path;
   f.size = int64_t(st.st_size);
   f.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   std::ifstream file(path, std::ios::binary);
@@ -139,35 +144,15 @@ std::string SettingsHash(const Json& settings) {
 
 Status PrepareDataset(KvStore& kvstore) {
   ASSIGN_OR_RETURN(auto root, kvstore.Get("zarr.json"));
-  if (!root) {
+  if (root) {
+    // An existing root must be a cytonet dataset of a schema this build can write into.
+    RETURN_IF_ERROR(ReadDatasetRoot(kvstore).status());
+  } else {
     RETURN_IF_ERROR(CreateGroup(kvstore, "", {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", Json::array()}}}}));
   }
   ASSIGN_OR_RETURN(auto sections, kvstore.Get("sections/zarr.json"));
   if (!sections) RETURN_IF_ERROR(CreateGroup(kvstore, "sections", Json::object()));
   return Status::Ok();
-}
-
-const Json* IngestManifest(const Json& attributes) {
-  if (!attributes.is_object() || !attributes.contains("cytonet") || !attributes["cytonet"].is_object()) return nullptr;
-  const Json& cytonet = attributes["cytonet"];
-  if (!cytonet.contains("ingest") || !cytonet["ingest"].is_object()) return nullptr;
-  return &cytonet["ingest"];
-}
-
-bool ManifestSaysComplete(const Json& attributes) {
-  const Json* manifest = IngestManifest(attributes);
-  if (!manifest || !manifest->contains("complete")) return false;
-  const Json& complete = (*manifest)["complete"];
-  return complete.is_boolean() && complete.get<bool>();
-}
-
-Result<bool> SectionComplete(KvStore& kvstore, const std::string& brain, const std::string& section) {
-  auto node = ReadNode(kvstore, SectionGroupPath(brain, section));
-  if (!node.ok()) {
-    if (node.status().code() == StatusCode::kNotFound) return false;
-    return node.status();
-  }
-  return ManifestSaysComplete(node->attributes);
 }
 
 SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySection& section, const IngestOptions& options) {
@@ -200,6 +185,11 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     const Json settings = IngestSettings(options, section, *pixel_size);
     const std::string settings_hash = SettingsHash(settings);
     const std::string group = SectionGroupPath(section.brain, section.section);
+    std::optional<DatasetLock> lock;
+    if (!options.lock_root.empty()) {
+      ASSIGN_OR_RETURN(DatasetLock taken, DatasetLock::Acquire(options.lock_root, group, "ingest of " + section.Name()));
+      lock.emplace(std::move(taken));
+    }
     if (!options.force) {
       auto node = ReadNode(*kvstore, group);
       const Json* manifest = node.ok() ? IngestManifest(node->attributes) : nullptr;
@@ -242,13 +232,7 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     progress.Done();
     RETURN_IF_ERROR(writer->FinishLevels());
     Json levels = Json::array();
-    for (const LevelStats& s : writer->stats()) {
-      levels.push_back({{"shape", {s.height, s.width}},
-                        {"chunks_stored", s.chunks_stored},
-                        {"chunks_skipped", s.chunks_skipped},
-                        {"shards_stored", s.shards_stored},
-                        {"bytes_stored", s.bytes_stored}});
-    }
+    for (const LevelRecord& s : writer->stats()) levels.push_back(LevelRecordToJson(s));
     Json manifest = {{"complete", true},
                      {"brain", section.brain},
                      {"section", section.section},
@@ -259,7 +243,7 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
                      {"levels", levels}};
     RETURN_IF_ERROR(writer->WriteGroup({{"cytonet", {{"ingest", manifest}}}}));
     outcome.pixels = width * height;
-    for (const LevelStats& s : writer->stats()) outcome.bytes_stored += s.bytes_stored;
+    for (const LevelRecord& s : writer->stats()) outcome.bytes_stored += s.bytes_stored;
     return SectionState::kIngested;
   };
   // Third-party code (JSON, the standard library) may throw; a section must still come
@@ -280,13 +264,23 @@ Status FinalizeDataset(KvStore& kvstore, const Study& study) {
     ASSIGN_OR_RETURN(bool complete, SectionComplete(kvstore, s.brain, s.section));
     if (complete) brains[s.brain].push_back(s.section);
   }
+  // Groups are written only when they change: a re-run over a complete dataset writes
+  // nothing (and so also succeeds on a read-only one).
+  auto write_group = [&](const std::string& path, const Json& attributes) -> Status {
+    auto existing = ReadNode(kvstore, path);
+    if (existing.ok() && existing->type == NodeType::kGroup && existing->zarr_format == 3 &&
+        existing->attributes == attributes) {
+      return Status::Ok();
+    }
+    return CreateGroup(kvstore, path, attributes);
+  };
   Json list = Json::array();
   for (auto& [brain, sections] : brains) {
     std::sort(sections.begin(), sections.end());
-    RETURN_IF_ERROR(CreateGroup(kvstore, "sections/" + brain, Json::object()));
+    RETURN_IF_ERROR(write_group("sections/" + brain, Json::object()));
     list.push_back({{"name", brain}, {"sections", sections}});
   }
-  return CreateGroup(kvstore, "", {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", list}}}});
+  return write_group("", {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", list}}}});
 }
 
 }  // namespace cytonet

@@ -19,12 +19,13 @@
 #include "ingest/pyramid_writer.h"
 #include "ingest/slide_reader.h"
 #include "ingest/study.h"
-#include "store/dataset_layout.h"
+#include "dataset/dataset.h"
+#include "dataset/layout.h"
+#include "dataset/lock.h"
+#include "dataset/manifest.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
-
-constexpr int kDatasetSchemaVersion = 1;
 
 struct IngestOptions {
   PyramidOptions pyramid;
@@ -32,6 +33,9 @@ struct IngestOptions {
   std::optional<double> pixel_size_um;        // overrides study and file
   bool force = false;                         // redo sections whose manifest matches
   bool progress = true;                       // progress on stderr
+  // The dataset's folder: each section is written under its DatasetLock there. Empty:
+  // no locks (stores that are not folders, tests).
+  std::string lock_root;
 };
 
 struct InputFingerprint {
@@ -71,14 +75,5 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
 // from the manifests of the study's sections (so the result does not depend on which
 // process ingested what, or on earlier interrupted runs).
 Status FinalizeDataset(KvStore& kvstore, const Study& study);
-
-// The manifest (attributes.cytonet.ingest) in a section image group's attributes, or
-// nullptr when there is none or it is not an object.
-const Json* IngestManifest(const Json& group_attributes);
-// True when that manifest exists and says "complete": true.
-bool ManifestSaysComplete(const Json& group_attributes);
-
-// True when the section's manifest says it is complete.
-Result<bool> SectionComplete(KvStore& kvstore, const std::string& brain, const std::string& section);
 
 }  // namespace cytonet

@@ -1,5 +1,8 @@
 #include "ingest/point_index.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <nanoflann.hpp>
 
 #include <cmath>
@@ -150,6 +153,26 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
   return table;
 }
 
+namespace {
+
+// Appends the CRC-32C of the file's `size` bytes, as the crc32c codec stores it, and syncs.
+Status AppendCrc32c(const std::string& path, int64_t size) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoError("opening '" + path + "'", errno);
+  Bytes data(static_cast<size_t>(size) + 4);
+  Status status;
+  if (::pread(fd, data.data(), size_t(size), 0) != ssize_t(size)) status = IOError("'" + path + "' is shorter than its rows");
+  if (status.ok()) {
+    const uint32_t crc = Crc32c(ByteSpan(data.data(), size_t(size)));
+    for (int i = 0; i < 4; ++i) data[size_t(size) + size_t(i)] = uint8_t(crc >> (8 * i));
+    if (::pwrite(fd, data.data() + size, 4, size) != 4 || ::fsync(fd) != 0) status = ErrnoError("writing '" + path + "'", errno);
+  }
+  ::close(fd);
+  return status;
+}
+
+}  // namespace
+
 Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options, IndexStats* total,
                   MpiSession* mpi, const std::string& dataset_root) {
   const bool root = !mpi || mpi->rank() == 0;
@@ -176,11 +199,15 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
     m.fill_value.assign(DataTypeSize(type), 0);
     m.fill_value_json = 0;
     m.dimension_names = std::vector<std::string>{"point"};
-    m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+    // One uncompressed chunk (ranks write their rows at fixed offsets) with a CRC-32C.
+    m.codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}});
     const std::string path = "index/" + name;
     const std::string chunk_key = path + "/c/0";
     if (!mpi) {
-      if (n > 0) RETURN_IF_ERROR(dataset->Put(chunk_key, data));
+      if (n > 0) {
+        ASSIGN_OR_RETURN(Bytes chunk, MakeCrc32cCodec()->Encode(data));
+        RETURN_IF_ERROR(dataset->Put(chunk_key, chunk));
+      }
       return ZarrArray::Create(dataset, path, m, context).status();
     }
     // Rows land at their offsets in a temporary file, renamed by rank 0 once all wrote.
@@ -196,7 +223,8 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
     RETURN_IF_ERROR(mpi->Agree(made));
     if (n > 0) RETURN_IF_ERROR(mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
     Status published = Status::Ok();
-    if (root && n > 0 && std::rename((file + ".mpiio").c_str(), file.c_str()) != 0) {
+    if (root && n > 0) published = AppendCrc32c(file + ".mpiio", n * int64_t(DataTypeSize(type)));
+    if (root && n > 0 && published.ok() && std::rename((file + ".mpiio").c_str(), file.c_str()) != 0) {
       published = ErrnoError("renaming '" + file + ".mpiio'", errno);
     }
     if (root && published.ok()) published = ZarrArray::Create(dataset, path, m, context).status();

@@ -19,7 +19,7 @@
 
 #include "ingest/points_csv.h"
 #include "ingest/study.h"
-#include "store/dataset_layout.h"
+#include "dataset/layout.h"
 #include "store/kvstore.h"
 
 namespace cytonet {

@@ -24,6 +24,8 @@ struct PyramidWriter::Level {
   // Encoded inner chunks of the current row of shards: [shard column][inner chunk, C order].
   std::vector<std::vector<std::optional<Bytes>>> pending;
   std::atomic<int64_t> chunks_stored{0}, chunks_skipped{0}, shards_stored{0}, bytes_stored{0};
+  std::mutex shards_mutex;
+  ShardManifest shards;  // every stored shard's digest, by key relative to the level
 };
 
 namespace {
@@ -38,7 +40,7 @@ ArrayMetadata LevelMetadata(int64_t height, int64_t width, const PyramidOptions&
   m.codecs = Json::array({{{"name", "sharding_indexed"},
                            {"configuration",
                             {{"chunk_shape", {o.chunk_size, o.chunk_size}},
-                             {"codecs", Json::array({{{"name", "bytes"}}, o.compressor})},
+                             {"codecs", Json::array({{{"name", "bytes"}}, o.compressor, {{"name", "crc32c"}}})},
                              {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
                                                            {{"name", "crc32c"}}})},
                              {"index_location", "end"}}}}});
@@ -151,8 +153,14 @@ Status PyramidWriter::WriteShardRow(size_t k) {
     if (!shard.ok()) return error.Report(shard.status().WithContext(key));
     // An all-background shard is not stored; erase one a previous run may have left.
     if (!*shard) return error.Report(kvstore_->Erase(key));
+    auto digest = level.sharding->Digest(**shard);
+    if (!digest.ok()) return error.Report(digest.status().WithContext(key));
     level.shards_stored.fetch_add(1, std::memory_order_relaxed);
     level.bytes_stored.fetch_add(int64_t((*shard)->size()), std::memory_order_relaxed);
+    {
+      std::lock_guard lock(level.shards_mutex);
+      level.shards[key.substr(level.path.size() + 1)] = *digest;
+    }
     error.Report(kvstore_->Put(key, **shard));
   });
   level.pending.clear();
@@ -169,8 +177,20 @@ Status PyramidWriter::FinishLevels() {
                                      " of " + std::to_string(level->height) + " rows");
     }
     RETURN_IF_ERROR(ZarrArray::Create(kvstore_, level->path, level->metadata, context).status());
-    stats_.push_back({level->height, level->width, level->chunks_stored.load(), level->chunks_skipped.load(),
-                      level->shards_stored.load(), level->bytes_stored.load()});
+    // The manifest records the metadata as written: a changed fill value or shape is caught.
+    const std::string metadata_key = JoinKey(level->path, "zarr.json");
+    ASSIGN_OR_RETURN(auto metadata, kvstore_->Get(metadata_key));
+    if (!metadata) return IOError(kvstore_->Describe(metadata_key) + " vanished after it was written");
+    LevelRecord record;
+    record.height = level->height;
+    record.width = level->width;
+    record.chunks_stored = level->chunks_stored.load();
+    record.chunks_skipped = level->chunks_skipped.load();
+    record.shards_stored = level->shards_stored.load();
+    record.bytes_stored = level->bytes_stored.load();
+    record.metadata_crc32c = Crc32c(*metadata);
+    record.shards = level->shards;
+    stats_.push_back(std::move(record));
   }
   return Status::Ok();
 }

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "dataset/manifest.h"
 #include "store/array.h"
 #include "store/kvstore.h"
 #include "store/ome_zarr.h"
@@ -31,8 +32,9 @@ namespace cytonet {
 struct PyramidOptions {
   int64_t shard_size = 8192;
   int64_t chunk_size = 512;
-  // Inner codecs after "bytes" (blosc lz4, no shuffle: see docs/benchmarks.md). Blocks of
-  // 64 KB (128 rows of a 512² chunk): a read decodes only the blocks holding its rows.
+  // Inner codecs after "bytes" (blosc lz4, no shuffle: see docs/benchmarks.md); crc32c
+  // always follows it. Blocks of 64 KB (128 rows of a 512² chunk): a read decodes only
+  // the blocks holding its rows.
   Json compressor = {{"name", "blosc"},
                      {"configuration",
                       {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "noshuffle"}, {"typesize", 1}, {"blocksize", 65536}}}};
@@ -41,13 +43,6 @@ struct PyramidOptions {
   // Levels go down until one shard holds the level, and at least this many (level 1 is
   // the training resolution).
   int min_levels = 2;
-};
-
-struct LevelStats {
-  int64_t height = 0, width = 0;
-  int64_t chunks_stored = 0, chunks_skipped = 0;  // skipped: equal to the fill value
-  int64_t shards_stored = 0;
-  int64_t bytes_stored = 0;
 };
 
 class PyramidWriter {
@@ -64,13 +59,14 @@ class PyramidWriter {
   // band_rows() except for the image's last band.
   Status AppendRows(const uint8_t* rows, int64_t n, int64_t stride);
   int64_t next_row() const;
-  // Writes every level's zarr.json and fills stats(). Fails unless every row was appended.
+  // Writes every level's zarr.json and fills stats() (the manifest's level records, with
+  // every stored shard's digest). Fails unless every row was appended.
   Status FinishLevels();
   // Then writes the image group's zarr.json (OME-Zarr 0.5 multiscales plus
   // `extra_attributes`): the last write, which makes the image complete.
   Status WriteGroup(const Json& extra_attributes);
 
-  const std::vector<LevelStats>& stats() const { return stats_; }
+  const std::vector<LevelRecord>& stats() const { return stats_; }
   // The memory formula above for this writer, in bytes, with r = 1 (worst case).
   static int64_t PeakBytesBound(int64_t width, const PyramidOptions& options, int threads);
 
@@ -84,7 +80,7 @@ class PyramidWriter {
   std::string group_path_;
   PyramidOptions options_;
   std::vector<std::unique_ptr<Level>> levels_;
-  std::vector<LevelStats> stats_;
+  std::vector<LevelRecord> stats_;
 };
 
 }  // namespace cytonet

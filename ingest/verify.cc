@@ -6,6 +6,8 @@
 #include <mutex>
 #include <set>
 
+#include "dataset/dataset.h"
+#include "dataset/manifest.h"
 #include "ingest/ingest_job.h"
 #include "ingest/point_index.h"
 #include "store/group.h"
@@ -19,10 +21,11 @@ struct LevelCount {
   int64_t shards = 0, chunks = 0;
 };
 
-// Checks the shards of one level; problems are appended under `mutex`. Returns what the
-// level holds, to compare with the manifest.
-LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const VerifyOptions& options, SectionReport* report,
-                       std::mutex* mutex) {
+// Checks the shards of one level against the manifest's record of it (when it lists its
+// shards: schema version 2); problems are appended under `mutex`. Returns what the level
+// holds, to compare with the manifest's counts.
+LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const LevelRecord* record, const VerifyOptions& options,
+                       SectionReport* report, std::mutex* mutex) {
   LevelCount count;
   auto note = [&](const std::string& problem) {
     std::lock_guard lock(*mutex);
@@ -40,27 +43,64 @@ LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const VerifyOpt
     count.chunks = int64_t(keys->size());
     return count;
   }
+  const ShardManifest* expected = record && record->shards ? &*record->shards : nullptr;
+  if (expected) {
+    std::set<std::string> stored;
+    for (const std::string& key : *keys) stored.insert(key.substr(level.path().size() + 1));
+    for (const auto& [key, digest] : *expected) {
+      if (!stored.count(key)) {
+        note(kvstore.Describe(JoinKey(level.path(), key)) + ": missing; the manifest records it (" +
+             std::to_string(digest.bytes) + " bytes)");
+      }
+    }
+  }
   tbb::parallel_for(size_t(0), keys->size(), [&](size_t i) {
     const std::string& key = (*keys)[i];
+    const std::string name = kvstore.Describe(key);
+    const std::string relative = key.substr(level.path().size() + 1);
+    const ShardDigest* digest = nullptr;
+    if (expected) {
+      auto it = expected->find(relative);
+      if (it == expected->end()) return note(name + ": not in the manifest (an extra or misplaced shard)");
+      digest = &it->second;
+    }
     auto size = kvstore.Size(key);
-    if (!size.ok() || !*size) return note(kvstore.Describe(key) + ": cannot be sized");
+    if (!size.ok() || !*size) return note(name + ": cannot be sized");
+    if (digest && **size != digest->bytes) {
+      return note(name + ": has " + std::to_string(**size) + " bytes, the manifest recorded " +
+                  std::to_string(digest->bytes) + " (truncated or replaced)");
+    }
+    // With --decode the whole shard is read once: its CRC-32C covers every byte.
+    std::optional<Bytes> whole;
+    if (options.decode) {
+      auto bytes = kvstore.Get(key);
+      if (!bytes.ok() || !*bytes) return note(name + ": unreadable");
+      whole = std::move(**bytes);
+      if (digest && Crc32c(*whole) != digest->crc32c) {
+        note(name + ": CRC-32C of the shard differs from the manifest's (damaged, swapped or replaced)");
+      }
+    }
     auto range = sharding->IndexRange(**size);
-    if (!range.ok()) return note(range.status().WithContext(kvstore.Describe(key)).ToString());
-    auto bytes = kvstore.GetRange(key, *range);
-    if (!bytes.ok() || !*bytes) return note(kvstore.Describe(key) + ": index unreadable");
-    auto index = sharding->DecodeIndex(**bytes, **size);
-    if (!index.ok()) return note(index.status().WithContext(kvstore.Describe(key)).ToString());
+    if (!range.ok()) return note(range.status().WithContext(name).ToString());
+    Result<std::optional<Bytes>> index_bytes =
+        whole ? Result<std::optional<Bytes>>(std::optional<Bytes>(Bytes(whole->begin() + range->offset,
+                                                                           whole->begin() + range->end())))
+              : kvstore.GetRange(key, *range);
+    if (!index_bytes.ok() || !*index_bytes) return note(name + ": index unreadable");
+    auto index = sharding->DecodeIndex(**index_bytes, **size);
+    if (!index.ok()) return note(index.status().WithContext(name).ToString());
+    if (digest && index->encoded_crc32c != digest->index_crc32c) {
+      note(name + ": index digest differs from the manifest's (a swapped or replaced shard)");
+    }
     int64_t chunks = 0;
     Bytes decoded(sharding->inner_codecs().layout().num_bytes());
     for (size_t c = 0; c < index->entries.size(); ++c) {
       const ShardIndexEntry& entry = index->entries[c];
       if (entry.empty()) continue;
       ++chunks;
-      if (!options.decode) continue;
-      auto encoded = kvstore.GetRange(key, {entry.offset, entry.nbytes});
-      Status status = encoded.ok() ? (*encoded ? sharding->inner_codecs().Decode(**encoded, decoded) : NotFoundError("vanished"))
-                                   : encoded.status();
-      if (!status.ok()) note(status.WithContext(kvstore.Describe(key) + " inner chunk " + std::to_string(c)).ToString());
+      if (!whole) continue;
+      Status status = sharding->inner_codecs().Decode(ByteSpan(whole->data() + entry.offset, entry.nbytes), decoded);
+      if (!status.ok()) note(status.WithContext(name + " inner chunk " + std::to_string(c)).ToString());
     }
     std::lock_guard lock(*mutex);
     ++report->shards;
@@ -85,6 +125,7 @@ bool VerifyReport::ok() const {
 Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const VerifyOptions& options,
                                    const std::function<void(const SectionReport&)>& on_section) {
   VerifyReport report;
+  RETURN_IF_ERROR(ReadDatasetRoot(*dataset).status());
   auto root = ReadNode(*dataset, "");
   if (!root.ok()) return root.status();
   // Every section that has any key, complete or not.
@@ -103,34 +144,48 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
     const std::string group = "sections/" + brain + "/" + section;
     auto node = ReadNode(*dataset, group);
     if (!node.ok()) {
-      s.problems.push_back(dataset->Describe(group) + ": no image group zarr.json (its ingest did not finish)");
+      s.problems.push_back(node.status().code() == StatusCode::kNotFound
+                               ? dataset->Describe(group) + ": no image group zarr.json (its ingest did not finish)"
+                               : node.status().ToString());
     } else {
       s.complete = ManifestSaysComplete(node->attributes);
       if (!s.complete) s.problems.push_back(dataset->Describe(group) + ": manifest does not say complete");
-      const Json* manifest = IngestManifest(node->attributes);
-      const Json no_levels = Json::array();
-      const Json& recorded = manifest && manifest->contains("levels") && (*manifest)["levels"].is_array()
-                                 ? (*manifest)["levels"]
-                                 : no_levels;
+      auto recorded = ManifestLevels(node->attributes, dataset->Describe(group));
+      if (!recorded.ok()) {
+        s.problems.push_back(recorded.status().ToString());
+        recorded = std::vector<LevelRecord>();
+      }
       auto image = OpenMultiscaleImage(dataset, group, context);
       if (!image.ok()) {
         s.problems.push_back(image.status().ToString());
       } else {
         std::mutex mutex;
-        if (s.complete && recorded.size() != image->levels.size()) {
-          s.problems.push_back(dataset->Describe(group) + ": the manifest records " + std::to_string(recorded.size()) +
+        if (s.complete && recorded->size() != image->levels.size()) {
+          s.problems.push_back(dataset->Describe(group) + ": the manifest records " + std::to_string(recorded->size()) +
                                " levels, the image has " + std::to_string(image->levels.size()));
         }
         for (size_t k = 0; k < image->levels.size(); ++k) {
-          const LevelCount found_here = VerifyLevel(*dataset, *image->levels[k], options, &s, &mutex);
-          if (k >= recorded.size() || !recorded[k].is_object()) continue;
-          // A lost shard reads as background: only the manifest's counts reveal it.
-          const int64_t shards = recorded[k].value("shards_stored", int64_t(-1));
-          const int64_t chunks = recorded[k].value("chunks_stored", int64_t(-1));
-          if (shards != found_here.shards || chunks != found_here.chunks) {
-            s.problems.push_back(dataset->Describe(image->levels[k]->path()) + ": holds " + std::to_string(found_here.shards) +
-                                 " shards with " + std::to_string(found_here.chunks) + " chunks, the manifest recorded " +
-                                 std::to_string(shards) + " with " + std::to_string(chunks));
+          const ZarrArray& level = *image->levels[k];
+          const LevelRecord* record = k < recorded->size() ? &(*recorded)[k] : nullptr;
+          const LevelCount found_here = VerifyLevel(*dataset, level, record, options, &s, &mutex);
+          if (!record) continue;
+          const std::string where = dataset->Describe(level.path());
+          const auto& shape = level.metadata().shape;
+          if (shape.size() != 2 || shape[0] != record->height || shape[1] != record->width) {
+            s.problems.push_back(where + ": shape differs from the manifest's " + std::to_string(record->height) + "×" +
+                                 std::to_string(record->width));
+          }
+          if (record->metadata_crc32c) {
+            auto bytes = dataset->Get(JoinKey(level.path(), "zarr.json"));
+            if (!bytes.ok() || !*bytes || Crc32c(**bytes) != *record->metadata_crc32c) {
+              s.problems.push_back(where + "/zarr.json: CRC-32C differs from the manifest's (changed or damaged)");
+            }
+          }
+          // A lost shard reads as background in generic readers: the counts reveal it too.
+          if (record->shards_stored != found_here.shards || record->chunks_stored != found_here.chunks) {
+            s.problems.push_back(where + ": holds " + std::to_string(found_here.shards) + " shards with " +
+                                 std::to_string(found_here.chunks) + " chunks, the manifest recorded " +
+                                 std::to_string(record->shards_stored) + " with " + std::to_string(record->chunks_stored));
           }
         }
       }

@@ -48,6 +48,7 @@ Result<std::unique_ptr<PatchReader>> PatchReader::Open(std::shared_ptr<KvStore> 
   std::unique_ptr<PatchReader> reader(new PatchReader());
   reader->dataset_ = std::move(dataset);
   reader->context_ = std::move(context);
+  RETURN_IF_ERROR(ReadDatasetRoot(*reader->dataset_).status());
   ASSIGN_OR_RETURN(auto index_group, reader->dataset_->Get("index/zarr.json"));
   if (index_group) {
     ASSIGN_OR_RETURN(IndexTable table, ReadIndex(reader->dataset_));
@@ -60,7 +61,7 @@ Result<const MultiscaleImage*> PatchReader::Image(const std::string& brain, cons
   std::lock_guard lock(images_mutex_);
   auto& slot = images_[{brain, section}];
   if (!slot) {
-    auto image = OpenMultiscaleImage(dataset_, SectionGroupPath(brain, section), context_);
+    auto image = OpenSection(dataset_, brain, section, context_);
     if (!image.ok()) {
       images_.erase({brain, section});
       return image.status().WithContext("section " + brain + "/" + section);
@@ -91,6 +92,10 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where() + ": bad size " + std::to_string(r.size));
   if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y)) return InvalidArgumentError(where() + ": centre is not finite");
   const ZarrArray& level = *image->levels[size_t(r.level)];
+  if (level.metadata().data_type != DataType::kUint8) {
+    return InvalidArgumentError(where() + ": level " + std::to_string(r.level) + " is " +
+                                std::string(DataTypeName(level.metadata().data_type)) + "; patches are uint8");
+  }
   const double scale = double(int64_t(1) << r.level);
   const AugmentationParams& a = r.augmentation;
   const double pixel_um = image->multiscale.levels[size_t(r.level)].scale.back();
@@ -106,7 +111,7 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   const bool geometry = a.theta != 0 || a.mirror || a.shift_mm != 0;
   std::optional<std::array<uint8_t, 256>> table = IntensityTable(a);
   if (!geometry) {
-    const Box box{{std::llround(cy - h), std::llround(cx - h)}, {r.size, r.size}};
+    const Box box = CentredBox(cx, cy, r.size);
     if (Status st = level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))); !st.ok()) return st.WithContext(where());
     read_ns_ += since(t);
   } else {
@@ -161,6 +166,10 @@ Status PatchReader::ReadBox(const std::string& brain, const std::string& section
     return OutOfRangeError("section " + brain + "/" + section + " has no level " + std::to_string(level));
   }
   if (box.rank() != 2 || box.shape[0] < 0 || box.shape[1] < 0) return InvalidArgumentError("box " + box.ToString() + " is not 2-D");
+  if (const DataType type = image->levels[size_t(level)]->metadata().data_type; type != DataType::kUint8) {
+    return InvalidArgumentError("section " + brain + "/" + section + " level " + std::to_string(level) + " is " +
+                                std::string(DataTypeName(type)) + "; read_box reads uint8");
+  }
   return image->levels[size_t(level)]->Read(box, MutableByteSpan(out, size_t(box.num_elements())))
       .WithContext("section " + brain + "/" + section + " level " + std::to_string(level));
 }

@@ -8,7 +8,7 @@
 // centre c at level k is therefore (c0 + 0.5) / 2^k − 0.5. Output pixel (u, v) (column,
 // row) samples the level at c + R(θ)·M·(u − h, v − h) + shift, h = (size − 1)/2, where M
 // flips rows when mirrored; bilinear, bit-identical to OpenCV warpAffine (loader/warp.h). Without geometric augmentation
-// the patch is the plain crop whose top-left pixel is round(c − h). Outside the image reads
+// the patch is the plain crop CentredBox(c, size) (dataset/layout.h). Outside the image reads
 // as the fill value (slide background).
 #pragma once
 
@@ -20,7 +20,8 @@
 
 #include "loader/augmentation.h"
 #include "store/context.h"
-#include "store/dataset_layout.h"
+#include "dataset/dataset.h"
+#include "dataset/layout.h"
 #include "store/kvstore.h"
 #include "store/ome_zarr.h"
 
@@ -41,7 +42,8 @@ struct PatchStageTimes {
 
 class PatchReader {
  public:
-  // Opens the dataset; reads index/ when there is one (for ReadRow).
+  // Opens the dataset (checking its root and schema version); reads index/ when there is
+  // one (for ReadRow). Sections open on first use with every check of OpenSection.
   static Result<std::unique_ptr<PatchReader>> Open(std::shared_ptr<KvStore> dataset,
                                                    std::shared_ptr<StoreContext> context);
 

@@ -3,7 +3,7 @@
 #include <numeric>
 
 #include "loader/counter_rng.h"
-#include "store/dataset_layout.h"
+#include "dataset/layout.h"
 
 namespace cytonet {
 

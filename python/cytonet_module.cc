@@ -1,6 +1,6 @@
 // The `cytonet` Python module: a thin layer over loader/ (no logic of its own).
 //
-//   ds = cytonet.open("/data/dataset")
+//   ds = cytonet.open("/data/dataset")   # cache_mb=, map_files=: see help(cytonet.open)
 //   ds.brains()                  -> {"B01": ["0001", ...], ...}
 //   ds.index                     -> {"mni_x": ndarray, ...} (read once; arrays share the memory)
 //   ds.read("B01", "0001", level=1, centre=(x, y), size=2048) -> uint8 ndarray (size, size)
@@ -21,8 +21,11 @@
 #include <map>
 #include <unistd.h>
 
+#include "dataset/layout.h"
 #include "loader/loader.h"
 #include "store/group.h"
+#include "store/kvstore.h"
+#include "store/ome_zarr.h"
 
 namespace py = pybind11;
 
@@ -30,11 +33,52 @@ namespace cytonet {
 namespace {
 
 [[noreturn]] void Raise(const Status& status) {
+  PyObject* type = PyExc_RuntimeError;
   switch (status.code()) {
-    case StatusCode::kNotFound: throw py::key_error(status.ToString());
-    case StatusCode::kInvalidArgument: throw py::value_error(status.ToString());
-    case StatusCode::kOutOfRange: throw py::index_error(status.ToString());
-    default: throw std::runtime_error(status.ToString());
+    case StatusCode::kNotFound: type = PyExc_KeyError; break;
+    case StatusCode::kInvalidArgument: type = PyExc_ValueError; break;
+    case StatusCode::kOutOfRange: type = PyExc_IndexError; break;
+    default: break;
+  }
+  // Messages name files, and file names are bytes: decoding strictly (what pybind11 does
+  // with an exception's what()) turns a message with one non-UTF-8 byte into ''. Keep the
+  // byte visible as \xNN instead.
+  const std::string text = status.ToString();
+  py::object message = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(text.data(), static_cast<py::ssize_t>(text.size()), "backslashreplace"));
+  if (!message) throw py::error_already_set();
+  PyErr_SetObject(type, message.ptr());
+  throw py::error_already_set();
+}
+
+// Read/ReadBox fill uint8 buffers; a level of another type fails there as a buffer-size
+// mismatch. Name the level's type instead (looked up only once a read has failed).
+[[noreturn]] void RaiseReadError(const std::shared_ptr<KvStore>& kvstore, const std::string& brain,
+                                 const std::string& section, int level, const Status& status) {
+  if (status.code() == StatusCode::kInvalidArgument && level >= 0) {
+    auto image = OpenMultiscaleImage(kvstore, SectionGroupPath(brain, section), std::make_shared<StoreContext>());
+    if (image.ok() && size_t(level) < image->levels.size()) {
+      const DataType type = image->levels[size_t(level)]->metadata().data_type;
+      if (type != DataType::kUint8) {
+        Raise(InvalidArgumentError("level " + std::to_string(level) + " of section " + brain + "/" + section +
+                                   " (" + kvstore->Describe(SectionGroupPath(brain, section)) + ") is " +
+                                   std::string(DataTypeName(type)) + ", read supports uint8"));
+      }
+    }
+  }
+  Raise(status);
+}
+
+// Bounds that keep sizes derived from the arguments far from overflow and from asking the
+// system for more threads than it can start (an errno message names no argument).
+constexpr int64_t kMaxCacheMb = (int64_t{1} << 40) >> 20;  // 1 TiB
+constexpr int kMaxLoaderThreads = 1024;
+constexpr int kMaxRingDepth = 1024;
+
+void CheckRange(const char* name, int64_t value, int64_t lo, int64_t hi) {
+  if (value < lo || value > hi) {
+    throw py::value_error(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                          "], got " + std::to_string(value));
   }
 }
 
@@ -113,7 +157,7 @@ PYBIND11_MODULE(cytonet, m) {
               py::gil_scoped_release release;
               status = d.reader->Read(request, out.mutable_data());
             }
-            if (!status.ok()) Raise(status);
+            if (!status.ok()) RaiseReadError(d.kvstore, brain, section, level, status);
             return out;
           },
           py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("centre"), py::arg("size") = 2048,
@@ -131,7 +175,7 @@ PYBIND11_MODULE(cytonet, m) {
               py::gil_scoped_release release;
               status = d.reader->ReadBox(brain, section, level, Box{{y0, x0}, {h, w}}, out.mutable_data());
             }
-            if (!status.ok()) Raise(status);
+            if (!status.ok()) RaiseReadError(d.kvstore, brain, section, level, status);
             return out;
           },
           py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("box"),
@@ -156,6 +200,8 @@ PYBIND11_MODULE(cytonet, m) {
              int ring_depth, int rank, int world_size, bool augment, uint32_t start_epoch, int64_t start_step,
              uint32_t end_epoch, bool skip_errors, bool float_output) {
             d->CheckProcess();
+            CheckRange("threads", threads, 1, kMaxLoaderThreads);
+            CheckRange("ring_depth", ring_depth, 1, kMaxRingDepth);
             LoaderOptions o;
             o.sampler = {seed, batch_size, rank, world_size};
             o.patch_size = patch_size;
@@ -253,11 +299,14 @@ PYBIND11_MODULE(cytonet, m) {
 
   m.def(
       "open",
-      [](const std::string& path, int64_t cache_mb) {
-        auto kvstore = OpenFileKvStore(path, /*create=*/false);
+      [](const std::string& path, int64_t cache_mb, bool map_files) {
+        CheckRange("cache_mb", cache_mb, 0, kMaxCacheMb);
+        FileKvStoreOptions file_options;
+        file_options.map_files = map_files;
+        auto kvstore = OpenFileKvStore(path, /*create=*/false, file_options);
         if (!kvstore.ok()) Raise(kvstore.status());
         StoreContextOptions options;
-        options.chunk_cache_bytes = size_t(std::max<int64_t>(cache_mb, 0)) << 20;
+        options.chunk_cache_bytes = size_t(cache_mb) << 20;
         auto reader = PatchReader::Open(*kvstore, std::make_shared<StoreContext>(options));
         if (!reader.ok()) Raise(reader.status());
         auto d = std::make_shared<Dataset>();
@@ -265,5 +314,11 @@ PYBIND11_MODULE(cytonet, m) {
         d->reader = std::shared_ptr<const PatchReader>(std::move(*reader));
         return d;
       },
-      py::arg("path"), py::arg("cache_mb") = 0, "Opens a dataset root (read-only).");
+      py::arg("path"), py::arg("cache_mb") = 0, py::arg("map_files") = true,
+      "Opens a dataset root (read-only).\n\n"
+      "cache_mb: decoded-chunk cache in MiB, 0 (off) to 1048576 (1 TiB); worth it when reads overlap.\n"
+      "map_files: read shards through memory mappings of the files (default), which saves a copy out of\n"
+      "the page cache. A shard truncated in place by another program while it is mapped then raises\n"
+      "SIGBUS and kills the process; map_files=False reads with pread instead, and such a shard becomes\n"
+      "an ordinary error (IndexError / RuntimeError naming the file).");
 }

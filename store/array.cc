@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -199,24 +200,58 @@ Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
   return Status::Ok();
 }
 
+Status ZarrArray::CheckExpectedShard(const std::string& key, const ShardIndex* index) const {
+  if (!expected_shards_) return Status::Ok();
+  const std::string relative = path_.empty() ? key : key.substr(path_.size() + 1);
+  auto it = expected_shards_->find(relative);
+  const std::string name = "shard " + kvstore_->Describe(key);
+  if (it == expected_shards_->end()) {
+    if (!index) return Status::Ok();
+    return CorruptionError(name + " is not in the manifest, which says it holds only fill value (an extra or misplaced shard)");
+  }
+  const ShardDigest& expected = it->second;
+  if (!index) {
+    return CorruptionError(name + " is missing; the manifest records it (" + std::to_string(expected.bytes) + " bytes)");
+  }
+  if (index->shard_bytes != expected.bytes) {
+    return CorruptionError(name + " has " + std::to_string(index->shard_bytes) + " bytes, the manifest recorded " +
+                           std::to_string(expected.bytes) + " (truncated or replaced)");
+  }
+  if (index->encoded_crc32c != expected.index_crc32c) {
+    char digests[64];
+    std::snprintf(digests, sizeof(digests), "%08x, the manifest recorded %08x", index->encoded_crc32c,
+                  expected.index_crc32c);
+    return CorruptionError(name + ": index digest " + digests + " (a swapped or replaced shard)");
+  }
+  return Status::Ok();
+}
+
 Result<std::shared_ptr<const ShardIndex>> ZarrArray::GetShardIndex(const std::string& key) const {
   const std::string cache_key = kvstore_->Describe(key);
   auto& cache = context_->shard_index_cache();
   const ShardingCodec& sharding = *codecs_->sharding();
   if (auto hit = cache.Find(cache_key); hit && hit->entries.size() == sharding.num_inner_chunks()) {
+    RETURN_IF_ERROR(CheckExpectedShard(key, hit.get()));
     return hit;
   }
   const uint64_t generation = cache.generation();
   ASSIGN_OR_RETURN(auto size, kvstore_->Size(key));
-  if (!size) return std::shared_ptr<const ShardIndex>();
+  if (!size) {
+    RETURN_IF_ERROR(CheckExpectedShard(key, nullptr));
+    return std::shared_ptr<const ShardIndex>();
+  }
   auto fail = [&](const Status& st) { return st.WithContext("shard " + cache_key); };
   auto range = sharding.IndexRange(*size);
   if (!range.ok()) return fail(range.status());
   auto bytes = kvstore_->GetRange(key, *range);
   if (!bytes.ok()) return fail(bytes.status());
-  if (!*bytes) return std::shared_ptr<const ShardIndex>();  // removed meanwhile
+  if (!*bytes) {  // removed meanwhile
+    RETURN_IF_ERROR(CheckExpectedShard(key, nullptr));
+    return std::shared_ptr<const ShardIndex>();
+  }
   auto index = sharding.DecodeIndex(**bytes, *size);
   if (!index.ok()) return fail(index.status());
+  RETURN_IF_ERROR(CheckExpectedShard(key, &*index));
   auto shared = std::make_shared<const ShardIndex>(std::move(*index));
   cache.Insert(cache_key, shared, shared->MemoryBytes(), generation);
   return shared;

@@ -38,6 +38,13 @@ class ZarrArray {
                                                          ArrayMetadata metadata,
                                                          std::shared_ptr<StoreContext> context);
 
+  // Makes reads check every shard against what its writer recorded: a listed shard that
+  // is missing, a stored shard that is not listed, or one whose size or index digest
+  // differs (swapped, replaced, truncated) is Corruption naming the shard, never fill
+  // value or another shard's pixels. Call before the array is shared between threads.
+  void ExpectShards(std::shared_ptr<const ShardManifest> shards) { expected_shards_ = std::move(shards); }
+  const ShardManifest* expected_shards() const { return expected_shards_.get(); }
+
   const ArrayMetadata& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
   const KvStore& kvstore() const { return *kvstore_; }
@@ -69,8 +76,10 @@ class ZarrArray {
 
   Status ReadUnshardedChunk(const std::vector<int64_t>& chunk_index, const ReadTarget& target) const;
   Status ReadFromShard(const std::vector<int64_t>& shard_index, const ReadTarget& target) const;
-  // nullptr when the shard does not exist.
+  // nullptr when the shard does not exist (and is not expected).
   Result<std::shared_ptr<const ShardIndex>> GetShardIndex(const std::string& key) const;
+  // Corruption unless the shard at `key` (nullptr: absent) is what expected_shards_ says.
+  Status CheckExpectedShard(const std::string& key, const ShardIndex* index) const;
   void InvalidateCaches(const std::string& key) const;
 
   std::shared_ptr<KvStore> kvstore_;
@@ -78,6 +87,7 @@ class ZarrArray {
   ArrayMetadata metadata_;
   std::shared_ptr<const CodecChain> codecs_;
   std::shared_ptr<StoreContext> context_;
+  std::shared_ptr<const ShardManifest> expected_shards_;  // null: no check
 };
 
 }  // namespace cytonet

@@ -152,6 +152,10 @@ Result<std::shared_ptr<const CodecChain>> CodecChain::FromJsonUnguarded(
     }
   }
   if (!chain->array_to_bytes_) return CorruptionError("codecs list has no array→bytes codec");
+  while (chain->trailing_checksums_ < chain->bytes_to_bytes_.size() &&
+         chain->bytes_to_bytes_[chain->bytes_to_bytes_.size() - 1 - chain->trailing_checksums_]->IsChecksum()) {
+    ++chain->trailing_checksums_;
+  }
   // A sharded array's partial reads bypass the chain, so sharding must stand alone.
   if (chain->sharding_ && (!chain->array_to_array_.empty() || !chain->bytes_to_bytes_.empty())) {
     return UnimplementedError("sharding_indexed combined with other outer codecs");
@@ -179,22 +183,31 @@ Result<Bytes> CodecChain::Encode(ByteSpan decoded) const {
   return encoded;
 }
 
+Result<ByteSpan> CodecChain::PeelChecksums(ByteSpan encoded) const {
+  for (size_t i = bytes_to_bytes_.size(); i > bytes_to_bytes_.size() - trailing_checksums_; --i) {
+    ASSIGN_OR_RETURN(encoded, bytes_to_bytes_[i - 1]->CheckedPayload(encoded));
+  }
+  return encoded;
+}
+
 Status CodecChain::Decode(ByteSpan encoded, MutableByteSpan out) const {
   if (out.size() != layout_.num_bytes()) {
     return InternalError("decode buffer of " + std::to_string(out.size()) + " bytes, expected " +
                          std::to_string(layout_.num_bytes()));
   }
-  // Fast path, the common one ([bytes, blosc] on uint8): the last bytes→bytes codec
-  // decodes straight into the caller's buffer.
-  const bool direct = array_to_array_.empty() && !bytes_to_bytes_.empty() &&
+  ASSIGN_OR_RETURN(ByteSpan current, PeelChecksums(encoded));
+  const size_t codecs = bytes_to_bytes_.size() - trailing_checksums_;
+  // Fast path, the common one ([bytes, blosc(, crc32c)] on uint8): the last bytes→bytes
+  // codec decodes straight into the caller's buffer.
+  const bool direct = array_to_array_.empty() && codecs > 0 &&
                       array_to_bytes_->IsIdentity(array_to_bytes_layout_);
   Bytes buffer;
-  ByteSpan current = encoded;
   const size_t stop = direct ? 1 : 0;
-  for (size_t i = bytes_to_bytes_.size(); i > stop; --i) {
+  for (size_t i = codecs; i > stop; --i) {
     std::optional<size_t> expected;
     if (i == 1) expected = array_to_bytes_layout_.num_bytes();
-    ASSIGN_OR_RETURN(buffer, bytes_to_bytes_[i - 1]->Decode(current, expected));
+    ASSIGN_OR_RETURN(Bytes next, bytes_to_bytes_[i - 1]->Decode(current, expected));
+    buffer = std::move(next);
     current = buffer;
   }
   if (direct) return bytes_to_bytes_[0]->DecodeInto(current, out);
@@ -213,7 +226,7 @@ Status CodecChain::Decode(ByteSpan encoded, MutableByteSpan out) const {
 }
 
 bool CodecChain::CanDecodePart() const {
-  return array_to_array_.empty() && bytes_to_bytes_.size() == 1 &&
+  return array_to_array_.empty() && bytes_to_bytes_.size() == trailing_checksums_ + 1 &&
          array_to_bytes_->IsIdentity(array_to_bytes_layout_) && bytes_to_bytes_[0]->CanDecodePart();
 }
 
@@ -224,7 +237,10 @@ Status CodecChain::DecodePart(ByteSpan encoded, size_t offset, MutableByteSpan o
                          ") outside a chunk of " + std::to_string(total) + " bytes");
   }
   if (CanDecodePart()) {
-    Status st = bytes_to_bytes_[0]->DecodePartInto(encoded, total, offset, out);
+    // The checksum covers the whole encoded chunk: a flipped byte outside the decoded
+    // blocks is still an error.
+    ASSIGN_OR_RETURN(ByteSpan payload, PeelChecksums(encoded));
+    Status st = bytes_to_bytes_[0]->DecodePartInto(payload, total, offset, out);
     if (st.code() != StatusCode::kUnimplemented) return st;  // else: not aligned to items
   }
   Bytes whole(total);

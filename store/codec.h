@@ -75,6 +75,12 @@ class BytesToBytesCodec {
   virtual bool CanDecodePart() const { return false; }
   // Encoded size for a decoded size, when it does not depend on the content (crc32c).
   virtual std::optional<size_t> FixedEncodedSize(size_t decoded_size) const { return {}; }
+  // A checksum codec (crc32c) only appends a trailer: CheckedPayload verifies it and returns
+  // the payload in place, so chains peel it without a copy and can still decode parts.
+  virtual bool IsChecksum() const { return false; }
+  virtual Result<ByteSpan> CheckedPayload(ByteSpan encoded) const {
+    return UnimplementedError("not a checksum codec");
+  }
   virtual Json ToJson() const = 0;
 };
 
@@ -94,7 +100,8 @@ class CodecChain {
   // `out` has exactly layout().num_bytes().
   Status Decode(ByteSpan encoded, MutableByteSpan out) const;
   // True when DecodePart decodes a byte range without decoding the whole chunk: the chain
-  // is [bytes (no swap), one bytes→bytes codec that can, e.g. blosc].
+  // is [bytes (no swap), one bytes→bytes codec that can (blosc), checksums (crc32c)...];
+  // the checksums still cover the whole encoded chunk.
   bool CanDecodePart() const;
   // Decodes bytes [offset, offset + out.size()) of the decoded chunk (C order), e.g. a run
   // of rows. Works for every chain; only where CanDecodePart() does it save work.
@@ -114,7 +121,12 @@ class CodecChain {
   std::shared_ptr<const ArrayToBytesCodec> array_to_bytes_;
   ChunkLayout array_to_bytes_layout_;
   std::vector<std::shared_ptr<const BytesToBytesCodec>> bytes_to_bytes_;
+  // How many of bytes_to_bytes_ (the last ones) are checksums peeled in place on decode.
+  size_t trailing_checksums_ = 0;
   const ShardingCodec* sharding_ = nullptr;
+
+  // Verifies and peels the trailing checksums; the rest of `encoded`, not copied.
+  Result<ByteSpan> PeelChecksums(ByteSpan encoded) const;
 };
 
 // Codec factories by name. Built once (RegisterBuiltinCodecs) and passed where chains are
@@ -152,6 +164,8 @@ Result<std::shared_ptr<const BytesToBytesCodec>> MakeBloscCodec(const Json& conf
                                                                 const ChunkLayout& layout);
 Result<std::shared_ptr<const BytesToBytesCodec>> MakeZstdCodec(const Json& configuration);
 Result<std::shared_ptr<const BytesToBytesCodec>> MakeGzipCodec(const Json& configuration);
+// zlib streams (RFC 1950): numcodecs' "numcodecs.zlib", Zarr v2's "zlib" compressor.
+Result<std::shared_ptr<const BytesToBytesCodec>> MakeZlibCodec(const Json& configuration);
 std::shared_ptr<const BytesToBytesCodec> MakeCrc32cCodec();
 
 // CRC-32C (Castagnoli) of `data`, as the crc32c codec appends it.

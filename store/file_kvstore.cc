@@ -14,6 +14,8 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "store/kvstore.h"
 
@@ -49,6 +51,27 @@ class FileHandle {
   void* mapping_ = nullptr;
 };
 
+// Owns a file descriptor.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 // Reads exactly `length` bytes at `offset`, retrying short reads and EINTR.
 Status PreadFully(int fd, uint8_t* out, uint64_t length, uint64_t offset,
                   const std::string& name) {
@@ -78,17 +101,6 @@ Status WriteFully(int fd, ByteSpan data, const std::string& name) {
     p += n;
     left -= static_cast<size_t>(n);
   }
-  return Status::Ok();
-}
-
-Status FsyncPath(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("opening directory " + path, errno);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  // Some file systems (and sandboxes) refuse fsync on directories; the rename is still atomic.
-  if (rc != 0 && err != EINVAL && err != EROFS) return ErrnoError("fsync " + path, err);
   return Status::Ok();
 }
 
@@ -148,50 +160,65 @@ class FileKvStore final : public KvStore {
   Status Put(std::string_view key, ByteSpan value) override {
     RETURN_IF_ERROR(ValidateKey(key));
     const std::string path = PathOf(key);
-    const std::string dir = fs::path(path).parent_path().string();
-    RETURN_IF_ERROR(MakeDirectories(dir));
-    RETURN_IF_ERROR(CheckInsideRoot(dir, key));
+    const auto [dir_key, name] = SplitKey(key);
+    ASSIGN_OR_RETURN(UniqueFd dir, OpenDirectory(dir_key, /*create=*/true));
 
     // The temporary name is unique per process and call, in the target's directory so the
     // rename stays on one file system; a crash leaves only a ".tmp." file behind.
     static std::atomic<uint64_t> counter{0};
-    const std::string temp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                             std::to_string(counter.fetch_add(1));
-    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const std::string temp_name = name + ".tmp." + std::to_string(::getpid()) + "." +
+                                  std::to_string(counter.fetch_add(1));
+    const std::string temp = PathOf(JoinKey(dir_key, temp_name));
+    int fd = ::openat(dir.get(), temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return ErrnoError("creating " + temp, errno);
     Status st = WriteFully(fd, value, temp);
     if (st.ok() && options_.sync && ::fsync(fd) != 0) st = ErrnoError("fsync " + temp, errno);
     if (::close(fd) != 0 && st.ok()) st = ErrnoError("closing " + temp, errno);
-    if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
+    // renameat replaces a symbolic link at `name` itself, never what it points to.
+    if (st.ok() && ::renameat(dir.get(), temp_name.c_str(), dir.get(), name.c_str()) != 0) {
       st = ErrnoError("renaming " + temp + " to " + path, errno);
     }
     if (!st.ok()) {
-      ::unlink(temp.c_str());
+      ::unlinkat(dir.get(), temp_name.c_str(), 0);
       return st;
     }
     DropHandle(path);
-    return options_.sync ? FsyncPath(dir) : Status::Ok();
+    if (options_.sync && ::fsync(dir.get()) != 0 && errno != EINVAL && errno != EROFS) {
+      return ErrnoError("fsync " + PathOf(dir_key), errno);
+    }
+    return Status::Ok();
   }
 
   Status Erase(std::string_view key) override {
     RETURN_IF_ERROR(ValidateKey(key));
     const std::string path = PathOf(key);
     DropHandle(path);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    const auto [dir_key, name] = SplitKey(key);
+    auto dir = OpenDirectory(dir_key, /*create=*/false);
+    if (!dir.ok()) return dir.status().code() == StatusCode::kNotFound ? Status::Ok() : dir.status();
+    if (::unlinkat(dir->get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       return ErrnoError("removing " + Describe(key), errno);
     }
     return Status::Ok();
   }
 
-  // One remove_all: also takes the ".tmp." files of Puts that a killed process left.
+  // Removes the tree through descriptors opened with O_NOFOLLOW: a symbolic link inside is
+  // removed as a link, and a tree reached through one is refused, so nothing outside the
+  // root is ever deleted. Also takes the ".tmp." files of Puts that a killed process left.
   Status EraseTree(std::string_view prefix) override {
     RETURN_IF_ERROR(ValidateKey(prefix));
     const std::string dir = PathOf(prefix);
     DropHandlesUnder(dir + "/");
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-    if (ec) return IOError("removing " + Describe(prefix) + ": " + ec.message());
-    return Status::Ok();
+    const auto [parent_key, name] = SplitKey(prefix);
+    auto parent = OpenDirectory(parent_key, /*create=*/false);
+    if (!parent.ok()) return parent.status().code() == StatusCode::kNotFound ? Status::Ok() : parent.status();
+    struct stat st;
+    if (::fstatat(parent->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return errno == ENOENT ? Status::Ok() : ErrnoError("stat " + dir, errno);
+    }
+    if (S_ISLNK(st.st_mode)) return SymlinkRefused(dir);
+    if (!S_ISDIR(st.st_mode)) return IOError(dir + " is not a directory");
+    return RemoveTreeAt(parent->get(), name, dir);
   }
 
   Result<std::vector<std::string>> List(std::string_view prefix) override {
@@ -240,16 +267,86 @@ class FileKvStore final : public KvStore {
     return Status::Ok();
   }
 
-  Status MakeDirectories(const std::string& dir) const {
-    struct stat st;
-    if (::stat(dir.c_str(), &st) == 0) {
-      if (S_ISDIR(st.st_mode)) return Status::Ok();
-      return IOError(dir + " exists and is not a directory");
+  // "a/b/c" → ("a/b", "c").
+  static std::pair<std::string, std::string> SplitKey(std::string_view key) {
+    const size_t slash = key.rfind('/');
+    if (slash == std::string_view::npos) return {std::string(), std::string(key)};
+    return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
+  }
+
+  static Status SymlinkRefused(const std::string& path) {
+    return InvalidArgumentError(path + " is a symbolic link: the store never writes or deletes through one");
+  }
+
+  // The directory `dir_key` below the root, opened component by component with
+  // O_NOFOLLOW (and created when `create`): a symbolic link on the way is refused, so no
+  // write lands outside the root. NotFound when absent and not created.
+  Result<UniqueFd> OpenDirectory(std::string_view dir_key, bool create) const {
+    UniqueFd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) return ErrnoError("opening " + root_, errno);
+    std::string walked = root_;
+    size_t start = 0;
+    while (start < dir_key.size()) {
+      size_t end = dir_key.find('/', start);
+      if (end == std::string_view::npos) end = dir_key.size();
+      const std::string part(dir_key.substr(start, end - start));
+      walked += "/" + part;
+      start = end + 1;
+      for (int attempt = 0;; ++attempt) {
+        int next = ::openat(fd.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next >= 0) {
+          fd = UniqueFd(next);
+          break;
+        }
+        const int err = errno;
+        struct stat st;
+        if ((err == ELOOP || err == ENOTDIR) && ::fstatat(fd.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+          if (S_ISLNK(st.st_mode)) return SymlinkRefused(walked);
+          return IOError(walked + " exists and is not a directory");
+        }
+        if (err != ENOENT) return ErrnoError("opening directory " + walked, err);
+        if (!create) return NotFoundError(walked + " does not exist");
+        if (attempt > 0 || (::mkdirat(fd.get(), part.c_str(), 0755) != 0 && errno != EEXIST)) {
+          return ErrnoError("creating directory " + walked, errno);
+        }
+      }
     }
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return ErrnoError("creating directory " + dir, ec.value());
-    return Status::Ok();
+    return fd;
+  }
+
+  // Removes `name` (a directory) under `parent` and everything in it, never following a link.
+  static Status RemoveTreeAt(int parent, const std::string& name, const std::string& path) {
+    int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? Status::Ok() : ErrnoError("opening " + path, errno);
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoError("listing " + path, err);
+    }
+    std::vector<std::string> entries;
+    while (const dirent* entry = ::readdir(dir)) {
+      const std::string child = entry->d_name;
+      if (child != "." && child != "..") entries.push_back(child);
+    }
+    Status status;
+    for (const std::string& child : entries) {
+      struct stat st;
+      if (::fstatat(fd, child.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT && status.ok()) status = ErrnoError("stat " + path + "/" + child, errno);
+        continue;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        if (status.ok()) status = RemoveTreeAt(fd, child, path + "/" + child);
+      } else if (::unlinkat(fd, child.c_str(), 0) != 0 && errno != ENOENT) {
+        if (status.ok()) status = ErrnoError("removing " + path + "/" + child, errno);
+      }
+    }
+    ::closedir(dir);  // closes fd
+    if (status.ok() && ::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+      return ErrnoError("removing " + path, errno);
+    }
+    return status;
   }
 
   // nullptr when the file does not exist.

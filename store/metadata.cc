@@ -381,9 +381,11 @@ Result<ArrayMetadata> ParseV2Unguarded(const Json& json, const std::string& wher
       m.codecs.push_back({{"name", "zstd"},
                           {"configuration",
                            {{"level", c.value("level", 1)}, {"checksum", c.value("checksum", false)}}}});
-    } else if (id == "gzip" || id == "zlib") {
-      if (id == "zlib") return UnimplementedError(where + ": compressor 'zlib' is not supported");
+    } else if (id == "gzip") {
       m.codecs.push_back({{"name", "gzip"}, {"configuration", {{"level", c.value("level", 1)}}}});
+    } else if (id == "zlib") {
+      // RFC 1950 streams (numcodecs.Zlib; tensorstore's "zlib"), not gzip's RFC 1952 framing.
+      m.codecs.push_back({{"name", "numcodecs.zlib"}, {"configuration", {{"level", c.value("level", 1)}}}});
     } else {
       return UnimplementedError(where + ": compressor '" + id + "' is not supported");
     }

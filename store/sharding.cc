@@ -86,6 +86,11 @@ Result<ByteRange> ShardingCodec::IndexRange(uint64_t shard_size) const {
   return ByteRange{offset, encoded_index_size_};
 }
 
+Result<ShardDigest> ShardingCodec::Digest(ByteSpan shard) const {
+  ASSIGN_OR_RETURN(ByteRange range, IndexRange(shard.size()));
+  return ShardDigest{shard.size(), Crc32c(shard.subspan(range.offset, range.length)), Crc32c(shard)};
+}
+
 Result<ShardIndex> ShardingCodec::DecodeIndex(ByteSpan encoded_index, uint64_t shard_size) const {
   if (encoded_index.size() != encoded_index_size_) {
     return CorruptionError("shard index has " + std::to_string(encoded_index.size()) +
@@ -95,6 +100,8 @@ Result<ShardIndex> ShardingCodec::DecodeIndex(ByteSpan encoded_index, uint64_t s
   Status st = index_codecs_->Decode(encoded_index, raw);
   if (!st.ok()) return st.WithContext("shard index");
   ShardIndex index;
+  index.shard_bytes = shard_size;
+  index.encoded_crc32c = Crc32c(encoded_index);
   index.entries.resize(num_inner_chunks_);
   for (size_t i = 0; i < num_inner_chunks_; ++i) {
     ShardIndexEntry& e = index.entries[i];

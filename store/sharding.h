@@ -8,6 +8,8 @@
 #pragma once
 
 #include <limits>
+#include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -27,9 +29,23 @@ struct ShardIndexEntry {
 // The decoded index of one shard, validated against the shard's size.
 struct ShardIndex {
   std::vector<ShardIndexEntry> entries;  // C order over the inner chunk grid
+  uint64_t shard_bytes = 0;              // size of the shard it was read from
+  uint32_t encoded_crc32c = 0;           // CRC-32C of the encoded index bytes
   bool AllEmpty() const;
   size_t MemoryBytes() const { return entries.size() * sizeof(ShardIndexEntry) + sizeof(*this); }
 };
+
+// What a writer recorded of one stored shard, for readers to check it is the same shard:
+// its size and the CRC-32C of its encoded index (which holds every inner chunk's offset
+// and size, so another shard of the same array almost surely differs in it).
+struct ShardDigest {
+  uint64_t bytes = 0;
+  uint32_t index_crc32c = 0;
+  uint32_t crc32c = 0;  // of the whole shard: checked by whole-shard reads (verify)
+};
+// The shards an array must hold, by chunk key relative to the array ("c/0/1"). Any shard
+// not listed must be absent (it was all fill value).
+using ShardManifest = std::map<std::string, ShardDigest>;
 
 enum class IndexLocation { kStart, kEnd };
 
@@ -46,6 +62,9 @@ class ShardingCodec final : public ArrayToBytesCodec {
   const CodecChain& inner_codecs() const { return *inner_; }
   IndexLocation index_location() const { return index_location_; }
   size_t encoded_index_size() const { return encoded_index_size_; }
+
+  // The digest of a whole stored shard (its index is not decoded).
+  Result<ShardDigest> Digest(ByteSpan shard) const;
 
   // Where the encoded index lies in a shard of `shard_size` bytes.
   Result<ByteRange> IndexRange(uint64_t shard_size) const;

@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "dataset/layout.h"
+#include "ingest/ingest_job.h"
 #include "ingest/point_index.h"
 #include "ingest/pyramid_writer.h"
 #include "loader/augmentation.h"
@@ -238,7 +240,11 @@ class PatchGeometry : public ::testing::Test {
     auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore_, "sections/B1/0001", kHeight, kWidth, options));
     for (int64_t y = 0; y < kHeight; y += 64) ASSERT_OK(writer->AppendRows(&image_[size_t(y * kWidth)], std::min<int64_t>(64, kHeight - y), kWidth));
     ASSERT_OK(writer->FinishLevels());
-    ASSERT_OK(writer->WriteGroup(Json::object()));
+    // The manifest ingest writes, with the level records readers check shards against.
+    Json levels = Json::array();
+    for (const LevelRecord& level : writer->stats()) levels.push_back(LevelRecordToJson(level));
+    ASSERT_OK(writer->WriteGroup({{"cytonet", {{"ingest", {{"complete", true}, {"levels", levels}}}}}}));
+    ASSERT_OK(PrepareDataset(*kvstore_));
     reader_ = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
   }
   // Level-0 crop with top-left (x0, y0), outside the image = 255.
@@ -294,6 +300,28 @@ TEST_F(PatchGeometry, RotationMirrorAndShiftLandWhereGeometrySays) {
   shifted.shift_mm = 0.005;
   shifted.shift_direction = 0;
   EXPECT_EQ(Patch(199.5, 149.5, n, shifted), Crop(181, 126, n));
+}
+
+TEST(CentredBox, MovesOnePixelPerPixelOfCentreOnBothSidesOfZero) {
+  // Rounding half away from zero (llround) would jump two pixels between c = 31 and 32
+  // for size 64 (origins −1, +1) and never give origin 0.
+  for (const int64_t size : {1, 2, 63, 64, 2048}) {
+    for (int64_t c = -70; c <= 70; ++c) {
+      const Box here = CentredBox(double(c), double(c), size), next = CentredBox(double(c + 1), double(c + 1), size);
+      EXPECT_EQ(next.origin[0] - here.origin[0], 1) << "size " << size << ", centre " << c;
+      EXPECT_EQ(here.origin[0], here.origin[1]);
+      EXPECT_EQ(here.shape, (std::vector<int64_t>{size, size}));
+    }
+  }
+  EXPECT_EQ(CentredBox(31, 31, 64).origin, (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(CentredBox(32, 32, 64).origin, (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(CentredBox(5, 5, 11).origin, (std::vector<int64_t>{0, 0}));  // odd: centre pixel in the middle
+}
+
+TEST_F(PatchGeometry, EvenPlainPatchesAtTheTopLeftBorderAreTheCropOfTheConvention) {
+  EXPECT_EQ(Patch(31, 31, 64, {}), Crop(0, 0, 64));
+  EXPECT_EQ(Patch(32, 32, 64, {}), Crop(1, 1, 64));
+  EXPECT_EQ(Patch(30, 30, 64, {}), Crop(-1, -1, 64));
 }
 
 TEST_F(PatchGeometry, LevelsSampleTheCoarserImageAroundTheSameCentre) {

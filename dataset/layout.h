@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/box.h"
 #include "store/data_type.h"
 #include "store/kvstore.h"
 
@@ -53,6 +54,14 @@ void ForEachIndexColumn(Table& t, Fn&& fn) {
   fn("hemisphere", DataType::kUint8, t.hemisphere);
   fn("tissue_fraction", DataType::kFloat32, t.tissue_fraction);
 }
+
+// The one rounding convention for patches, used by every reader (C++, Python, loader,
+// command line): the size × size box of a level centred on (centre_x, centre_y) in that
+// level's pixels starts at floor(c − (size − 1)/2 + 0.5) on each axis, i.e. c − (size − 1)/2
+// rounded half up, the same way on both sides of 0. An odd size puts pixel round(c) in the
+// middle; an even size, whose middle falls between two pixels, puts c's pixel at index
+// size/2 − 1 when c is whole (c = 32, size 64 → box [1, 65), c = 31 → [0, 64)).
+Box CentredBox(double centre_x, double centre_y, int64_t size);
 
 // Reads index/; Corruption when columns disagree in length or type.
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset);

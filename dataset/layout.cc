@@ -1,4 +1,6 @@
-#include "store/dataset_layout.h"
+#include "dataset/layout.h"
+
+#include <cmath>
 
 #include "store/array.h"
 #include "store/group.h"
@@ -7,6 +9,11 @@ namespace cytonet {
 
 std::string SectionGroupPath(const std::string& brain, const std::string& section) {
   return "sections/" + brain + "/" + section;
+}
+
+Box CentredBox(double centre_x, double centre_y, int64_t size) {
+  const double h = double(size - 1) / 2;
+  return Box{{int64_t(std::floor(centre_y - h + 0.5)), int64_t(std::floor(centre_x - h + 0.5))}, {size, size}};
 }
 
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {

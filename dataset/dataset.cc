@@ -1,0 +1,91 @@
+#include "dataset/dataset.h"
+
+#include <cstdio>
+
+#include "dataset/layout.h"
+#include "dataset/manifest.h"
+#include "store/array.h"
+#include "store/codec_json.h"
+#include "store/group.h"
+
+namespace cytonet {
+
+Result<DatasetRoot> ReadDatasetRoot(KvStore& dataset) {
+  const std::string where = dataset.Describe("zarr.json");
+  auto node = ReadNode(dataset, "");
+  if (!node.ok()) {
+    if (node.status().code() == StatusCode::kNotFound) {
+      return NotFoundError(dataset.Describe("") + " is not a cytonet dataset (no root zarr.json)");
+    }
+    return node.status();
+  }
+  const Json& attributes = node->attributes;
+  if (!attributes.is_object() || !attributes.contains("cytonet") || !attributes["cytonet"].is_object()) {
+    return NotFoundError(dataset.Describe("") + " is not a cytonet dataset (its root zarr.json has no attributes.cytonet)");
+  }
+  return GuardJson(where, [&]() -> Result<DatasetRoot> {
+    const Json& cytonet = attributes["cytonet"];
+    DatasetRoot root;
+    if (!cytonet.contains("schema_version") || !cytonet["schema_version"].is_number_integer()) {
+      return CorruptionError(where + ": attributes.cytonet.schema_version is missing or not an integer");
+    }
+    root.schema_version = cytonet["schema_version"].get<int>();
+    if (root.schema_version > kDatasetSchemaVersion) {
+      return FailedPreconditionError(where + ": dataset schema version " + std::to_string(root.schema_version) +
+                                     " is newer than this build reads (" + std::to_string(kDatasetSchemaVersion) +
+                                     "): update cytonet");
+    }
+    if (root.schema_version < kOldestDatasetSchemaVersion) {
+      return CorruptionError(where + ": dataset schema version " + std::to_string(root.schema_version) + " is not valid");
+    }
+    for (const Json& brain : cytonet.at("brains")) {
+      root.brains[brain.at("name").get<std::string>()] = brain.at("sections").get<std::vector<std::string>>();
+    }
+    return root;
+  });
+}
+
+Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image) {
+  const std::string where = dataset.Describe(image.group.path);
+  if (!ManifestSaysComplete(image.group.attributes)) {
+    return FailedPreconditionError(where + ": the ingest manifest does not say complete (run the ingest again)");
+  }
+  ASSIGN_OR_RETURN(std::vector<LevelRecord> levels, ManifestLevels(image.group.attributes, where));
+  if (levels.size() != image.levels.size()) {
+    return CorruptionError(where + ": the manifest records " + std::to_string(levels.size()) + " levels, the image has " +
+                           std::to_string(image.levels.size()));
+  }
+  for (size_t k = 0; k < levels.size(); ++k) {
+    ZarrArray& level = *image.levels[k];
+    const LevelRecord& record = levels[k];
+    const std::vector<int64_t>& shape = level.metadata().shape;
+    if (shape.size() != 2 || shape[0] != record.height || shape[1] != record.width) {
+      return CorruptionError(dataset.Describe(level.path()) + ": shape differs from the manifest's " +
+                             std::to_string(record.height) + "×" + std::to_string(record.width));
+    }
+    if (record.metadata_crc32c) {
+      const std::string key = JoinKey(level.path(), "zarr.json");
+      ASSIGN_OR_RETURN(auto bytes, dataset.Get(key));
+      const uint32_t crc = bytes ? Crc32c(*bytes) : 0;
+      if (!bytes || crc != *record.metadata_crc32c) {
+        char digests[64];
+        std::snprintf(digests, sizeof(digests), "%08x, the manifest recorded %08x", crc, *record.metadata_crc32c);
+        return CorruptionError(dataset.Describe(key) + ": CRC-32C " + digests + " (changed or damaged)");
+      }
+    }
+    if (record.shards) {
+      if (!level.codecs().sharding()) return CorruptionError(dataset.Describe(level.path()) + ": not sharded, the manifest lists shards");
+      level.ExpectShards(std::make_shared<const ShardManifest>(*record.shards));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std::string& brain, const std::string& section,
+                                    std::shared_ptr<StoreContext> context) {
+  ASSIGN_OR_RETURN(MultiscaleImage image, OpenMultiscaleImage(dataset, SectionGroupPath(brain, section), std::move(context)));
+  RETURN_IF_ERROR(CheckSectionAgainstManifest(*dataset, image));
+  return image;
+}
+
+}  // namespace cytonet
