@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "ingest/ingest_job.h"
 #include "ingest/mpi_session.h"
 #include "store/kvstore.h"
+#include "store/kvstore_wrappers.h"
 
 namespace cytonet::cli {
 namespace {
@@ -91,6 +93,10 @@ Command AddIngestCommand(CLI::App& app) {
             store_options.sync = !o->no_sync;
             auto kvstore = OpenFileKvStore(o->out, /*create=*/true, store_options);
             if (!kvstore.ok()) return Fail(kvstore.status());
+            // For crash tests: a real kill -9 at a chosen write (tests/pipeline).
+            if (const char* writes = std::getenv("CYTONET_TEST_KILL_BEFORE_WRITE")) {
+              *kvstore = std::make_shared<KillBeforeWriteKvStore>(*kvstore, std::atoll(writes));
+            }
             // Under mpirun/srun, ranks share the sections through a counter on rank 0;
             // rank 0 prepares and finalises the dataset and prints the summary.
             std::unique_ptr<MpiSession> mpi;

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/image_io.h"
+#include "dataset/dataset.h"
 #include "store/array.h"
 #include "store/group.h"
 #include "store/ome_zarr.h"
@@ -165,7 +166,8 @@ int RunRead(const std::string& root, const std::string& array_path, const std::s
             const std::string& out_path) {
   auto kvstore = OpenFileKvStore(root, /*create=*/false);
   if (!kvstore.ok()) return Fail(kvstore.status());
-  auto array = ZarrArray::Open(*kvstore, array_path, std::make_shared<StoreContext>());
+  // A section level of a dataset is checked against its manifest (a lost shard is an error).
+  auto array = OpenDatasetArray(*kvstore, array_path, std::make_shared<StoreContext>());
   if (!array.ok()) return Fail(array.status());
   Box box = (*array)->domain();
   if (!box_text.empty()) {

@@ -88,4 +88,24 @@ Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std:
   return image;
 }
 
+Result<std::shared_ptr<ZarrArray>> OpenDatasetArray(std::shared_ptr<KvStore> store, const std::string& path,
+                                                    std::shared_ptr<StoreContext> context) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start <= path.size();) {
+    const size_t slash = std::min(path.find('/', start), path.size());
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  const bool section_level = parts.size() == 4 && parts[0] == "sections" && !parts[3].empty() &&
+                             parts[3].find_first_not_of("0123456789") == std::string::npos;
+  if (section_level && ReadDatasetRoot(*store).ok()) {
+    ASSIGN_OR_RETURN(MultiscaleImage image, OpenSection(store, parts[1], parts[2], std::move(context)));
+    for (auto& level : image.levels) {
+      if (level->path() == path) return level;
+    }
+    return NotFoundError(store->Describe(path) + ": not a level of its section's multiscales");
+  }
+  return ZarrArray::Open(std::move(store), path, std::move(context));
+}
+
 }  // namespace cytonet

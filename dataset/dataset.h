@@ -46,4 +46,11 @@ Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std:
 // checks, for callers that opened the image themselves); installs the shard lists.
 Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image);
 
+// Opens the array at `path` as the dataset's readers see it: a section level
+// ("sections/<brain>/<section>/<k>") of a cytonet dataset opens through OpenSection, with
+// its manifest's checks; any other path (or a store that is not a cytonet dataset) opens
+// as a plain Zarr array.
+Result<std::shared_ptr<ZarrArray>> OpenDatasetArray(std::shared_ptr<KvStore> store, const std::string& path,
+                                                    std::shared_ptr<StoreContext> context);
+
 }  // namespace cytonet

@@ -93,7 +93,11 @@ DatasetLock& DatasetLock::operator=(DatasetLock&& other) noexcept {
 }
 
 DatasetLock::~DatasetLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+  if (fd_ < 0) return;
+  // Empty again, so a finished job leaves the same bytes whoever ran it (a failure here
+  // only leaves a stale note, which the next holder overwrites).
+  [[maybe_unused]] const int truncated = ::ftruncate(fd_, 0);
+  ::close(fd_);  // closing the last descriptor releases the flock
 }
 
 }  // namespace cytonet

@@ -178,8 +178,12 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     const std::optional<double> pixel_size = options.pixel_size_um ? options.pixel_size_um
                                              : section.pixel_size_um ? section.pixel_size_um
                                                                      : reader->pixel_size_um();
-    if (!pixel_size || !(*pixel_size > 0)) {
+    if (!pixel_size) {
       return InvalidArgumentError("image '" + section.image + "': no pixel size in the file or the study (give --pixel-size)");
+    }
+    if (!PlausiblePixelSize(*pixel_size)) {
+      return InvalidArgumentError("image '" + section.image + "': pixel size " + std::to_string(*pixel_size) +
+                                  " µm is outside [0.05, 100] µm");
     }
     ASSIGN_OR_RETURN(InputFingerprint fingerprint, FingerprintFile(section.image));
     const Json settings = IngestSettings(options, section, *pixel_size);

@@ -2,11 +2,11 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <type_traits>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <sstream>
+#include <type_traits>
+
+#include "ingest/study.h"
 
 namespace cytonet {
 namespace {
@@ -29,9 +29,7 @@ bool ParseDouble(const std::string& text, double* out) {
 }  // namespace
 
 Result<std::vector<SectionPoint>> ReadPointsCsv(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return NotFoundError("points '" + path + "' cannot be opened");
-  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  ASSIGN_OR_RETURN(const std::string text, ReadInputFile(path, "points"));
   return ParsePointsCsv(text, path);
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ingest/study.h"
 #include "store/codec_json.h"
 
 namespace cytonet {
@@ -126,8 +127,10 @@ Result<SectionTransform> ParseTransform(const Json& json, const std::string& whe
 }
 
 Result<SectionTransform> ReadTransformFile(const std::string& path) {
-  ASSIGN_OR_RETURN(Json json, ReadJsonFile(path, "transform"));
-  return ParseTransform(json, "transform '" + path + "'");
+  const std::string where = "transform '" + path + "'";
+  ASSIGN_OR_RETURN(const std::string text, ReadInputFile(path, "transform"));
+  ASSIGN_OR_RETURN(Json json, ParseJson(AsBytes(text), where));
+  return ParseTransform(json, where);
 }
 
 }  // namespace cytonet

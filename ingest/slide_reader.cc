@@ -1,6 +1,8 @@
 #include "ingest/slide_reader.h"
 
+#include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace cytonet {
@@ -14,6 +16,20 @@ Status SlideReader::CheckBox(int64_t y0, int64_t x0, int64_t h, int64_t w) const
   return Status::Ok();
 }
 
+std::optional<double> ParsePixelSizeUm(std::string_view text, double um_per_unit) {
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && blank(text.front())) text.remove_prefix(1);
+  while (!text.empty() && blank(text.back())) text.remove_suffix(1);
+  if (text.empty()) return std::nullopt;
+  double value = 0;
+  // from_chars: independent of the locale, unlike strtod and stod.
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  value *= um_per_unit;
+  if (!PlausiblePixelSize(value)) return std::nullopt;
+  return value;
+}
+
 Result<SlideFormat> ParseSlideFormat(const std::string& name) {
   if (name == "auto") return SlideFormat::kAuto;
   if (name == "tiff") return SlideFormat::kTiff;
@@ -23,6 +39,8 @@ Result<SlideFormat> ParseSlideFormat(const std::string& name) {
 }
 
 Result<std::unique_ptr<SlideReader>> OpenSlideFile(const std::string& path, const SlideOpenOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return InvalidArgumentError("slide '" + path + "' is a directory, not a file");
   switch (options.format) {
     case SlideFormat::kTiff: return OpenTiffSlide(path);
     case SlideFormat::kOpenSlide: return OpenOpenSlideSlide(path);

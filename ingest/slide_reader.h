@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "store/status.h"
 
@@ -24,7 +25,7 @@ class SlideReader {
   virtual ~SlideReader() = default;
   int64_t width() const { return width_; }
   int64_t height() const { return height_; }
-  // Pixel size stored in the file, if any.
+  // Pixel size stored in the file, if any and plausible (PlausiblePixelSize).
   std::optional<double> pixel_size_um() const { return pixel_size_um_; }
   // "TIFF tiled 512×512 deflate grey", for logs and manifests.
   const std::string& Describe() const { return description_; }
@@ -60,6 +61,17 @@ struct SlideOpenOptions {
 };
 
 Result<std::unique_ptr<SlideReader>> OpenSlideFile(const std::string& path, const SlideOpenOptions& options = {});
+
+// Pixel sizes (µm per pixel) outside [0.05, 100] are not believed: writers that know none
+// store placeholders (vips: 10 px/cm = 1000 µm), and a typo in a study (nm for µm) would
+// scale every coordinate. NaN is not plausible.
+inline constexpr double kMinPixelSizeUm = 0.05;
+inline constexpr double kMaxPixelSizeUm = 100;
+inline bool PlausiblePixelSize(double um) { return um >= kMinPixelSizeUm && um <= kMaxPixelSizeUm; }
+
+// `text` (a decimal number, blanks around it allowed) times `um_per_unit`, when it parses
+// whole and the result is plausible; for pixel sizes found in file metadata.
+std::optional<double> ParsePixelSizeUm(std::string_view text, double um_per_unit = 1.0);
 
 // The BT.601 rule above, for one pixel.
 inline uint8_t LumaFromRgb(uint8_t r, uint8_t g, uint8_t b) {

@@ -90,7 +90,7 @@ class Hdf5Slide final : public SlideReader {
       const herr_t status = H5Aread(attribute, H5T_NATIVE_DOUBLE, values.data());
       H5Sclose(space);
       H5Aclose(attribute);
-      if (status >= 0 && n >= 1 && values.back() > 0) return values.back();
+      if (status >= 0 && n >= 1 && PlausiblePixelSize(values.back())) return values.back();
     }
     return std::nullopt;
   }

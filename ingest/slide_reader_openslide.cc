@@ -29,11 +29,9 @@ class OpenSlideSlide final : public SlideReader {
     }
     openslide_get_level0_dimensions(handle, &slide->width_, &slide->height_);
     if (slide->width_ <= 0 || slide->height_ <= 0) return CorruptionError("slide '" + path + "': no level-0 size");
+    // Scanners store 0 or placeholders where they know no size: those count as none.
     if (const char* mpp = openslide_get_property_value(handle, OPENSLIDE_PROPERTY_NAME_MPP_X)) {
-      try {
-        slide->pixel_size_um_ = std::stod(mpp);
-      } catch (const std::exception&) {
-      }
+      slide->pixel_size_um_ = ParsePixelSizeUm(mpp);
     }
     const char* vendor = openslide_get_property_value(handle, OPENSLIDE_PROPERTY_NAME_VENDOR);
     slide->description_ = std::string("OpenSlide ") + (vendor ? vendor : "?") + ", " +

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include "ingest/slide_reader.h"
@@ -16,12 +17,106 @@
 namespace cytonet {
 namespace {
 
-struct TiffCloser {
-  void operator()(TIFF* t) const {
-    if (t) TIFFClose(t);
+using TiffPtr = std::unique_ptr<TiffReadHandle>;
+
+std::string_view TrimBlanks(std::string_view text) {
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && blank(text.front())) text.remove_prefix(1);
+  while (!text.empty() && blank(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// Aperio (SVS) descriptions: "Aperio Image Library v12.0.15\n46000x32914 [...] JPEG/RGB
+// Q=30|AppMag = 20|MPP = 0.4990|...", fields separated by '|'.
+std::optional<double> AperioMpp(std::string_view description) {
+  if (description.find("Aperio") == std::string_view::npos) return std::nullopt;
+  for (size_t bar = description.find('|'); bar != std::string_view::npos;) {
+    const size_t next = description.find('|', bar + 1);
+    const std::string_view field =
+        description.substr(bar + 1, next == std::string_view::npos ? std::string_view::npos : next - bar - 1);
+    const size_t equals = field.find('=');
+    if (equals != std::string_view::npos && TrimBlanks(field.substr(0, equals)) == "MPP") {
+      return ParsePixelSizeUm(field.substr(equals + 1));
+    }
+    bar = next;
   }
-};
-using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
+  return std::nullopt;
+}
+
+// Micrometres per unit of an OME UnitsLength value; 0 for units that are no length we
+// convert ("pixel", "reference frame", astronomical ones).
+double OmeUnitInUm(std::string_view unit) {
+  if (unit == "\u00b5m" || unit == "\u03bcm" || unit == "um" || unit == "&#181;m" || unit == "&#xB5;m" ||
+      unit == "&#xb5;m") {
+    return 1;
+  }
+  if (unit == "nm") return 1e-3;
+  if (unit == "pm") return 1e-6;
+  if (unit == "\u00c5" || unit == "\u212b") return 1e-4;  // Ångström (letter or sign)
+  if (unit == "mm") return 1e3;
+  if (unit == "cm") return 1e4;
+  if (unit == "dm") return 1e5;
+  if (unit == "m") return 1e6;
+  if (unit == "in") return 25400;
+  return 0;
+}
+
+// PhysicalSizeX (PhysicalSizeXUnit, default µm) of the first <Pixels> element of an OME-XML
+// description: the first image is level 0.
+std::optional<double> OmePhysicalSizeX(std::string_view xml) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  for (size_t tag = xml.find('<'); tag != std::string_view::npos; tag = xml.find('<', tag + 1)) {
+    size_t at = tag + 1;
+    while (at < xml.size() && !space(xml[at]) && xml[at] != '>' && xml[at] != '/') ++at;
+    std::string_view name = xml.substr(tag + 1, at - tag - 1);
+    if (const size_t colon = name.rfind(':'); colon != std::string_view::npos) name.remove_prefix(colon + 1);
+    if (name != "Pixels") continue;
+    std::optional<std::string_view> size, unit;
+    // Attributes up to the end of the start tag: name = "value" or 'value'.
+    for (;;) {
+      while (at < xml.size() && space(xml[at])) ++at;
+      if (at >= xml.size() || xml[at] == '>' || xml[at] == '/') break;
+      const size_t name_start = at;
+      while (at < xml.size() && !space(xml[at]) && xml[at] != '=' && xml[at] != '>') ++at;
+      const std::string_view attribute = xml.substr(name_start, at - name_start);
+      while (at < xml.size() && space(xml[at])) ++at;
+      if (at >= xml.size() || xml[at] != '=') break;
+      ++at;
+      while (at < xml.size() && space(xml[at])) ++at;
+      if (at >= xml.size() || (xml[at] != '"' && xml[at] != '\'')) break;
+      const size_t close = xml.find(xml[at], at + 1);
+      if (close == std::string_view::npos) break;
+      const std::string_view value = xml.substr(at + 1, close - at - 1);
+      at = close + 1;
+      if (attribute == "PhysicalSizeX") size = value;
+      if (attribute == "PhysicalSizeXUnit") unit = value;
+    }
+    if (!size) return std::nullopt;
+    const double um_per_unit = unit ? OmeUnitInUm(TrimBlanks(*unit)) : 1.0;
+    if (um_per_unit == 0) return std::nullopt;
+    return ParsePixelSizeUm(*size, um_per_unit);
+  }
+  return std::nullopt;
+}
+
+// The pixel size a TIFF states, most specific first: the Aperio MPP or the OME-XML
+// PhysicalSizeX in ImageDescription (libtiff knows neither), then XResolution, trusted only
+// with an explicit inch or centimetre unit (without one TIFF means "aspect ratio only").
+// Implausible values count as absent (vips writes 10 px/cm when it knows no size).
+std::optional<double> TiffPixelSize(TIFF* t) {
+  const char* description = nullptr;
+  if (TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &description) && description) {
+    if (auto mpp = AperioMpp(description)) return mpp;
+    if (auto size = OmePhysicalSizeX(description)) return size;
+  }
+  float xres = 0;
+  uint16_t unit = RESUNIT_NONE;
+  if (!TIFFGetField(t, TIFFTAG_XRESOLUTION, &xres) || !(xres > 0)) return std::nullopt;
+  if (!TIFFGetField(t, TIFFTAG_RESOLUTIONUNIT, &unit)) return std::nullopt;  // the tag itself, not its default
+  const double um = unit == RESUNIT_INCH ? 25400.0 / xres : unit == RESUNIT_CENTIMETER ? 1e4 / xres : 0.0;
+  if (!PlausiblePixelSize(um)) return std::nullopt;
+  return um;
+}
 
 class TiffSlide final : public SlideReader {
  public:
@@ -29,7 +124,7 @@ class TiffSlide final : public SlideReader {
     CaptureTiffErrors();
     std::unique_ptr<TiffSlide> slide(new TiffSlide(path));
     ASSIGN_OR_RETURN(TiffPtr first, slide->OpenHandle());
-    TIFF* t = first.get();
+    TIFF* t = first->get();
     uint32_t width = 0, height = 0;
     uint16_t bits = 8, samples = 1, photometric = PHOTOMETRIC_MINISBLACK, planar = PLANARCONFIG_CONTIG,
              compression = COMPRESSION_NONE, sample_format = SAMPLEFORMAT_UINT;
@@ -71,13 +166,8 @@ class TiffSlide final : public SlideReader {
       TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rows_per_strip);
       slide->block_w_ = width, slide->block_h_ = std::min(rows_per_strip, height);
     }
-    float xres = 0;
-    uint16_t unit = RESUNIT_INCH;
-    if (TIFFGetField(t, TIFFTAG_XRESOLUTION, &xres) && xres > 0) {
-      TIFFGetFieldDefaulted(t, TIFFTAG_RESOLUTIONUNIT, &unit);
-      if (unit == RESUNIT_CENTIMETER) slide->pixel_size_um_ = 1e4 / xres;
-      if (unit == RESUNIT_INCH) slide->pixel_size_um_ = 25400.0 / xres;
-    }
+    slide->pixel_size_um_ = TiffPixelSize(t);
+    if (compression == COMPRESSION_NONE) RETURN_IF_ERROR(slide->CheckUncompressedBlocks(t));
     // The first handle was opened before we knew: JPEG YCbCr must decode to RGB on it too.
     if (slide->jpeg_rgb_) TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
     // Tall strips (one strip for the whole image is common) would be decoded whole for
@@ -117,14 +207,42 @@ class TiffSlide final : public SlideReader {
   explicit TiffSlide(std::string path) : SlideReader(std::move(path)) {}
 
   Result<TiffPtr> OpenHandle() const {
-    TiffPtr t(TIFFOpen(path().c_str(), "rm"));  // m: no mmap, reads stay plain pread-like
+    std::string error;
+    TiffPtr t = TiffReadHandle::Open(path(), "rm", &error);  // m: no mmap, reads stay plain pread-like
     if (!t) {
       std::error_code ec;
       if (!std::filesystem::exists(path(), ec)) return NotFoundError("TIFF '" + path() + "' does not exist");
-      return IOError("TIFF '" + path() + "' cannot be opened: " + TakeTiffError());
+      return IOError("TIFF '" + path() + "' cannot be opened: " + error);
     }
-    if (jpeg_rgb_) TIFFSetField(t.get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    // libtiff opens a file whose strip or tile table it had to patch up (a layout warning),
+    // and would then read other bytes of the file as those blocks.
+    if (std::string problem = t->TakeProblem(); !problem.empty()) {
+      return CorruptionError("TIFF '" + path() + "': damaged strip or tile table: " + problem);
+    }
+    if (jpeg_rgb_) TIFFSetField(t->get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
     return t;
+  }
+
+  // libtiff reads an uncompressed block as its decoded size from its offset, whatever its
+  // stored byte count says, so a short block would silently hold the next block's bytes.
+  Status CheckUncompressedBlocks(TIFF* t) const {
+    const uint32_t count = tiled_ ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t);
+    const int64_t blocks_x = tiled_ ? (width() + block_w_ - 1) / block_w_ : 1;
+    for (uint32_t i = 0; i < count; ++i) {
+      const int64_t row = int64_t(i) / blocks_x * block_h_, column = int64_t(i) % blocks_x * block_w_;
+      const int64_t rows = tiled_ ? block_h_ : std::min(block_h_, height() - row);
+      if (rows <= 0) break;  // no strip beyond the image
+      const uint64_t needed = uint64_t(rows * block_w_ * samples_);
+      const uint64_t stored = TIFFGetStrileByteCount(t, i);
+      if (stored < needed) {
+        return CorruptionError("TIFF '" + path() + "': " + (tiled_ ? "tile " : "strip ") + std::to_string(i) +
+                               (tiled_ ? " (row " + std::to_string(row) + ", column " + std::to_string(column) + ")"
+                                       : " (rows " + std::to_string(row) + "-" + std::to_string(row + rows - 1) + ")") +
+                               " stores " + std::to_string(stored) + " bytes, uncompressed it needs " +
+                               std::to_string(needed));
+      }
+    }
+    return Status::Ok();
   }
   Result<TiffPtr> Acquire() const {
     {
@@ -148,23 +266,29 @@ class TiffSlide final : public SlideReader {
     const int64_t block_bytes = block_w_ * block_h_ * samples_;
     thread_local std::vector<uint8_t> block;  // reused: fresh buffers per tile cost page faults
     block.resize(static_cast<size_t>(block_bytes));
+    TIFF* tif = t->get();
     tmsize_t got;
     if (tiled_) {
-      got = TIFFReadEncodedTile(t.get(), TIFFComputeTile(t.get(), uint32_t(bx * block_w_), uint32_t(by * block_h_), 0, 0),
+      got = TIFFReadEncodedTile(tif, TIFFComputeTile(tif, uint32_t(bx * block_w_), uint32_t(by * block_h_), 0, 0),
                                 block.data(), tmsize_t(block_bytes));
     } else {
-      got = TIFFReadEncodedStrip(t.get(), TIFFComputeStrip(t.get(), uint32_t(by * block_h_), 0), block.data(),
+      got = TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, uint32_t(by * block_h_), 0), block.data(),
                                  tmsize_t(block_bytes));
     }
     // A strip at the image's end is shorter; anything else short is a damaged block whose
-    // missing part would otherwise hold another block's pixels.
+    // missing part would otherwise hold another block's pixels. A layout warning during the
+    // read (a byte count libtiff had to limit) is as bad.
     const int64_t rows_here = tiled_ ? block_h_ : std::min(block_h_, height() - by * block_h_);
     const int64_t expected = tiled_ ? block_bytes : rows_here * block_w_ * samples_;
-    if (got != expected) {
+    const std::string problem = t->TakeProblem();
+    if (got != expected || !problem.empty()) {
       return CorruptionError("TIFF '" + path() + "': " + (tiled_ ? "tile" : "strip") + " at row " +
                              std::to_string(by * block_h_) + ", column " + std::to_string(bx * block_w_) +
-                             " cannot be decoded" + (got < 0 ? ": " + TakeTiffError() : " (short: " + std::to_string(got) + " of " +
-                             std::to_string(expected) + " bytes)"));
+                             " cannot be decoded" +
+                             (!problem.empty() ? ": " + problem
+                              : got < 0        ? std::string(": libtiff error")
+                                               : " (short: " + std::to_string(got) + " of " + std::to_string(expected) +
+                                                     " bytes)"));
     }
     Release(std::move(t));
     const int64_t ry0 = std::max(y0, by * block_h_), ry1 = std::min(y0 + h, (by + 1) * block_h_);
@@ -184,11 +308,14 @@ class TiffSlide final : public SlideReader {
       ASSIGN_OR_RETURN(scan_handle_, OpenHandle());
       scan_next_row_ = 0;
     }
-    std::vector<uint8_t> row(size_t(TIFFScanlineSize(scan_handle_.get())));
+    std::vector<uint8_t> row(size_t(TIFFScanlineSize(scan_handle_->get())));
     for (int64_t y = scan_next_row_; y < y0 + h; ++y) {
-      if (TIFFReadScanline(scan_handle_.get(), row.data(), uint32_t(y), 0) < 0) {
+      const int status = TIFFReadScanline(scan_handle_->get(), row.data(), uint32_t(y), 0);
+      std::string problem = scan_handle_->TakeProblem();
+      if (status < 0 || !problem.empty()) {
         scan_handle_.reset();
-        return CorruptionError("TIFF '" + path() + "': row " + std::to_string(y) + " cannot be decoded: " + TakeTiffError());
+        return CorruptionError("TIFF '" + path() + "': row " + std::to_string(y) + " cannot be decoded: " +
+                               (problem.empty() ? "libtiff error" : problem));
       }
       scan_next_row_ = y + 1;
       if (y >= y0) ConvertRow(&row[size_t(x0 * samples_)], w, out + (y - y0) * w);

@@ -1,7 +1,15 @@
 #include "ingest/study.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <set>
+
+#include "ingest/slide_reader.h"
 
 namespace cytonet {
 
@@ -17,10 +25,61 @@ Status ValidateName(const std::string& name, const std::string& what) {
   return Status::Ok();
 }
 
+Result<std::string> ReadInputFile(const std::string& path, const std::string& what) {
+  const std::string name = what + " '" + path + "'";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(name + " cannot be opened", errno);
+  Status status;
+  std::string text;
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    status = ErrnoError(name + " cannot be read", errno);
+  } else if (S_ISDIR(info.st_mode)) {
+    status = InvalidArgumentError(name + " is a directory, not a file");
+  } else {
+    if (S_ISREG(info.st_mode)) text.reserve(size_t(info.st_size));
+    char buffer[1 << 16];
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+      if (n > 0) {
+        text.append(buffer, size_t(n));
+      } else if (n == 0) {
+        break;
+      } else if (errno != EINTR) {
+        status = ErrnoError(name + " cannot be read", errno);
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return text;
+}
+
 Result<Study> ReadStudy(const std::string& path) {
-  ASSIGN_OR_RETURN(Json json, ReadJsonFile(path, "study"));
+  ASSIGN_OR_RETURN(std::string text, ReadInputFile(path, "study"));
+  ASSIGN_OR_RETURN(Json json, ParseJson(AsBytes(text), "study '" + path + "'"));
   return ParseStudy(json, path);
 }
+
+namespace {
+
+// A pixel size outside the plausible range is a slip (nm for µm, a lost decimal point) that
+// would scale every coordinate of the section.
+Result<double> PixelSizeMember(const Json& value, const std::string& where) {
+  if (value.is_number() && PlausiblePixelSize(value.get<double>())) return value.get<double>();
+  char text[128];
+  if (value.is_number()) {
+    std::snprintf(text, sizeof(text), "%g", value.get<double>());
+  } else {
+    std::snprintf(text, sizeof(text), "a %s", value.type_name());
+  }
+  char range[64];
+  std::snprintf(range, sizeof(range), "[%g, %g]", kMinPixelSizeUm, kMaxPixelSizeUm);
+  return CorruptionError(where + ": 'pixel_size_um' must be a number of µm per pixel in " + range + ", got " + text);
+}
+
+}  // namespace
 
 Result<Study> ParseStudy(const Json& json, const std::string& path) {
   const std::string where = "study '" + path + "'";
@@ -30,15 +89,13 @@ Result<Study> ParseStudy(const Json& json, const std::string& path) {
   if (!json.contains("sections") || !json["sections"].is_array()) return CorruptionError(where + ": 'sections' must be an array");
   Study study;
   study.path = path;
+  if (json.contains("name") && !json["name"].is_string()) return CorruptionError(where + ": 'name' must be a string");
   study.name = json.value("name", std::filesystem::path(path).stem().string());
   const std::filesystem::path base = std::filesystem::path(path).parent_path();
   auto resolve = [&](const std::string& p) { return p.empty() ? p : (base / p).lexically_normal().string(); };
   std::optional<double> default_pixel_size;
   if (json.contains("pixel_size_um")) {
-    if (!json["pixel_size_um"].is_number() || json["pixel_size_um"].get<double>() <= 0) {
-      return CorruptionError(where + ": 'pixel_size_um' must be a positive number");
-    }
-    default_pixel_size = json["pixel_size_um"].get<double>();
+    ASSIGN_OR_RETURN(default_pixel_size, PixelSizeMember(json["pixel_size_um"], where + " (all sections)"));
   }
   std::set<std::string> seen;
   for (size_t i = 0; i < json["sections"].size(); ++i) {
@@ -71,10 +128,7 @@ Result<Study> ParseStudy(const Json& json, const std::string& path) {
     section.transform = resolve(section.transform);
     section.pixel_size_um = default_pixel_size;
     if (s.contains("pixel_size_um")) {
-      if (!s["pixel_size_um"].is_number() || s["pixel_size_um"].get<double>() <= 0) {
-        return CorruptionError(at + ": 'pixel_size_um' must be a positive number");
-      }
-      section.pixel_size_um = s["pixel_size_um"].get<double>();
+      ASSIGN_OR_RETURN(section.pixel_size_um, PixelSizeMember(s["pixel_size_um"], at + " (section " + section.Name() + ")"));
     }
     for (const char* key : {"width", "height"}) {
       if (!s.contains(key)) continue;

@@ -7,7 +7,8 @@
 //                  "width": 105000, "height": 77000}, ...]}
 //
 // Paths are relative to the study file's folder (or absolute). Only brain, section and
-// image are required; width/height, when given, are checked against the image.
+// image are required; width/height, when given, are checked against the image;
+// pixel_size_um (µm per pixel) must lie in [0.05, 100] (PlausiblePixelSize).
 #pragma once
 
 #include <optional>
@@ -38,6 +39,10 @@ struct Study {
 };
 
 Result<Study> ReadStudy(const std::string& path);
+// The whole of an input file (study, points, transform). Errors call it "<what> '<path>'"
+// and say why: "is a directory", or the system's reason. (An ifstream throws when it reads
+// a directory, which would abort the program.)
+Result<std::string> ReadInputFile(const std::string& path, const std::string& what);
 // The same on parsed JSON; relative paths resolve against `path`'s folder.
 Result<Study> ParseStudy(const Json& json, const std::string& path);
 // Brain and section names become key components: letters, digits, '.', '_', '-'.

@@ -51,24 +51,6 @@ namespace {
   throw py::error_already_set();
 }
 
-// Read/ReadBox fill uint8 buffers; a level of another type fails there as a buffer-size
-// mismatch. Name the level's type instead (looked up only once a read has failed).
-[[noreturn]] void RaiseReadError(const std::shared_ptr<KvStore>& kvstore, const std::string& brain,
-                                 const std::string& section, int level, const Status& status) {
-  if (status.code() == StatusCode::kInvalidArgument && level >= 0) {
-    auto image = OpenMultiscaleImage(kvstore, SectionGroupPath(brain, section), std::make_shared<StoreContext>());
-    if (image.ok() && size_t(level) < image->levels.size()) {
-      const DataType type = image->levels[size_t(level)]->metadata().data_type;
-      if (type != DataType::kUint8) {
-        Raise(InvalidArgumentError("level " + std::to_string(level) + " of section " + brain + "/" + section +
-                                   " (" + kvstore->Describe(SectionGroupPath(brain, section)) + ") is " +
-                                   std::string(DataTypeName(type)) + ", read supports uint8"));
-      }
-    }
-  }
-  Raise(status);
-}
-
 // Bounds that keep sizes derived from the arguments far from overflow and from asking the
 // system for more threads than it can start (an errno message names no argument).
 constexpr int64_t kMaxCacheMb = (int64_t{1} << 40) >> 20;  // 1 TiB
@@ -157,7 +139,7 @@ PYBIND11_MODULE(cytonet, m) {
               py::gil_scoped_release release;
               status = d.reader->Read(request, out.mutable_data());
             }
-            if (!status.ok()) RaiseReadError(d.kvstore, brain, section, level, status);
+            if (!status.ok()) Raise(status);
             return out;
           },
           py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("centre"), py::arg("size") = 2048,
@@ -175,7 +157,7 @@ PYBIND11_MODULE(cytonet, m) {
               py::gil_scoped_release release;
               status = d.reader->ReadBox(brain, section, level, Box{{y0, x0}, {h, w}}, out.mutable_data());
             }
-            if (!status.ok()) RaiseReadError(d.kvstore, brain, section, level, status);
+            if (!status.ok()) Raise(status);
             return out;
           },
           py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("box"),

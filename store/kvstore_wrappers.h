@@ -59,6 +59,31 @@ class MetricsKvStore final : public ForwardingKvStore {
   std::atomic<uint64_t> bytes_read_{0}, bytes_written_{0};
 };
 
+// Kills its own process with SIGKILL (no cleanup, like a crash or a scheduler's kill -9)
+// just before its `writes`-th Put or Erase. Crash tests choose the moment as a count of
+// writes, not a time, so they kill at the same point however loaded the machine is.
+class KillBeforeWriteKvStore final : public ForwardingKvStore {
+ public:
+  KillBeforeWriteKvStore(std::shared_ptr<KvStore> base, int64_t writes)
+      : ForwardingKvStore(std::move(base)), remaining_(writes) {}
+  Status Put(std::string_view key, ByteSpan value) override {
+    CountWrite();
+    return base_->Put(key, value);
+  }
+  Status Erase(std::string_view key) override {
+    CountWrite();
+    return base_->Erase(key);
+  }
+  Status EraseTree(std::string_view prefix) override {
+    CountWrite();
+    return base_->EraseTree(prefix);
+  }
+
+ private:
+  void CountWrite();
+  std::atomic<int64_t> remaining_;
+};
+
 // Injects faults a test cannot cause for real (an I/O error mid-write, a disk that
 // returns different bytes). Each rule applies to keys containing `key_substring`.
 class FaultInjectingKvStore final : public ForwardingKvStore {

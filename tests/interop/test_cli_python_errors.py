@@ -146,7 +146,9 @@ def module(cytonet):
 
 
 def make_dataset(root, dtype, brain="B01", section="0001"):
-    """A dataset of one section with one level, as the module opens it (no index/)."""
+    """A schema-1 dataset of one section with one level, written by zarr-python (no index/)."""
+    zarr.open_group(str(root), mode="w").attrs["cytonet"] = {
+        "schema_version": 1, "brains": [{"name": brain, "sections": [section]}]}
     group = zarr.open_group(str(root / "sections" / brain / section), mode="w")
     group.attrs["ome"] = {"version": "0.5", "multiscales": [{
         "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
@@ -156,11 +158,14 @@ def make_dataset(root, dtype, brain="B01", section="0001"):
     arr = group.create_array("0", shape=data.shape, dtype=dtype, chunks=(32, 32), shards=(64, 64), fill_value=0,
                              dimension_names=["y", "x"])
     arr[:] = data
+    group.attrs["cytonet"] = {"ingest": {"complete": True, "levels": [{
+        "shape": [128, 128], "chunks_stored": 16, "chunks_skipped": 0, "shards_stored": 4, "bytes_stored": 0}]}}
     return data
 
 
 @pytest.mark.parametrize("cache_mb", [2**50, (2**40 >> 20) + 1, -1])
 def test_open_refuses_cache_sizes_out_of_range(module, tmp_path, cache_mb):
+    make_dataset(tmp_path, "uint8")
     with pytest.raises(ValueError, match="cache_mb"):
         module.open(str(tmp_path), cache_mb=cache_mb)
     module.open(str(tmp_path), cache_mb=2**40 >> 20)  # the largest allowed is fine
@@ -169,6 +174,7 @@ def test_open_refuses_cache_sizes_out_of_range(module, tmp_path, cache_mb):
 @pytest.mark.parametrize("argument,value", [("threads", 100000), ("threads", 0), ("ring_depth", 0),
                                             ("ring_depth", 100000)])
 def test_loader_refuses_thread_and_ring_counts_out_of_range(module, tmp_path, argument, value):
+    make_dataset(tmp_path, "uint8")
     ds = module.open(str(tmp_path))
     with pytest.raises(ValueError, match=argument):
         ds.loader(batch_size=2, patch_size=8, **{argument: value})
@@ -185,9 +191,9 @@ def test_error_messages_keep_non_utf8_file_names(module, tmp_path):
 def test_read_box_names_a_level_that_is_not_uint8(module, tmp_path):
     make_dataset(tmp_path / "ds", "int16")
     ds = module.open(str(tmp_path / "ds"))
-    with pytest.raises(ValueError, match=r"level 0 of section B01/0001 .* is int16, read supports uint8"):
+    with pytest.raises(ValueError, match=r"B01/0001 level 0 is int16; read_box reads uint8"):
         ds.read_box("B01", "0001", level=0, box=(0, 0, 16, 16))
-    with pytest.raises(ValueError, match="is int16, read supports uint8"):
+    with pytest.raises(ValueError, match="level 0 is int16; patches are uint8"):
         ds.read("B01", "0001", level=0, centre=(20.0, 20.0), size=16)
 
 
@@ -229,3 +235,18 @@ def test_map_files_false_turns_a_shard_truncated_in_place_into_an_error(module, 
     # The documented hazard of the default: the mapped pages are gone, the process dies.
     mapped = run("1")
     assert mapped.returncode == -signal.SIGBUS, mapped
+
+
+def test_open_refuses_a_folder_that_is_not_a_cytonet_dataset(module, tmp_path):
+    zarr.open_group(str(tmp_path / "plain"), mode="w")  # a Zarr group, but not ours
+    for folder in (tmp_path, tmp_path / "plain"):
+        with pytest.raises(KeyError, match="is not a cytonet dataset"):
+            module.open(str(folder))
+
+
+def test_open_refuses_a_newer_schema_version(module, tmp_path):
+    make_dataset(tmp_path, "uint8")
+    group = zarr.open_group(str(tmp_path), mode="r+")
+    group.attrs["cytonet"] = {**group.attrs["cytonet"], "schema_version": 99}
+    with pytest.raises(RuntimeError, match="schema version 99 is newer"):
+        module.open(str(tmp_path))
