@@ -67,13 +67,17 @@ Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore
                                                       {"configuration",
                                                        {{"cname", spec.cname}, {"clevel", spec.clevel},
                                                         {"shuffle", spec.shuffle}, {"typesize", 1},
-                                                        {"blocksize", 0}}}}})},
+                                                        {"blocksize", spec.blocksize}}}}})},
                              {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
                                                            {{"name", "crc32c"}}})},
                              {"index_location", "end"}}}}});
   m.attributes = {{"synthetic_section", {{"size", spec.size}, {"shard", spec.shard}, {"inner", spec.inner},
                                          {"cname", spec.cname}, {"shuffle", spec.shuffle},
                                          {"clevel", spec.clevel}, {"seed", spec.seed}}}};
+  if (spec.checksum) {
+    m.codecs[0]["configuration"]["codecs"].push_back({{"name", "crc32c"}});
+    m.attributes["synthetic_section"]["checksum"] = true;
+  }
   ASSIGN_OR_RETURN(auto array, ZarrArray::Create(kvstore, path, m, context));
   // One band of shard height at a time: memory is shard × width, whatever the height.
   const int64_t width = spec.size;

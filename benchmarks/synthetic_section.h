@@ -18,6 +18,8 @@ struct SectionSpec {
   std::string shuffle = "noshuffle";
   int clevel = 5;
   uint64_t seed = 1;
+  int64_t blocksize = 0;       // blosc block bytes (0: blosc's choice; ingest uses 65536)
+  bool checksum = false;       // inner chunks end in crc32c (as ingest writes them)
 };
 
 constexpr uint8_t kSlideBackground = 255;

@@ -121,6 +121,7 @@ Command AddIngestCommand(CLI::App& app) {
                 prepared = taken.status();
               }
             }
+            if (root && lock) prepared = RemoveStaleTemporaries(o->out);
             if (root && prepared.ok()) prepared = PrepareDataset(**kvstore);
             // Every rank learns whether rank 0 could prepare, so none waits in a collective.
             const bool prepared_everywhere = mpi ? mpi->Broadcast(prepared.ok() ? 0 : 1) == 0 : prepared.ok();

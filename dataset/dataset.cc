@@ -1,6 +1,7 @@
 #include "dataset/dataset.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "dataset/layout.h"
 #include "dataset/manifest.h"
@@ -86,6 +87,40 @@ Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std:
   ASSIGN_OR_RETURN(MultiscaleImage image, OpenMultiscaleImage(dataset, SectionGroupPath(brain, section), std::move(context)));
   RETURN_IF_ERROR(CheckSectionAgainstManifest(*dataset, image));
   return image;
+}
+
+Status RemoveStaleTemporaries(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto clean = [&](const fs::path& folder, bool recursive) -> Status {
+    if (!fs::is_directory(fs::symlink_status(folder, ec))) return Status::Ok();
+    std::vector<fs::path> stale;
+    auto visit = [&](const fs::directory_entry& entry) {
+      if (entry.is_regular_file(ec) && !entry.is_symlink(ec) &&
+          entry.path().filename().string().find(".tmp.") != std::string::npos) {
+        stale.push_back(entry.path());
+      }
+    };
+    if (recursive) {
+      for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) visit(*it);
+    } else {
+      for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) visit(*it);
+    }
+    if (ec) return IOError("listing " + folder.string() + ": " + ec.message());
+    for (const fs::path& path : stale) {
+      if (!fs::remove(path, ec) && ec) return IOError("removing " + path.string() + ": " + ec.message());
+    }
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(clean(root, false));
+  RETURN_IF_ERROR(clean(fs::path(root) / "sections", false));
+  if (fs::is_directory(fs::symlink_status(fs::path(root) / "sections", ec))) {
+    for (fs::directory_iterator it(fs::path(root) / "sections", ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) RETURN_IF_ERROR(clean(it->path(), false));
+    }
+  }
+  RETURN_IF_ERROR(clean(fs::path(root) / "transforms", true));
+  return clean(fs::path(root) / "index", true);
 }
 
 Result<std::shared_ptr<ZarrArray>> OpenDatasetArray(std::shared_ptr<KvStore> store, const std::string& path,

@@ -46,6 +46,12 @@ Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std:
 // checks, for callers that opened the image themselves); installs the shard lists.
 Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image);
 
+// Removes the ".tmp." files that killed writers left in the dataset's metadata folders (the
+// root, sections/, sections/<brain>/, transforms/ and index/ trees); a redone section's
+// own folder is erased whole by its ingest. Call only while holding the root DatasetLock:
+// then no live writer owns a temporary there. Never follows a symbolic link.
+Status RemoveStaleTemporaries(const std::string& root);
+
 // Opens the array at `path` as the dataset's readers see it: a section level
 // ("sections/<brain>/<section>/<k>") of a cytonet dataset opens through OpenSection, with
 // its manifest's checks; any other path (or a store that is not a cytonet dataset) opens

@@ -322,3 +322,31 @@ def test_a_symlink_inside_a_section_is_removed_as_a_link_on_redo(cytonet, pristi
     ingest(cytonet, small_study, dataset, "--force")
     assert (outside / "precious").read_bytes() == b"keep me"
     assert not (dataset / "sections" / brain / section / "0" / "planted").exists()
+
+
+def test_a_rerun_removes_temporaries_that_killed_metadata_writes_left(cytonet, pristine, small_study, tmp_path):
+    dataset = tmp_path / "dataset"
+    shutil.copytree(pristine, dataset)
+    brain = sections_of(dataset)[0][0]
+    planted = [dataset / "zarr.json.tmp.99999.0", dataset / "sections" / "zarr.json.tmp.99999.1",
+               dataset / "sections" / brain / "zarr.json.tmp.99999.2",
+               next((dataset / "transforms").rglob("zarr.json")).with_name("zarr.json.tmp.99999.3"),
+               dataset / "index" / "zarr.json.tmp.99999.4"]
+    for path in planted:
+        path.write_bytes(b"half a write")
+    result = ingest(cytonet, small_study, dataset)
+    assert "skipped" in result.stdout
+    assert not [p for p in planted if p.exists()]
+    assert run(cytonet.cli, "verify", dataset, "--decode").returncode == 0
+
+
+def test_a_rerun_over_a_complete_dataset_writes_nothing(cytonet, pristine, small_study, tmp_path):
+    """So it also succeeds on a read-only dataset (tests run as root, which ignores modes:
+    the check is that no file is rewritten, the condition a read-only folder needs)."""
+    dataset = tmp_path / "dataset"
+    shutil.copytree(pristine, dataset)
+    shutil.rmtree(dataset / ".cytonet-locks", ignore_errors=True)
+    before = {p: p.stat().st_mtime_ns for p in dataset.rglob("*") if p.is_file()}
+    ingest(cytonet, small_study, dataset)
+    after = {p: p.stat().st_mtime_ns for p in dataset.rglob("*") if p.is_file() and ".cytonet-locks" not in str(p)}
+    assert after == before, "a re-run over a complete dataset rewrote files"
