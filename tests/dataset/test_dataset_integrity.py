@@ -31,12 +31,16 @@ def ingest(cytonet, study, out, *extra, check=True):
                        *extra, check=check)
 
 
+def phantom_study(cytonet, slides, width, height, seed):
+    """A phantom of one brain with two sections; returns its study file."""
+    cytonet.run(cytonet.cli, "phantom", "--out", slides, "--brains", 1, "--sections", 2, "--width", width,
+                "--height", height, "--tile", 256, "--seed", seed, "--masks", 0, "--quiet")
+    return slides / "study.json"
+
+
 @pytest.fixture(scope="module")
 def small_study(cytonet, tmp_path_factory):
-    slides = tmp_path_factory.mktemp("slides")
-    cytonet.run(cytonet.cli, "phantom", "--out", slides, "--brains", 1, "--sections", 2, "--width", 1024,
-                "--height", 768, "--tile", 256, "--seed", 3, "--masks", 0, "--quiet")
-    return slides / "study.json"
+    return phantom_study(cytonet, tmp_path_factory.mktemp("slides"), 1024, 768, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -255,10 +259,7 @@ def test_extra_shard_is_an_error(readers, reference, pristine, tmp_path):
 @pytest.fixture(scope="module")
 def slow_study(cytonet, tmp_path_factory):
     """Slides large enough that an ingest is still running when a second one starts."""
-    slides = tmp_path_factory.mktemp("race-slides")
-    cytonet.run(cytonet.cli, "phantom", "--out", slides, "--brains", 1, "--sections", 2, "--width", 2048,
-                "--height", 1536, "--tile", 256, "--seed", 4, "--masks", 0, "--quiet")
-    return slides / "study.json"
+    return phantom_study(cytonet, tmp_path_factory.mktemp("race-slides"), 2048, 1536, seed=4)
 
 
 def test_a_second_ingest_is_refused_while_one_runs(cytonet, slow_study, tmp_path):
