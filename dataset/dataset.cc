@@ -46,6 +46,25 @@ Result<DatasetRoot> ReadDatasetRoot(KvStore& dataset) {
   });
 }
 
+Status CheckLevelRecord(KvStore& dataset, const ZarrArray& level, const LevelRecord& record) {
+  const std::vector<int64_t>& shape = level.metadata().shape;
+  if (shape.size() != 2 || shape[0] != record.height || shape[1] != record.width) {
+    return CorruptionError(dataset.Describe(level.path()) + ": shape differs from the manifest's " +
+                           std::to_string(record.height) + "×" + std::to_string(record.width));
+  }
+  if (record.metadata_crc32c) {
+    const std::string key = JoinKey(level.path(), "zarr.json");
+    ASSIGN_OR_RETURN(auto bytes, dataset.Get(key));
+    const uint32_t crc = bytes ? Crc32c(*bytes) : 0;
+    if (!bytes || crc != *record.metadata_crc32c) {
+      char digests[64];
+      std::snprintf(digests, sizeof(digests), "%08x, the manifest recorded %08x", crc, *record.metadata_crc32c);
+      return CorruptionError(dataset.Describe(key) + ": CRC-32C " + digests + " (changed or damaged)");
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image) {
   const std::string where = dataset.Describe(image.group.path);
   if (!ManifestSaysComplete(image.group.attributes)) {
@@ -59,21 +78,7 @@ Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image) {
   for (size_t k = 0; k < levels.size(); ++k) {
     ZarrArray& level = *image.levels[k];
     const LevelRecord& record = levels[k];
-    const std::vector<int64_t>& shape = level.metadata().shape;
-    if (shape.size() != 2 || shape[0] != record.height || shape[1] != record.width) {
-      return CorruptionError(dataset.Describe(level.path()) + ": shape differs from the manifest's " +
-                             std::to_string(record.height) + "×" + std::to_string(record.width));
-    }
-    if (record.metadata_crc32c) {
-      const std::string key = JoinKey(level.path(), "zarr.json");
-      ASSIGN_OR_RETURN(auto bytes, dataset.Get(key));
-      const uint32_t crc = bytes ? Crc32c(*bytes) : 0;
-      if (!bytes || crc != *record.metadata_crc32c) {
-        char digests[64];
-        std::snprintf(digests, sizeof(digests), "%08x, the manifest recorded %08x", crc, *record.metadata_crc32c);
-        return CorruptionError(dataset.Describe(key) + ": CRC-32C " + digests + " (changed or damaged)");
-      }
-    }
+    RETURN_IF_ERROR(CheckLevelRecord(dataset, level, record));
     if (record.shards) {
       if (!level.codecs().sharding()) return CorruptionError(dataset.Describe(level.path()) + ": not sharded, the manifest lists shards");
       level.ExpectShards(std::make_shared<const ShardManifest>(*record.shards));

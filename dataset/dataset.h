@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "dataset/manifest.h"
+#include "store/array.h"
 #include "store/context.h"
 #include "store/kvstore.h"
 #include "store/ome_zarr.h"
@@ -41,6 +43,10 @@ Result<DatasetRoot> ReadDatasetRoot(KvStore& dataset);
 // level's reads check its shards against the recorded list (ZarrArray::ExpectShards).
 Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std::string& brain,
                                     const std::string& section, std::shared_ptr<StoreContext> context);
+
+// Checks one level against its manifest record: its shape and the CRC-32C of its zarr.json
+// (when recorded). Corruption naming the level or file.
+Status CheckLevelRecord(KvStore& dataset, const ZarrArray& level, const LevelRecord& record);
 
 // Checks an opened image against the manifest in its group attributes (OpenSection's
 // checks, for callers that opened the image themselves); installs the shard lists.

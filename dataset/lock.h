@@ -10,7 +10,9 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
+#include "store/directory_beneath.h"
 #include "store/status.h"
 
 namespace cytonet {
@@ -22,15 +24,13 @@ class DatasetLock {
   // another process holds it. `purpose` is recorded for such messages.
   static Result<DatasetLock> Acquire(const std::string& root, const std::string& name, const std::string& purpose);
 
-  DatasetLock(DatasetLock&& other) noexcept;
-  DatasetLock& operator=(DatasetLock&& other) noexcept;
-  DatasetLock(const DatasetLock&) = delete;
-  DatasetLock& operator=(const DatasetLock&) = delete;
+  DatasetLock(DatasetLock&&) noexcept = default;
+  DatasetLock& operator=(DatasetLock&&) noexcept = default;
   ~DatasetLock();  // releases the lock
 
  private:
-  explicit DatasetLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit DatasetLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
 };
 
 }  // namespace cytonet

@@ -170,16 +170,8 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
           const LevelCount found_here = VerifyLevel(*dataset, level, record, options, &s, &mutex);
           if (!record) continue;
           const std::string where = dataset->Describe(level.path());
-          const auto& shape = level.metadata().shape;
-          if (shape.size() != 2 || shape[0] != record->height || shape[1] != record->width) {
-            s.problems.push_back(where + ": shape differs from the manifest's " + std::to_string(record->height) + "×" +
-                                 std::to_string(record->width));
-          }
-          if (record->metadata_crc32c) {
-            auto bytes = dataset->Get(JoinKey(level.path(), "zarr.json"));
-            if (!bytes.ok() || !*bytes || Crc32c(**bytes) != *record->metadata_crc32c) {
-              s.problems.push_back(where + "/zarr.json: CRC-32C differs from the manifest's (changed or damaged)");
-            }
+          if (Status checked = CheckLevelRecord(*dataset, level, *record); !checked.ok()) {
+            s.problems.push_back(checked.ToString());
           }
           // A lost shard reads as background in generic readers: the counts reveal it too.
           if (record->shards_stored != found_here.shards || record->chunks_stored != found_here.chunks) {

@@ -21,11 +21,10 @@
 #include <map>
 #include <unistd.h>
 
+#include "dataset/dataset.h"
 #include "dataset/layout.h"
 #include "loader/loader.h"
-#include "store/group.h"
 #include "store/kvstore.h"
-#include "store/ome_zarr.h"
 
 namespace py = pybind11;
 
@@ -104,12 +103,9 @@ PYBIND11_MODULE(cytonet, m) {
   py::class_<Dataset, std::shared_ptr<Dataset>>(m, "Dataset")
       .def("brains", [](const Dataset& d) {
         d.CheckProcess();
-        auto root = ReadNode(*d.kvstore, "");
+        auto root = ReadDatasetRoot(*d.kvstore);
         if (!root.ok()) Raise(root.status());
-        std::map<std::string, std::vector<std::string>> brains;
-        const Json& list = root->attributes.value("cytonet", Json::object()).value("brains", Json::array());
-        for (const Json& b : list) brains[b.value("name", "")] = b.value("sections", std::vector<std::string>{});
-        return brains;
+        return root->brains;
       })
       .def_property_readonly("index", [](py::object self) {
         const Dataset& d = self.cast<const Dataset&>();

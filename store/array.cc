@@ -202,26 +202,27 @@ Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
 
 Status ZarrArray::CheckExpectedShard(const std::string& key, const ShardIndex* index) const {
   if (!expected_shards_) return Status::Ok();
-  const std::string relative = path_.empty() ? key : key.substr(path_.size() + 1);
+  // On every shard read (cache hits too): one map lookup; strings only for an error.
+  const std::string_view relative = path_.empty() ? std::string_view(key) : std::string_view(key).substr(path_.size() + 1);
   auto it = expected_shards_->find(relative);
-  const std::string name = "shard " + kvstore_->Describe(key);
+  auto name = [&] { return "shard " + kvstore_->Describe(key); };
   if (it == expected_shards_->end()) {
     if (!index) return Status::Ok();
-    return CorruptionError(name + " is not in the manifest, which says it holds only fill value (an extra or misplaced shard)");
+    return CorruptionError(name() + " is not in the manifest, which says it holds only fill value (an extra or misplaced shard)");
   }
   const ShardDigest& expected = it->second;
   if (!index) {
-    return CorruptionError(name + " is missing; the manifest records it (" + std::to_string(expected.bytes) + " bytes)");
+    return CorruptionError(name() + " is missing; the manifest records it (" + std::to_string(expected.bytes) + " bytes)");
   }
   if (index->shard_bytes != expected.bytes) {
-    return CorruptionError(name + " has " + std::to_string(index->shard_bytes) + " bytes, the manifest recorded " +
+    return CorruptionError(name() + " has " + std::to_string(index->shard_bytes) + " bytes, the manifest recorded " +
                            std::to_string(expected.bytes) + " (truncated or replaced)");
   }
   if (index->encoded_crc32c != expected.index_crc32c) {
     char digests[64];
     std::snprintf(digests, sizeof(digests), "%08x, the manifest recorded %08x", index->encoded_crc32c,
                   expected.index_crc32c);
-    return CorruptionError(name + ": index digest " + digests + " (a swapped or replaced shard)");
+    return CorruptionError(name() + ": index digest " + digests + " (a swapped or replaced shard)");
   }
   return Status::Ok();
 }

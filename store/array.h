@@ -43,7 +43,6 @@ class ZarrArray {
   // differs (swapped, replaced, truncated) is Corruption naming the shard, never fill
   // value or another shard's pixels. Call before the array is shared between threads.
   void ExpectShards(std::shared_ptr<const ShardManifest> shards) { expected_shards_ = std::move(shards); }
-  const ShardManifest* expected_shards() const { return expected_shards_.get(); }
 
   const ArrayMetadata& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/directory_beneath.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
@@ -49,27 +50,6 @@ class FileHandle {
   int fd_;
   uint64_t size_;
   void* mapping_ = nullptr;
-};
-
-// Owns a file descriptor.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
 };
 
 // Reads exactly `length` bytes at `offset`, retrying short reads and EINTR.
@@ -274,44 +254,9 @@ class FileKvStore final : public KvStore {
     return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
   }
 
-  static Status SymlinkRefused(const std::string& path) {
-    return InvalidArgumentError(path + " is a symbolic link: the store never writes or deletes through one");
-  }
-
-  // The directory `dir_key` below the root, opened component by component with
-  // O_NOFOLLOW (and created when `create`): a symbolic link on the way is refused, so no
-  // write lands outside the root. NotFound when absent and not created.
+  // The directory `dir_key` below the root, never through a symbolic link.
   Result<UniqueFd> OpenDirectory(std::string_view dir_key, bool create) const {
-    UniqueFd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) return ErrnoError("opening " + root_, errno);
-    std::string walked = root_;
-    size_t start = 0;
-    while (start < dir_key.size()) {
-      size_t end = dir_key.find('/', start);
-      if (end == std::string_view::npos) end = dir_key.size();
-      const std::string part(dir_key.substr(start, end - start));
-      walked += "/" + part;
-      start = end + 1;
-      for (int attempt = 0;; ++attempt) {
-        int next = ::openat(fd.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next >= 0) {
-          fd = UniqueFd(next);
-          break;
-        }
-        const int err = errno;
-        struct stat st;
-        if ((err == ELOOP || err == ENOTDIR) && ::fstatat(fd.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-          if (S_ISLNK(st.st_mode)) return SymlinkRefused(walked);
-          return IOError(walked + " exists and is not a directory");
-        }
-        if (err != ENOENT) return ErrnoError("opening directory " + walked, err);
-        if (!create) return NotFoundError(walked + " does not exist");
-        if (attempt > 0 || (::mkdirat(fd.get(), part.c_str(), 0755) != 0 && errno != EEXIST)) {
-          return ErrnoError("creating directory " + walked, errno);
-        }
-      }
-    }
-    return fd;
+    return OpenDirectoryBeneath(root_, dir_key, create);
   }
 
   // Removes `name` (a directory) under `parent` and everything in it, never following a link.

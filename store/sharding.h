@@ -45,7 +45,7 @@ struct ShardDigest {
 };
 // The shards an array must hold, by chunk key relative to the array ("c/0/1"). Any shard
 // not listed must be absent (it was all fill value).
-using ShardManifest = std::map<std::string, ShardDigest>;
+using ShardManifest = std::map<std::string, ShardDigest, std::less<>>;  // less<>: lookup by string_view
 
 enum class IndexLocation { kStart, kEnd };
 

@@ -140,16 +140,25 @@ TiffLayout FourTiles() {
   return l;
 }
 
+void WriteFourTiles(const std::string& path) {
+  const TiffLayout l = FourTiles();
+  ASSERT_NO_FATAL_FAILURE(WriteTiff(path, l, Pattern(l)));
+}
+
+// Makes a four-tile file's header claim 8192×6144.
+void ClaimMoreThanTheFileHolds(const std::string& path) {
+  ASSERT_NO_FATAL_FAILURE(PatchTag(path, TIFFTAG_IMAGEWIDTH, 0, 8192));
+  ASSERT_NO_FATAL_FAILURE(PatchTag(path, TIFFTAG_IMAGELENGTH, 0, 6144));
+}
+
 // A header that claims 8192×6144 over a file holding four tiles: libtiff only warns
 // ("Incorrect count for "TileOffsets"; tag ignored") and reads the missing tiles from
 // offset 0. That must be an error naming the file, whichever way the file is opened.
 TEST(TiffIntegrity, TileTableShorterThanTheImageIsAnError) {
   TempDir dir;
   const std::string path = dir.path() + "/claims-more.tif";
-  const TiffLayout l = FourTiles();
-  ASSERT_NO_FATAL_FAILURE(WriteTiff(path, l, Pattern(l)));
-  ASSERT_NO_FATAL_FAILURE(PatchTag(path, TIFFTAG_IMAGEWIDTH, 0, 8192));
-  ASSERT_NO_FATAL_FAILURE(PatchTag(path, TIFFTAG_IMAGELENGTH, 0, 6144));
+  ASSERT_NO_FATAL_FAILURE(WriteFourTiles(path));
+  ASSERT_NO_FATAL_FAILURE(ClaimMoreThanTheFileHolds(path));
   for (SlideFormat format : {SlideFormat::kAuto, SlideFormat::kTiff}) {
     auto reader = OpenSlideFile(path, {format});
     ASSERT_FALSE(reader.ok()) << "opened as " << (*reader)->Describe();
@@ -164,8 +173,7 @@ TEST(TiffIntegrity, TileTableShorterThanTheImageIsAnError) {
 TEST(TiffIntegrity, UncompressedTileShorterThanItsSizeIsAnError) {
   TempDir dir;
   const std::string path = dir.path() + "/short-tile.tif";
-  const TiffLayout l = FourTiles();
-  ASSERT_NO_FATAL_FAILURE(WriteTiff(path, l, Pattern(l)));
+  ASSERT_NO_FATAL_FAILURE(WriteFourTiles(path));
   ASSERT_NO_FATAL_FAILURE(PatchTag(path, TIFFTAG_TILEBYTECOUNTS, 2, 1000));
   auto reader = OpenSlideFile(path);
   ASSERT_FALSE(reader.ok()) << "opened as " << (*reader)->Describe();
@@ -219,8 +227,7 @@ TEST(TiffIntegrity, MessagesStayWithTheirHandleAcrossThreads) {
   const std::string healthy = dir.path() + "/healthy.tif", damaged = dir.path() + "/damaged.tif";
   ASSERT_NO_FATAL_FAILURE(WriteTiff(healthy, l, pixels));
   ASSERT_NO_FATAL_FAILURE(WriteTiff(damaged, l, pixels));
-  ASSERT_NO_FATAL_FAILURE(PatchTag(damaged, TIFFTAG_IMAGEWIDTH, 0, 8192));
-  ASSERT_NO_FATAL_FAILURE(PatchTag(damaged, TIFFTAG_IMAGELENGTH, 0, 6144));
+  ASSERT_NO_FATAL_FAILURE(ClaimMoreThanTheFileHolds(damaged));
   auto shared = OpenSlideFile(healthy, {SlideFormat::kTiff});
   ASSERT_TRUE(shared.ok()) << shared.status().ToString();
   const SlideReader& reader = **shared;
@@ -348,10 +355,14 @@ TEST(SlidePixelSize, OpenSlideAndLibtiffAgreeOnAperioMpp) {
     for (SlideFormat format : {SlideFormat::kOpenSlide, SlideFormat::kTiff, SlideFormat::kAuto}) {
       auto reader = OpenSlideFile(path, {format});
       ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-      if (format == SlideFormat::kOpenSlide) ASSERT_TRUE(Contains((*reader)->Describe(), "aperio")) << (*reader)->Describe();
+      if (format == SlideFormat::kOpenSlide) {
+        ASSERT_TRUE(Contains((*reader)->Describe(), "aperio")) << (*reader)->Describe();
+      }
       const auto size = (*reader)->pixel_size_um();
       EXPECT_EQ(size.has_value(), expected.has_value()) << "MPP " << mpp << " via " << (*reader)->Describe();
-      if (size && expected) EXPECT_NEAR(*size, *expected, 1e-9) << (*reader)->Describe();
+      if (size && expected) {
+        EXPECT_NEAR(*size, *expected, 1e-9) << (*reader)->Describe();
+      }
     }
   }
 }
