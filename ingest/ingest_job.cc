@@ -129,7 +129,8 @@ Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
 Json IngestSettings(const IngestOptions& options, const StudySection& section, double pixel_size_um) {
   const PyramidOptions& p = options.pyramid;
   return {{"shard_size", p.shard_size},       {"chunk_size", p.chunk_size},
-          {"compressor", p.compressor},       {"fill_value", p.fill_value},
+          {"compressor", p.compressor},       {"checksum", p.checksum},
+          {"fill_value", p.fill_value},
           {"min_levels", p.min_levels},       {"pixel_size_um", pixel_size_um},
           {"format", options.format.value_or(section.format)}, {"hdf5_dataset", section.hdf5_dataset},
           {"layout_version", kDatasetSchemaVersion}};

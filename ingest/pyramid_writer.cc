@@ -30,6 +30,12 @@ struct PyramidWriter::Level {
 
 namespace {
 
+Json InnerCodecs(const PyramidOptions& o) {
+  Json codecs = Json::array({{{"name", "bytes"}}, o.compressor});
+  if (o.checksum) codecs.push_back({{"name", "crc32c"}});
+  return codecs;
+}
+
 ArrayMetadata LevelMetadata(int64_t height, int64_t width, const PyramidOptions& o) {
   ArrayMetadata m;
   m.shape = {height, width};
@@ -40,7 +46,7 @@ ArrayMetadata LevelMetadata(int64_t height, int64_t width, const PyramidOptions&
   m.codecs = Json::array({{{"name", "sharding_indexed"},
                            {"configuration",
                             {{"chunk_shape", {o.chunk_size, o.chunk_size}},
-                             {"codecs", Json::array({{{"name", "bytes"}}, o.compressor, {{"name", "crc32c"}}})},
+                             {"codecs", InnerCodecs(o)},
                              {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
                                                            {{"name", "crc32c"}}})},
                              {"index_location", "end"}}}}});

@@ -38,6 +38,10 @@ struct PyramidOptions {
   Json compressor = {{"name", "blosc"},
                      {"configuration",
                       {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "noshuffle"}, {"typesize", 1}, {"blocksize", 65536}}}};
+  // crc32c after the compressor on every inner chunk. Only the checksum-cost benchmark
+  // turns it off (the command line has no switch): a dataset without it cannot tell a
+  // flipped byte from pixels.
+  bool checksum = true;
   uint8_t fill_value = 255;  // the slide background
   double pixel_size_um = 1.0;
   // Levels go down until one shard holds the level, and at least this many (level 1 is
