@@ -6,7 +6,6 @@
 #include <nanoflann.hpp>
 
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -17,6 +16,7 @@
 #include "ingest/points_csv.h"
 #include "ingest/section_transform.h"
 #include "store/array.h"
+#include "store/directory_beneath.h"
 #include "store/group.h"
 #include "store/ome_zarr.h"
 
@@ -41,8 +41,10 @@ struct TissueMap {
   // Tissue pixels over all pixels of the box [y0, y1) × [x0, x1) rounded to whole coarse
   // pixels (at least one); pixels outside the image count as background.
   double Fraction(double y0, double x0, double y1, double x1) const {
-    const int64_t top = std::llround(y0), left = std::llround(x0);
-    const int64_t bottom = std::max(top + 1, int64_t(std::llround(y1))), right = std::max(left + 1, int64_t(std::llround(x1)));
+    // Halves round up (as CentredBox does), so a box shifted by whole pixels keeps its size.
+    const auto round = [](double v) { return int64_t(std::floor(v + 0.5)); };
+    const int64_t top = round(y0), left = round(x0);
+    const int64_t bottom = std::max(top + 1, round(y1)), right = std::max(left + 1, round(x1));
     const double area = double(bottom - top) * double(right - left);
     const int64_t a = std::clamp<int64_t>(top, 0, height), b = std::clamp<int64_t>(bottom, 0, height);
     const int64_t c = std::clamp<int64_t>(left, 0, width), d = std::clamp<int64_t>(right, 0, width);
@@ -215,11 +217,8 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
     // failed rank 0 never reaches.
     const std::string file = dataset_root + "/" + chunk_key;
     Status made = Status::Ok();
-    if (root) {
-      std::error_code ec;
-      std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
-      if (ec) made = IOError("creating the folder of '" + file + "': " + ec.message());
-    }
+    // The same no-follow walk as the file store: a symlinked index/ is refused, not followed.
+    if (root) made = OpenDirectoryBeneath(dataset_root, path + "/c", /*create=*/true).status();
     RETURN_IF_ERROR(mpi->Agree(made));
     if (n > 0) RETURN_IF_ERROR(mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
     Status published = Status::Ok();

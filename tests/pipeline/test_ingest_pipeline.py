@@ -411,6 +411,23 @@ def test_index_under_mpirun_writes_rows_with_mpi_io_identical_to_one_process(cyt
             assert got[name] == expected[name], name
 
 
+def test_index_under_mpirun_refuses_a_symlinked_index_folder_and_writes_nothing_outside(cytonet, phantom, dataset,
+                                                                                       tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    copy, outside = tmp_path / "dataset", tmp_path / "outside"
+    shutil.copytree(dataset, copy)
+    shutil.rmtree(copy / "index", ignore_errors=True)
+    outside.mkdir()
+    (copy / "index").symlink_to(outside, target_is_directory=True)
+    result = subprocess.run([shutil.which("mpirun"), "-np", "2", str(cytonet.cli), "index", str(phantom / "study.json"),
+                             "--dataset", str(copy), "--patch-size", "256"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode != 0
+    assert "symbolic link" in result.stdout + result.stderr, result.stderr
+    assert not list(outside.rglob("*")), "index files were written through the link"
+
+
 def test_rgb_jpeg_slides_read_the_same_through_libtiff_and_openslide(cytonet, phantom, tmp_path):
     """An RGB, JPEG-compressed tiled pyramid (what brightfield scanners write), made by vips:
     our libtiff path (JPEG YCbCr → RGB → BT.601 luma) and OpenSlide's must agree."""
