@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "store/sharding.h"
+
 namespace cytonet::bench {
 namespace {
 
@@ -59,25 +61,17 @@ Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore
   m.fill_value = {kSlideBackground};
   m.fill_value_json = kSlideBackground;
   m.dimension_names = std::vector<std::string>{"y", "x"};
-  m.codecs = Json::array({{{"name", "sharding_indexed"},
-                           {"configuration",
-                            {{"chunk_shape", {spec.inner, spec.inner}},
-                             {"codecs", Json::array({{{"name", "bytes"}},
-                                                     {{"name", "blosc"},
-                                                      {"configuration",
-                                                       {{"cname", spec.cname}, {"clevel", spec.clevel},
-                                                        {"shuffle", spec.shuffle}, {"typesize", 1},
-                                                        {"blocksize", spec.blocksize}}}}})},
-                             {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-                                                           {{"name", "crc32c"}}})},
-                             {"index_location", "end"}}}}});
+  Json inner_codecs = Json::array({{{"name", "bytes"}},
+                                   {{"name", "blosc"},
+                                    {"configuration",
+                                     {{"cname", spec.cname}, {"clevel", spec.clevel}, {"shuffle", spec.shuffle},
+                                      {"typesize", 1}, {"blocksize", spec.blocksize}}}}});
+  if (spec.checksum) inner_codecs.push_back({{"name", "crc32c"}});
+  m.codecs = Json::array({ShardingSpec{{spec.inner, spec.inner}, std::move(inner_codecs)}.ToJson()});
   m.attributes = {{"synthetic_section", {{"size", spec.size}, {"shard", spec.shard}, {"inner", spec.inner},
                                          {"cname", spec.cname}, {"shuffle", spec.shuffle},
                                          {"clevel", spec.clevel}, {"seed", spec.seed}}}};
-  if (spec.checksum) {
-    m.codecs[0]["configuration"]["codecs"].push_back({{"name", "crc32c"}});
-    m.attributes["synthetic_section"]["checksum"] = true;
-  }
+  if (spec.checksum) m.attributes["synthetic_section"]["checksum"] = true;
   ASSIGN_OR_RETURN(auto array, ZarrArray::Create(kvstore, path, m, context));
   // One band of shard height at a time: memory is shard × width, whatever the height.
   const int64_t width = spec.size;

@@ -79,9 +79,8 @@ Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image) {
     ZarrArray& level = *image.levels[k];
     const LevelRecord& record = levels[k];
     RETURN_IF_ERROR(CheckLevelRecord(dataset, level, record));
-    if (record.shards) {
-      if (!level.codecs().sharding()) return CorruptionError(dataset.Describe(level.path()) + ": not sharded, the manifest lists shards");
-      level.ExpectShards(std::make_shared<const ShardManifest>(*record.shards));
+    if (record.shards && !level.ExpectShards(std::make_shared<const ShardManifest>(*record.shards)).ok()) {
+      return CorruptionError(dataset.Describe(level.path()) + ": not sharded, the manifest lists shards");
     }
   }
   return Status::Ok();

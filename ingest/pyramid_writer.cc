@@ -17,7 +17,7 @@ struct PyramidWriter::Level {
   ArrayMetadata metadata;
   std::string path;
   std::shared_ptr<ZarrArray> array;
-  const ShardingCodec* sharding = nullptr;
+  const ShardedChunkStore* layer = nullptr;  // the level's shard layer
   int64_t height = 0, width = 0, padded_width = 0;
   std::vector<uint8_t> band;  // chunk_size rows × padded_width, unfilled parts = fill value
   int64_t band_rows = 0, rows_done = 0, shard_row = 0;
@@ -43,13 +43,7 @@ ArrayMetadata LevelMetadata(int64_t height, int64_t width, const PyramidOptions&
   m.fill_value = {o.fill_value};
   m.fill_value_json = o.fill_value;
   m.dimension_names = std::vector<std::string>{"y", "x"};
-  m.codecs = Json::array({{{"name", "sharding_indexed"},
-                           {"configuration",
-                            {{"chunk_shape", {o.chunk_size, o.chunk_size}},
-                             {"codecs", InnerCodecs(o)},
-                             {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-                                                           {{"name", "crc32c"}}})},
-                             {"index_location", "end"}}}}});
+  m.codecs = Json::array({ShardingSpec{{o.chunk_size, o.chunk_size}, InnerCodecs(o)}.ToJson()});
   return m;
 }
 
@@ -79,7 +73,7 @@ Result<std::unique_ptr<PyramidWriter>> PyramidWriter::Create(std::shared_ptr<KvS
     level->path = JoinKey(writer->group_path_, std::to_string(k));
     level->metadata = LevelMetadata(h, w, options);
     ASSIGN_OR_RETURN(level->array, ZarrArray::FromMetadata(writer->kvstore_, level->path, level->metadata, context));
-    level->sharding = level->array->codecs().sharding();
+    level->layer = level->array->shards();
     level->band.assign(size_t(options.chunk_size * level->padded_width), options.fill_value);
     writer->levels_.push_back(std::move(level));
     if (k + 1 >= options.min_levels && std::max(h, w) <= options.shard_size) break;
@@ -127,7 +121,7 @@ Status PyramidWriter::CompleteBand(size_t k) {
       level.chunks_skipped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    auto encoded = level.sharding->inner_codecs().Encode(tile);
+    auto encoded = level.layer->read_codecs().Encode(tile);
     if (!encoded.ok()) return error.Report(encoded.status().WithContext(level.path));
     level.chunks_stored.fetch_add(1, std::memory_order_relaxed);
     level.pending[size_t(j / per_shard)][size_t(row_in_shard * per_shard + j % per_shard)] = std::move(*encoded);
@@ -153,21 +147,16 @@ Status PyramidWriter::WriteShardRow(size_t k) {
   Level& level = *levels_[k];
   FirstError error;
   tbb::parallel_for(size_t(0), level.pending.size(), [&](size_t column) {
-    const std::string key = level.array->ChunkKey({level.shard_row, int64_t(column)});
-    auto shard = level.sharding->AssembleShard(level.pending[column]);
+    const GridCell shard{level.shard_row, int64_t(column)};
+    // An all-background shard is not stored (one a previous run left is erased).
+    auto digest = level.layer->PutShard(shard, level.pending[column]);
     level.pending[column].clear();
-    if (!shard.ok()) return error.Report(shard.status().WithContext(key));
-    // An all-background shard is not stored; erase one a previous run may have left.
-    if (!*shard) return error.Report(kvstore_->Erase(key));
-    auto digest = level.sharding->Digest(**shard);
-    if (!digest.ok()) return error.Report(digest.status().WithContext(key));
+    if (!digest.ok()) return error.Report(digest.status());
+    if (!*digest) return;
     level.shards_stored.fetch_add(1, std::memory_order_relaxed);
-    level.bytes_stored.fetch_add(int64_t((*shard)->size()), std::memory_order_relaxed);
-    {
-      std::lock_guard lock(level.shards_mutex);
-      level.shards[key.substr(level.path.size() + 1)] = *digest;
-    }
-    error.Report(kvstore_->Put(key, **shard));
+    level.bytes_stored.fetch_add(int64_t((*digest)->bytes), std::memory_order_relaxed);
+    std::lock_guard lock(level.shards_mutex);
+    level.shards[level.array->ChunkKey(shard).substr(level.path.size() + 1)] = **digest;
   });
   level.pending.clear();
   ++level.shard_row;

@@ -31,13 +31,13 @@ LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const LevelReco
     std::lock_guard lock(*mutex);
     report->problems.push_back(problem);
   };
-  const ShardingCodec* sharding = level.codecs().sharding();
+  const ShardedChunkStore* shards = level.shards();
   auto keys = kvstore.List(level.path() + "/c/");
   if (!keys.ok()) {
     note(keys.status().ToString());
     return count;
   }
-  if (!sharding) {
+  if (!shards) {
     std::lock_guard lock(*mutex);
     report->chunks += int64_t(keys->size());
     count.chunks = int64_t(keys->size());
@@ -80,26 +80,29 @@ LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const LevelReco
         note(name + ": CRC-32C of the shard differs from the manifest's (damaged, swapped or replaced)");
       }
     }
-    auto range = sharding->IndexRange(**size);
-    if (!range.ok()) return note(range.status().WithContext(name).ToString());
-    Result<std::optional<Bytes>> index_bytes =
-        whole ? Result<std::optional<Bytes>>(std::optional<Bytes>(Bytes(whole->begin() + range->offset,
-                                                                           whole->begin() + range->end())))
-              : kvstore.GetRange(key, *range);
-    if (!index_bytes.ok() || !*index_bytes) return note(name + ": index unreadable");
-    auto index = sharding->DecodeIndex(**index_bytes, **size);
-    if (!index.ok()) return note(index.status().WithContext(name).ToString());
+    const ShardingCodec& sharding = shards->sharding();
+    std::shared_ptr<const ShardIndex> index;
+    if (whole) {
+      auto decoded_index = sharding.IndexOfShard(*whole);
+      if (!decoded_index.ok()) return note(decoded_index.status().WithContext(name).ToString());
+      index = std::make_shared<const ShardIndex>(std::move(*decoded_index));
+    } else {
+      auto stored_index = shards->IndexAt(key);
+      if (!stored_index.ok()) return note(stored_index.status().ToString());
+      if (!*stored_index) return note(name + ": vanished while verifying");
+      index = std::move(*stored_index);
+    }
     if (digest && index->encoded_crc32c != digest->index_crc32c) {
       note(name + ": index digest differs from the manifest's (a swapped or replaced shard)");
     }
     int64_t chunks = 0;
-    Bytes decoded(sharding->inner_codecs().layout().num_bytes());
+    Bytes decoded(sharding.inner_codecs().layout().num_bytes());
     for (size_t c = 0; c < index->entries.size(); ++c) {
       const ShardIndexEntry& entry = index->entries[c];
       if (entry.empty()) continue;
       ++chunks;
       if (!whole) continue;
-      Status status = sharding->inner_codecs().Decode(ByteSpan(whole->data() + entry.offset, entry.nbytes), decoded);
+      Status status = sharding.inner_codecs().Decode(ByteSpan(whole->data() + entry.offset, entry.nbytes), decoded);
       if (!status.ok()) note(status.WithContext(name + " inner chunk " + std::to_string(c)).ToString());
     }
     std::lock_guard lock(*mutex);

@@ -3,9 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include "store/first_error.h"
 
@@ -43,15 +41,6 @@ std::vector<std::vector<int64_t>> CellsOverlapping(const Box& box, const std::ve
 
 }  // namespace
 
-// Where a read lands: the caller's buffer covering `box`, and the part of it inside the
-// array (`clipped`). When `prefilled`, the buffer already holds the fill value.
-struct ZarrArray::ReadTarget {
-  const Box& box;
-  const Box& clipped;
-  uint8_t* out;
-  bool prefilled;
-};
-
 Result<std::shared_ptr<ZarrArray>> ZarrArray::FromMetadata(std::shared_ptr<KvStore> kvstore,
                                                            std::string path, ArrayMetadata metadata,
                                                            std::shared_ptr<StoreContext> context) {
@@ -65,12 +54,16 @@ Result<std::shared_ptr<ZarrArray>> ZarrArray::FromMetadata(std::shared_ptr<KvSto
   auto chain = CodecChain::FromJson(metadata.codecs, metadata.chunk_layout(),
                                     context->codec_registry());
   if (!chain.ok()) return chain.status().WithContext(kvstore->Describe(path));
+  auto chunks = MakeChunkStore(kvstore, path, metadata, *chain, context);
+  if (!chunks.ok()) return chunks.status();
   std::shared_ptr<ZarrArray> array(new ZarrArray);
   array->kvstore_ = std::move(kvstore);
   array->path_ = std::move(path);
   array->metadata_ = std::move(metadata);
   array->codecs_ = *chain;
   array->context_ = std::move(context);
+  array->chunks_ = std::move(*chunks);
+  array->shards_ = dynamic_cast<ShardedChunkStore*>(array->chunks_.get());
   return array;
 }
 
@@ -159,226 +152,72 @@ Status ZarrArray::Read(const Box& box, MutableByteSpan out) const {
   if (!clipped || *clipped != box) FillRegion(out.data(), box, box, metadata_.fill_value);
   if (!clipped) return Status::Ok();
 
-  const ReadTarget target{box, *clipped, out.data(), *clipped != box};
-  const auto cells = CellsOverlapping(*clipped, metadata_.chunk_shape);
-  FirstError error;
-  tbb::parallel_for(size_t{0}, cells.size(), [&](size_t i) {
-    error.Report(codecs_->sharding() ? ReadFromShard(cells[i], target)
-                                     : ReadUnshardedChunk(cells[i], target));
-  });
-  return error.status();
-}
+  const Box& region = *clipped;
+  const bool prefilled = region != box;
+  const CodecChain& codecs = chunks_->read_codecs();
+  const std::vector<int64_t>& chunk_shape = chunks_->read_chunk_shape();
+  const size_t chunk_bytes = codecs.layout().num_bytes();
+  auto chunk_box = [&](const GridCell& cell) {
+    Box b{std::vector<int64_t>(cell.size()), chunk_shape};
+    for (size_t d = 0; d < cell.size(); ++d) b.origin[d] = cell[d] * chunk_shape[d];
+    return b;
+  };
+  auto cells = CellsOverlapping(region, chunk_shape);
 
-Status ZarrArray::ReadUnshardedChunk(const std::vector<int64_t>& chunk_index,
-                                     const ReadTarget& target) const {
-  const Box chunk_box = ChunkBox(chunk_index);
-  const Box region = *Intersect(chunk_box, target.clipped);
-  const std::string key = ChunkKey(chunk_index);
+  // Chunks in the decoded-chunk cache are copied from there; the rest are fetched.
   LruCache<Bytes>* cache = context_->chunk_cache();
-  const std::string cache_key = cache ? kvstore_->Describe(key) : std::string();
+  std::vector<std::string> names;
   if (cache) {
-    // Size check: an array re-created at the same path with other chunks must miss.
-    if (auto hit = cache->Find(cache_key); hit && hit->size() == codecs_->layout().num_bytes()) {
-      CopyRegion(hit->data(), chunk_box, target.out, target.box, region, item_size());
+    std::vector<GridCell> missing;
+    for (GridCell& cell : cells) {
+      std::string name = chunks_->Name(cell);
+      // Size check: an array re-created at the same path with other chunks must miss.
+      if (auto hit = cache->Find(name); hit && hit->size() == chunk_bytes) {
+        const Box b = chunk_box(cell);
+        CopyRegion(hit->data(), b, out.data(), box, *Intersect(b, region), item_size());
+        continue;
+      }
+      names.push_back(std::move(name));
+      missing.push_back(std::move(cell));
+    }
+    cells = std::move(missing);
+  }
+  const uint64_t generation = cache ? cache->generation() : 0;
+  return chunks_->Fetch(cells, [&](size_t i, std::optional<ByteSpan> encoded) -> Status {
+    const Box whole = chunk_box(cells[i]);
+    const Box part = *Intersect(whole, region);
+    if (!encoded) {
+      if (!prefilled) FillRegion(out.data(), box, part, metadata_.fill_value);
       return Status::Ok();
     }
-  }
-  const uint64_t generation = cache ? cache->generation() : 0;
-  ASSIGN_OR_RETURN(auto encoded, kvstore_->Get(key));
-  if (!encoded) {
-    if (!target.prefilled) FillRegion(target.out, target.box, region, metadata_.fill_value);
+    thread_local Bytes scratch;
+    // Only some rows needed, no chunk cache to fill: decode just those rows (blosc decodes
+    // only the blocks that hold them). Regions cut the first and last row of chunks they
+    // touch, so this saves decoding on every unaligned read.
+    if (!cache && part.shape[0] < whole.shape[0] && codecs.CanDecodePart()) {
+      Box rows = whole;
+      rows.origin[0] = part.origin[0];
+      rows.shape[0] = part.shape[0];
+      const size_t row_bytes = size_t(whole.num_elements() / whole.shape[0]) * item_size();
+      scratch.resize(size_t(rows.shape[0]) * row_bytes);
+      RETURN_IF_ERROR(codecs.DecodePart(*encoded, size_t(rows.origin[0] - whole.origin[0]) * row_bytes, scratch));
+      CopyRegion(scratch.data(), rows, out.data(), box, part, item_size());
+      return Status::Ok();
+    }
+    auto decoded = cache ? std::make_shared<Bytes>() : nullptr;
+    Bytes& buffer = cache ? *decoded : scratch;
+    buffer.resize(chunk_bytes);
+    RETURN_IF_ERROR(codecs.Decode(*encoded, buffer));
+    CopyRegion(buffer.data(), whole, out.data(), box, part, item_size());
+    if (cache) cache->Insert(names[i], decoded, decoded->size(), generation);
     return Status::Ok();
-  }
-  thread_local Bytes scratch;
-  auto decoded = cache ? std::make_shared<Bytes>() : nullptr;
-  Bytes& buffer = cache ? *decoded : scratch;
-  buffer.resize(codecs_->layout().num_bytes());
-  Status st = codecs_->Decode(*encoded, buffer);
-  if (!st.ok()) return st.WithContext("chunk " + kvstore_->Describe(key));
-  CopyRegion(buffer.data(), chunk_box, target.out, target.box, region, item_size());
-  if (cache) cache->Insert(cache_key, decoded, decoded->size(), generation);
-  return Status::Ok();
-}
-
-Status ZarrArray::CheckExpectedShard(const std::string& key, const ShardIndex* index) const {
-  if (!expected_shards_) return Status::Ok();
-  // On every shard read (cache hits too): one map lookup; strings only for an error.
-  const std::string_view relative = path_.empty() ? std::string_view(key) : std::string_view(key).substr(path_.size() + 1);
-  auto it = expected_shards_->find(relative);
-  auto name = [&] { return "shard " + kvstore_->Describe(key); };
-  if (it == expected_shards_->end()) {
-    if (!index) return Status::Ok();
-    return CorruptionError(name() + " is not in the manifest, which says it holds only fill value (an extra or misplaced shard)");
-  }
-  const ShardDigest& expected = it->second;
-  if (!index) {
-    return CorruptionError(name() + " is missing; the manifest records it (" + std::to_string(expected.bytes) + " bytes)");
-  }
-  if (index->shard_bytes != expected.bytes) {
-    return CorruptionError(name() + " has " + std::to_string(index->shard_bytes) + " bytes, the manifest recorded " +
-                           std::to_string(expected.bytes) + " (truncated or replaced)");
-  }
-  if (index->encoded_crc32c != expected.index_crc32c) {
-    char digests[64];
-    std::snprintf(digests, sizeof(digests), "%08x, the manifest recorded %08x", index->encoded_crc32c,
-                  expected.index_crc32c);
-    return CorruptionError(name() + ": index digest " + digests + " (a swapped or replaced shard)");
-  }
-  return Status::Ok();
-}
-
-Result<std::shared_ptr<const ShardIndex>> ZarrArray::GetShardIndex(const std::string& key) const {
-  const std::string cache_key = kvstore_->Describe(key);
-  auto& cache = context_->shard_index_cache();
-  const ShardingCodec& sharding = *codecs_->sharding();
-  if (auto hit = cache.Find(cache_key); hit && hit->entries.size() == sharding.num_inner_chunks()) {
-    RETURN_IF_ERROR(CheckExpectedShard(key, hit.get()));
-    return hit;
-  }
-  const uint64_t generation = cache.generation();
-  ASSIGN_OR_RETURN(auto size, kvstore_->Size(key));
-  if (!size) {
-    RETURN_IF_ERROR(CheckExpectedShard(key, nullptr));
-    return std::shared_ptr<const ShardIndex>();
-  }
-  auto fail = [&](const Status& st) { return st.WithContext("shard " + cache_key); };
-  auto range = sharding.IndexRange(*size);
-  if (!range.ok()) return fail(range.status());
-  auto bytes = kvstore_->GetRange(key, *range);
-  if (!bytes.ok()) return fail(bytes.status());
-  if (!*bytes) {  // removed meanwhile
-    RETURN_IF_ERROR(CheckExpectedShard(key, nullptr));
-    return std::shared_ptr<const ShardIndex>();
-  }
-  auto index = sharding.DecodeIndex(**bytes, *size);
-  if (!index.ok()) return fail(index.status());
-  RETURN_IF_ERROR(CheckExpectedShard(key, &*index));
-  auto shared = std::make_shared<const ShardIndex>(std::move(*index));
-  cache.Insert(cache_key, shared, shared->MemoryBytes(), generation);
-  return shared;
-}
-
-Status ZarrArray::ReadFromShard(const std::vector<int64_t>& shard_index,
-                                const ReadTarget& target) const {
-  const ShardingCodec& sharding = *codecs_->sharding();
-  const Box shard_box = ChunkBox(shard_index);
-  const Box region = *Intersect(shard_box, target.clipped);
-  const std::string key = ChunkKey(shard_index);
-  ASSIGN_OR_RETURN(auto index, GetShardIndex(key));
-  if (!index) {
-    if (!target.prefilled) FillRegion(target.out, target.box, region, metadata_.fill_value);
-    return Status::Ok();
-  }
-
-  // The inner chunks the region needs, in shard-local coordinates.
-  Box local = region;
-  for (size_t d = 0; d < local.rank(); ++d) local.origin[d] -= shard_box.origin[d];
-  struct Needed {
-    size_t linear;
-    Box box;  // array coordinates of the whole inner chunk
-    ShardIndexEntry entry;
-  };
-  std::vector<Needed> needed;
-  LruCache<Bytes>* cache = context_->chunk_cache();
-  const std::string shard_name = kvstore_->Describe(key);
-  const auto& per_shard = sharding.chunks_per_shard();
-  for (const auto& cell : CellsOverlapping(local, sharding.inner_chunk_shape())) {
-    size_t linear = 0;
-    for (size_t d = 0; d < cell.size(); ++d) linear = linear * per_shard[d] + cell[d];
-    Box inner_box = sharding.InnerChunkBox(linear);
-    for (size_t d = 0; d < inner_box.rank(); ++d) inner_box.origin[d] += shard_box.origin[d];
-    const ShardIndexEntry& entry = index->entries[linear];
-    const Box part = *Intersect(inner_box, region);
-    if (entry.empty()) {
-      if (!target.prefilled) FillRegion(target.out, target.box, part, metadata_.fill_value);
-      continue;
-    }
-    if (cache) {
-      if (auto hit = cache->Find(shard_name + "#" + std::to_string(linear));
-          hit && hit->size() == sharding.inner_codecs().layout().num_bytes()) {
-        CopyRegion(hit->data(), inner_box, target.out, target.box, part, item_size());
-        continue;
-      }
-    }
-    needed.push_back({linear, std::move(inner_box), entry});
-  }
-  if (needed.empty()) return Status::Ok();
-
-  // Coalesce byte ranges that lie close together into one read each.
-  std::sort(needed.begin(), needed.end(),
-            [](const Needed& a, const Needed& b) { return a.entry.offset < b.entry.offset; });
-  struct Group {
-    ByteRange range;
-    size_t first, last;  // [first, last) in `needed`
-  };
-  std::vector<Group> groups;
-  const auto& options = context_->options();
-  for (size_t i = 0; i < needed.size(); ++i) {
-    const ShardIndexEntry& e = needed[i].entry;
-    if (!groups.empty()) {
-      Group& g = groups.back();
-      const uint64_t end = std::max(g.range.end(), e.offset + e.nbytes);
-      if (e.offset <= g.range.end() + options.coalesce_gap_bytes &&
-          end - g.range.offset <= options.max_coalesced_read_bytes) {
-        g.range.length = end - g.range.offset;
-        g.last = i + 1;
-        continue;
-      }
-    }
-    groups.push_back({{e.offset, e.nbytes}, i, i + 1});
-  }
-
-  const CodecChain& inner = sharding.inner_codecs();
-  const uint64_t generation = cache ? cache->generation() : 0;
-  FirstError error;
-  tbb::parallel_for(size_t{0}, groups.size(), [&](size_t g) {
-    const Group& group = groups[g];
-    auto view = kvstore_->GetRangeView(key, group.range);
-    if (!view.ok() || !*view) {
-      error.Report(view.ok() ? CorruptionError("shard " + shard_name + " vanished while reading")
-                             : view.status().WithContext("shard " + shard_name));
-      return;
-    }
-    const ByteSpan data = (*view)->bytes;
-    if (data.size() != group.range.length) {
-      error.Report(CorruptionError("shard " + shard_name + ": short read"));
-      return;
-    }
-    tbb::parallel_for(group.first, group.last, [&](size_t i) {
-      const Needed& n = needed[i];
-      ByteSpan encoded(data.data() + (n.entry.offset - group.range.offset), n.entry.nbytes);
-      const Box part = *Intersect(n.box, region);
-      auto report = [&](const Status& st) {
-        error.Report(st.WithContext("inner chunk " + std::to_string(n.linear) + " at " +
-                                    n.box.ToString() + " of shard " + shard_name));
-      };
-      thread_local Bytes scratch;
-      // Only some rows needed, no chunk cache to fill: decode just those rows (blosc
-      // decodes only the blocks that hold them). Regions cut the first and last row of
-      // chunks they touch, so this saves decoding on every unaligned read.
-      if (!cache && part.shape[0] < n.box.shape[0] && inner.CanDecodePart()) {
-        Box rows = n.box;
-        rows.origin[0] = part.origin[0];
-        rows.shape[0] = part.shape[0];
-        const size_t row_bytes = static_cast<size_t>(n.box.num_elements() / n.box.shape[0]) * item_size();
-        scratch.resize(rows.shape[0] * row_bytes);
-        Status st = inner.DecodePart(encoded, (rows.origin[0] - n.box.origin[0]) * row_bytes, scratch);
-        if (!st.ok()) return report(st);
-        CopyRegion(scratch.data(), rows, target.out, target.box, part, item_size());
-        return;
-      }
-      auto decoded = cache ? std::make_shared<Bytes>() : nullptr;
-      Bytes& buffer = cache ? *decoded : scratch;
-      buffer.resize(inner.layout().num_bytes());
-      Status st = inner.Decode(encoded, buffer);
-      if (!st.ok()) return report(st);
-      CopyRegion(buffer.data(), n.box, target.out, target.box, part, item_size());
-      if (cache) {
-        cache->Insert(shard_name + "#" + std::to_string(n.linear), decoded, decoded->size(), generation);
-      }
-    });
   });
-  return error.status();
+}
+
+Status ZarrArray::ExpectShards(std::shared_ptr<const ShardManifest> shards) {
+  if (!shards_) return InvalidArgumentError(kvstore_->Describe(path_) + " is not sharded, but shards are expected");
+  shards_->ExpectShards(std::move(shards));
+  return Status::Ok();
 }
 
 Result<std::optional<Bytes>> ZarrArray::ReadChunk(const std::vector<int64_t>& chunk_index) const {
@@ -391,33 +230,17 @@ Result<std::optional<Bytes>> ZarrArray::ReadChunk(const std::vector<int64_t>& ch
   return std::optional<Bytes>(std::move(decoded));
 }
 
-void ZarrArray::InvalidateCaches(const std::string& key) const {
-  const std::string name = kvstore_->Describe(key);
-  context_->shard_index_cache().Erase(name);
-  if (LruCache<Bytes>* cache = context_->chunk_cache()) {
-    cache->Erase(name);
-    if (const ShardingCodec* sharding = codecs_->sharding()) {
-      for (size_t i = 0; i < sharding->num_inner_chunks(); ++i) cache->Erase(name + "#" + std::to_string(i));
-    }
-  }
-}
-
 Status ZarrArray::WriteChunk(const std::vector<int64_t>& chunk_index, ByteSpan decoded) const {
   const std::string key = ChunkKey(chunk_index);
-  auto fail = [&](const Status& st) { return st.WithContext("writing " + kvstore_->Describe(key)); };
-  std::optional<Bytes> encoded;
-  if (const ShardingCodec* sharding = codecs_->sharding()) {
-    auto shard = sharding->EncodeShard(decoded);
-    if (!shard.ok()) return fail(shard.status());
-    encoded = std::move(*shard);
-  } else if (!AllEqual(decoded, metadata_.fill_value)) {
-    auto chunk = codecs_->Encode(decoded);
-    if (!chunk.ok()) return fail(chunk.status());
-    encoded = std::move(*chunk);
+  Status st;
+  if (AllEqual(decoded, metadata_.fill_value)) {
+    st = kvstore_->Erase(key);
+  } else {
+    auto encoded = codecs_->Encode(decoded);
+    st = encoded.ok() ? kvstore_->Put(key, *encoded) : encoded.status();
   }
-  Status st = encoded ? kvstore_->Put(key, *encoded) : kvstore_->Erase(key);
-  InvalidateCaches(key);
-  return st.ok() ? st : fail(st);
+  chunks_->Forget(chunk_index);
+  return st.ok() ? st : st.WithContext("writing " + kvstore_->Describe(key));
 }
 
 Status ZarrArray::Write(const Box& box, ByteSpan data) const {
@@ -433,7 +256,7 @@ Status ZarrArray::Write(const Box& box, ByteSpan data) const {
   const auto cells = CellsOverlapping(box, metadata_.chunk_shape);
   FirstError error;
   // Sharded chunks encode their inner chunks in parallel already; one level is enough.
-  const size_t grain = codecs_->sharding() ? cells.size() : 1;
+  const size_t grain = shards_ ? cells.size() : 1;
   tbb::parallel_for(tbb::blocked_range<size_t>(0, cells.size(), grain), [&](const auto& r) {
     for (size_t i = r.begin(); i < r.end(); ++i) {
       const Box chunk_box = ChunkBox(cells[i]);

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "store/box.h"
+#include "store/chunk_store.h"
 #include "store/context.h"
 #include "store/kvstore.h"
 #include "store/metadata.h"
@@ -38,16 +39,18 @@ class ZarrArray {
                                                          ArrayMetadata metadata,
                                                          std::shared_ptr<StoreContext> context);
 
-  // Makes reads check every shard against what its writer recorded: a listed shard that
-  // is missing, a stored shard that is not listed, or one whose size or index digest
-  // differs (swapped, replaced, truncated) is Corruption naming the shard, never fill
-  // value or another shard's pixels. Call before the array is shared between threads.
-  void ExpectShards(std::shared_ptr<const ShardManifest> shards) { expected_shards_ = std::move(shards); }
+  // Makes reads check every shard against what its writer recorded (see
+  // ShardedChunkStore::ExpectShards); InvalidArgument when the array is not sharded. Call
+  // before the array is shared between threads.
+  Status ExpectShards(std::shared_ptr<const ShardManifest> shards);
 
   const ArrayMetadata& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
   const KvStore& kvstore() const { return *kvstore_; }
   const CodecChain& codecs() const { return *codecs_; }
+  // How the chunks are stored; the shard layer when the array is sharded, else nullptr.
+  const ChunkStore& chunk_store() const { return *chunks_; }
+  const ShardedChunkStore* shards() const { return shards_; }
   Box domain() const;
   size_t item_size() const { return DataTypeSize(metadata_.data_type); }
 
@@ -71,22 +74,14 @@ class ZarrArray {
 
  private:
   ZarrArray() = default;
-  struct ReadTarget;
-
-  Status ReadUnshardedChunk(const std::vector<int64_t>& chunk_index, const ReadTarget& target) const;
-  Status ReadFromShard(const std::vector<int64_t>& shard_index, const ReadTarget& target) const;
-  // nullptr when the shard does not exist (and is not expected).
-  Result<std::shared_ptr<const ShardIndex>> GetShardIndex(const std::string& key) const;
-  // Corruption unless the shard at `key` (nullptr: absent) is what expected_shards_ says.
-  Status CheckExpectedShard(const std::string& key, const ShardIndex* index) const;
-  void InvalidateCaches(const std::string& key) const;
 
   std::shared_ptr<KvStore> kvstore_;
   std::string path_;
   ArrayMetadata metadata_;
-  std::shared_ptr<const CodecChain> codecs_;
+  std::shared_ptr<const CodecChain> codecs_;  // of a whole chunk (a shard, when sharded)
   std::shared_ptr<StoreContext> context_;
-  std::shared_ptr<const ShardManifest> expected_shards_;  // null: no check
+  std::unique_ptr<ChunkStore> chunks_;
+  ShardedChunkStore* shards_ = nullptr;  // chunks_, when sharded
 };
 
 }  // namespace cytonet

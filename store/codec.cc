@@ -3,7 +3,6 @@
 #include <cstring>
 
 #include "store/codec_json.h"
-#include "store/sharding.h"
 
 namespace cytonet {
 
@@ -137,9 +136,6 @@ Result<std::shared_ptr<const CodecChain>> CodecChain::FromJsonUnguarded(
       if (!codec.ok()) return fail(codec.status());
       chain->array_to_bytes_ = *codec;
       chain->array_to_bytes_layout_ = current;
-      if (name == "sharding_indexed") {
-        chain->sharding_ = static_cast<const ShardingCodec*>(chain->array_to_bytes_.get());
-      }
     } else if (const auto* factory = registry.FindBytesToBytes(name)) {
       if (!chain->array_to_bytes_) {
         return CorruptionError("codec '" + name + "' (bytes→bytes) precedes the array→bytes codec");
@@ -155,10 +151,6 @@ Result<std::shared_ptr<const CodecChain>> CodecChain::FromJsonUnguarded(
   while (chain->trailing_checksums_ < chain->bytes_to_bytes_.size() &&
          chain->bytes_to_bytes_[chain->bytes_to_bytes_.size() - 1 - chain->trailing_checksums_]->IsChecksum()) {
     ++chain->trailing_checksums_;
-  }
-  // A sharded array's partial reads bypass the chain, so sharding must stand alone.
-  if (chain->sharding_ && (!chain->array_to_array_.empty() || !chain->bytes_to_bytes_.empty())) {
-    return UnimplementedError("sharding_indexed combined with other outer codecs");
   }
   return std::shared_ptr<const CodecChain>(std::move(chain));
 }
@@ -250,9 +242,10 @@ Status CodecChain::DecodePart(ByteSpan encoded, size_t offset, MutableByteSpan o
 }
 
 std::optional<size_t> CodecChain::FixedEncodedSize() const {
-  // Transposition and byte swaps keep the size; sharding depends on the content.
-  if (sharding_) return std::nullopt;
-  size_t size = array_to_bytes_layout_.num_bytes();
+  // Transposition keeps the size; the array→bytes codec says whether it does.
+  auto fixed = array_to_bytes_->FixedEncodedSize(array_to_bytes_layout_);
+  if (!fixed) return std::nullopt;
+  size_t size = *fixed;
   for (const auto& codec : bytes_to_bytes_) {
     auto next = codec->FixedEncodedSize(size);
     if (!next) return std::nullopt;

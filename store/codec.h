@@ -28,8 +28,8 @@ using Json = nlohmann::ordered_json;
 struct ChunkLayout {
   DataType data_type = DataType::kUint8;
   std::vector<int64_t> shape;
-  // One element holding the array's fill value (native byte order); sharding leaves inner
-  // chunks equal to it out of the shard.
+  // One element holding the array's fill value (native byte order); codecs that pack inner
+  // chunks leave those equal to it out.
   std::vector<uint8_t> fill_value = std::vector<uint8_t>(1, 0);
   size_t num_elements() const;
   size_t num_bytes() const { return num_elements() * DataTypeSize(data_type); }
@@ -53,6 +53,8 @@ class ArrayToBytesCodec {
   // True when decoding is a plain copy (no byte swap): bytes→bytes codecs may then decode
   // straight into the caller's buffer.
   virtual bool IsIdentity(const ChunkLayout& layout) const { return false; }
+  // Encoded size when it does not depend on the content (bytes: the layout's size).
+  virtual std::optional<size_t> FixedEncodedSize(const ChunkLayout& layout) const { return {}; }
   virtual Json ToJson() const = 0;
 };
 
@@ -84,7 +86,6 @@ class BytesToBytesCodec {
   virtual Json ToJson() const = 0;
 };
 
-class ShardingCodec;
 class CodecRegistry;
 
 // The prepared codec list of one array (or of a shard's inner chunks or index).
@@ -106,8 +107,10 @@ class CodecChain {
   // Decodes bytes [offset, offset + out.size()) of the decoded chunk (C order), e.g. a run
   // of rows. Works for every chain; only where CanDecodePart() does it save work.
   Status DecodePart(ByteSpan encoded, size_t offset, MutableByteSpan out) const;
-  // The sharding codec when it is this chain's array→bytes codec (it then is the only codec).
-  const ShardingCodec* sharding() const { return sharding_; }
+  // The array→bytes codec, and whether it is the chain's only codec (ChunkStore looks here
+  // for a codec that packs inner chunks into the stored chunk).
+  std::shared_ptr<const ArrayToBytesCodec> array_to_bytes() const { return array_to_bytes_; }
+  bool has_only_array_to_bytes() const { return array_to_array_.empty() && bytes_to_bytes_.empty(); }
   // Encoded size when it does not depend on the content (used for shard indexes).
   std::optional<size_t> FixedEncodedSize() const;
   Json ToJson() const;
@@ -123,7 +126,6 @@ class CodecChain {
   std::vector<std::shared_ptr<const BytesToBytesCodec>> bytes_to_bytes_;
   // How many of bytes_to_bytes_ (the last ones) are checksums peeled in place on decode.
   size_t trailing_checksums_ = 0;
-  const ShardingCodec* sharding_ = nullptr;
 
   // Verifies and peels the trailing checksums; the rest of `encoded`, not copied.
   Result<ByteSpan> PeelChecksums(ByteSpan encoded) const;

@@ -44,6 +44,7 @@ class BytesCodec final : public ArrayToBytesCodec {
   }
 
   bool IsIdentity(const ChunkLayout& layout) const override { return !NeedsSwap(layout); }
+  std::optional<size_t> FixedEncodedSize(const ChunkLayout& layout) const override { return layout.num_bytes(); }
 
   Json ToJson() const override {
     Json j = {{"name", "bytes"}};

@@ -8,6 +8,17 @@
 
 namespace cytonet {
 
+Json ShardingSpec::ToJson() const {
+  Json index_codecs = Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+  if (index_checksum) index_codecs.push_back({{"name", "crc32c"}});
+  return {{"name", "sharding_indexed"},
+          {"configuration",
+           {{"chunk_shape", inner_chunk_shape},
+            {"codecs", inner_codecs},
+            {"index_codecs", std::move(index_codecs)},
+            {"index_location", index_location == IndexLocation::kStart ? "start" : "end"}}}};
+}
+
 bool ShardIndex::AllEmpty() const {
   for (const ShardIndexEntry& e : entries) {
     if (!e.empty()) return false;
@@ -89,6 +100,11 @@ Result<ByteRange> ShardingCodec::IndexRange(uint64_t shard_size) const {
 Result<ShardDigest> ShardingCodec::Digest(ByteSpan shard) const {
   ASSIGN_OR_RETURN(ByteRange range, IndexRange(shard.size()));
   return ShardDigest{shard.size(), Crc32c(shard.subspan(range.offset, range.length)), Crc32c(shard)};
+}
+
+Result<ShardIndex> ShardingCodec::IndexOfShard(ByteSpan shard) const {
+  ASSIGN_OR_RETURN(ByteRange range, IndexRange(shard.size()));
+  return DecodeIndex(shard.subspan(range.offset, range.length), shard.size());
 }
 
 Result<ShardIndex> ShardingCodec::DecodeIndex(ByteSpan encoded_index, uint64_t shard_size) const {
@@ -198,10 +214,7 @@ Result<Bytes> ShardingCodec::Encode(const ChunkLayout& layout, ByteSpan decoded)
 
 Status ShardingCodec::Decode(const ChunkLayout& layout, ByteSpan encoded,
                              MutableByteSpan out) const {
-  ASSIGN_OR_RETURN(ByteRange index_range, IndexRange(encoded.size()));
-  ASSIGN_OR_RETURN(ShardIndex index,
-                   DecodeIndex(encoded.subspan(index_range.offset, index_range.length),
-                               encoded.size()));
+  ASSIGN_OR_RETURN(ShardIndex index, IndexOfShard(encoded));
   const Box shard_box{std::vector<int64_t>(layout.shape.size(), 0), layout.shape};
   const size_t item = DataTypeSize(layout.data_type);
   Bytes chunk(inner_->layout().num_bytes());

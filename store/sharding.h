@@ -4,7 +4,7 @@
 // anywhere in the shard, plus an index of (offset, nbytes) uint64 pairs in C order of the
 // inner grid, encoded with the index codecs, at the start or end of the shard. An empty
 // inner chunk has offset = nbytes = 2^64-1. The pure functions below parse and build that
-// format; partial reads through a KvStore live in array.cc.
+// format; fetching from shards through a KvStore is ShardedChunkStore (chunk_store.h).
 #pragma once
 
 #include <limits>
@@ -49,6 +49,16 @@ using ShardManifest = std::map<std::string, ShardDigest, std::less<>>;  // less<
 
 enum class IndexLocation { kStart, kEnd };
 
+// What a writer chooses for a sharded array; ToJson() is its entry in the metadata's
+// codec list (the sharding codec must stand alone there).
+struct ShardingSpec {
+  std::vector<int64_t> inner_chunk_shape;
+  Json inner_codecs;                    // the inner chunks' codec list
+  bool index_checksum = true;           // index codecs [bytes, crc32c], else [bytes]
+  IndexLocation index_location = IndexLocation::kEnd;
+  Json ToJson() const;
+};
+
 class ShardingCodec final : public ArrayToBytesCodec {
  public:
   // `shard_layout` is the outer chunk (shard) layout.
@@ -70,6 +80,9 @@ class ShardingCodec final : public ArrayToBytesCodec {
   Result<ByteRange> IndexRange(uint64_t shard_size) const;
   // Decodes and validates the index (checksum, entry bounds within `shard_size`).
   Result<ShardIndex> DecodeIndex(ByteSpan encoded_index, uint64_t shard_size) const;
+  // The index of a whole shard held in memory (IndexRange, then DecodeIndex). Stored
+  // shards' indexes are read through ShardedChunkStore::IndexAt.
+  Result<ShardIndex> IndexOfShard(ByteSpan shard) const;
 
   // Builds a shard from already-encoded inner chunks (nullopt = empty), in C order of the
   // inner grid. Returns nullopt when every inner chunk is empty (such a shard is not

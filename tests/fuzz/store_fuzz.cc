@@ -68,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 2: {  // just the index
-      const ShardingCodec& sharding = *ShardedChain().sharding();
+      const auto& sharding = static_cast<const ShardingCodec&>(*ShardedChain().array_to_bytes());
       if (input.size() >= sharding.encoded_index_size()) {
         (void)sharding.DecodeIndex(input.last(sharding.encoded_index_size()), input.size());
       }
