@@ -6,7 +6,7 @@
 #include "dataset/layout.h"
 #include "dataset/manifest.h"
 #include "store/array.h"
-#include "store/codec_json.h"
+#include "store/json.h"
 #include "store/group.h"
 
 namespace cytonet {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "store/array.h"
+#include "store/json.h"
 #include "store/group.h"
 
 namespace cytonet {
@@ -19,13 +20,13 @@ Box CentredBox(double centre_x, double centre_y, int64_t size) {
 Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {
   ASSIGN_OR_RETURN(NodeInfo group, ReadNode(*dataset, "index"));
   IndexTable table;
-  try {
+  const std::string where = dataset->Describe("index/zarr.json");
+  RETURN_IF_ERROR(GuardJson(where, [&] {
     for (const Json& s : group.attributes.at("cytonet").at("index").at("sections")) {
       table.sections.push_back({s.at("brain").get<std::string>(), s.at("section").get<std::string>()});
     }
-  } catch (const std::exception& e) {
-    return CorruptionError(dataset->Describe("index/zarr.json") + ": " + e.what());
-  }
+    return Status::Ok();
+  }));
   auto context = std::make_shared<StoreContext>();
   Status status;
   size_t n = 0;
@@ -52,12 +53,9 @@ Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {
     }
   });
   RETURN_IF_ERROR(status);
-  int64_t rows = -1;
-  try {
-    rows = group.attributes.at("cytonet").at("index").at("rows").get<int64_t>();
-  } catch (const std::exception& e) {
-    return CorruptionError(dataset->Describe("index/zarr.json") + ": rows: " + e.what());
-  }
+  ASSIGN_OR_RETURN(const int64_t rows, GuardJson(where + ": rows", [&]() -> Result<int64_t> {
+    return group.attributes.at("cytonet").at("index").at("rows").get<int64_t>();
+  }));
   if (!lengths_agree || int64_t(n) != rows) {
     return CorruptionError(dataset->Describe("index") + ": columns disagree in length (the first has " + std::to_string(n) +
                            " rows, the attributes say " + std::to_string(rows) + ")");

@@ -1,7 +1,7 @@
 #include "dataset/manifest.h"
 
 #include "dataset/layout.h"
-#include "store/codec_json.h"
+#include "store/json.h"
 #include "store/group.h"
 
 namespace cytonet {

@@ -16,6 +16,7 @@
 
 #include "store/codec.h"
 #include "store/group.h"
+#include "store/json.h"
 
 namespace cytonet {
 namespace {
@@ -110,8 +111,8 @@ Json SectionOutcome::ToJson() const {
 }
 
 Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
-  SectionOutcome o;
-  try {
+  return GuardJson("section outcome", [&]() -> Result<SectionOutcome> {
+    SectionOutcome o;
     o.brain = json.at("brain").get<std::string>();
     o.section = json.at("section").get<std::string>();
     const std::string state = json.at("state").get<std::string>();
@@ -120,10 +121,8 @@ Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
     o.pixels = json.at("pixels").get<int64_t>();
     o.bytes_stored = json.at("bytes_stored").get<int64_t>();
     if (json.contains("error")) o.error = InternalError(json["error"].get<std::string>());
-  } catch (const std::exception& e) {
-    return CorruptionError(std::string("section outcome: ") + e.what());
-  }
-  return o;
+    return o;
+  });
 }
 
 Json IngestSettings(const IngestOptions& options, const StudySection& section, double pixel_size_um) {

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "ingest/study.h"
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 

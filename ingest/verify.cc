@@ -11,6 +11,7 @@
 #include "ingest/ingest_job.h"
 #include "ingest/point_index.h"
 #include "store/group.h"
+#include "store/json.h"
 #include "store/ome_zarr.h"
 #include "store/sharding.h"
 
@@ -191,13 +192,13 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
   }
   // The root's list of brains and sections must be exactly the complete ones.
   std::set<std::pair<std::string, std::string>> listed;
-  try {
+  Status brains = GuardJson(dataset->Describe("zarr.json") + ": attributes.cytonet.brains", [&] {
     for (const Json& brain : root->attributes.at("cytonet").at("brains")) {
       for (const Json& section : brain.at("sections")) listed.insert({brain.at("name"), section.get<std::string>()});
     }
-  } catch (const std::exception& e) {
-    report.dataset_problems.push_back(dataset->Describe("zarr.json") + ": attributes.cytonet.brains: " + e.what());
-  }
+    return Status::Ok();
+  });
+  if (!brains.ok()) report.dataset_problems.push_back(brains.message());
   for (const auto& [brain, section] : listed) {
     if (!complete.count({brain, section})) {
       report.dataset_problems.push_back(dataset->Describe("zarr.json") + " lists " + brain + "/" + section +

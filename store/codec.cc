@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 
@@ -10,48 +10,6 @@ size_t ChunkLayout::num_elements() const {
   size_t n = 1;
   for (int64_t extent : shape) n *= static_cast<size_t>(extent);
   return n;
-}
-
-Status CheckObjectKeys(const Json& object, std::initializer_list<const char*> allowed,
-                       const std::string& what) {
-  if (!object.is_object()) return CorruptionError(what + " must be a JSON object");
-  for (const auto& [key, value] : object.items()) {
-    bool known = false;
-    for (const char* a : allowed) known = known || key == a;
-    if (!known) return CorruptionError(what + ": unknown member '" + key + "'");
-  }
-  return Status::Ok();
-}
-
-Result<std::string> GetString(const Json& object, const char* key, const std::string& what) {
-  auto it = object.find(key);
-  if (it == object.end()) return CorruptionError(what + ": missing '" + key + "'");
-  if (!it->is_string()) return CorruptionError(what + ": '" + key + "' must be a string");
-  return it->get<std::string>();
-}
-
-Result<int64_t> GetInt(const Json& object, const char* key, const std::string& what) {
-  auto it = object.find(key);
-  if (it == object.end()) return CorruptionError(what + ": missing '" + key + "'");
-  if (!it->is_number_integer()) return CorruptionError(what + ": '" + key + "' must be an integer");
-  return it->get<int64_t>();
-}
-
-Status SplitNamedConfiguration(const Json& entry, const std::string& what, std::string* name,
-                               Json* configuration) {
-  if (entry.is_string()) {
-    *name = entry.get<std::string>();
-    *configuration = Json::object();
-    return Status::Ok();
-  }
-  RETURN_IF_ERROR(CheckObjectKeys(entry, {"name", "configuration", "must_understand"}, what));
-  ASSIGN_OR_RETURN(*name, GetString(entry, "name", what));
-  auto it = entry.find("configuration");
-  *configuration = it == entry.end() ? Json::object() : *it;
-  if (!configuration->is_object()) {
-    return CorruptionError(what + " '" + *name + "': configuration must be an object");
-  }
-  return Status::Ok();
 }
 
 Status BytesToBytesCodec::DecodeInto(ByteSpan encoded, MutableByteSpan out) const {
@@ -105,55 +63,53 @@ const CodecRegistry& BuiltinCodecRegistry() {
 Result<std::shared_ptr<const CodecChain>> CodecChain::FromJson(const Json& codecs,
                                                                const ChunkLayout& layout,
                                                                const CodecRegistry& registry) {
-  return GuardJson("codecs", [&] { return FromJsonUnguarded(codecs, layout, registry); });
+  return GuardJson("codecs", [&]() -> Result<std::shared_ptr<const CodecChain>> {
+    if (!codecs.is_array() || codecs.empty()) {
+      return CorruptionError("codecs must be a non-empty list");
+    }
+    auto chain = std::make_shared<CodecChain>();
+    chain->layout_ = layout;
+    ChunkLayout current = layout;
+    // Spec order: array→array*, array→bytes, bytes→bytes*.
+    for (const Json& entry : codecs) {
+      std::string name;
+      Json configuration;
+      RETURN_IF_ERROR(SplitNamedConfiguration(entry, "codec", &name, &configuration));
+      auto fail = [&](const Status& st) { return st.WithContext("codec '" + name + "'"); };
+      if (const auto* factory = registry.FindArrayToArray(name)) {
+        if (chain->array_to_bytes_) {
+          return CorruptionError("codec '" + name + "' (array→array) follows the array→bytes codec");
+        }
+        auto codec = (*factory)(configuration, current);
+        if (!codec.ok()) return fail(codec.status());
+        chain->array_to_array_.emplace_back(*codec, current);
+        current = (*codec)->EncodedLayout(current);
+      } else if (const auto* factory = registry.FindArrayToBytes(name)) {
+        if (chain->array_to_bytes_) return CorruptionError("more than one array→bytes codec");
+        auto codec = (*factory)(configuration, current, registry);
+        if (!codec.ok()) return fail(codec.status());
+        chain->array_to_bytes_ = *codec;
+        chain->array_to_bytes_layout_ = current;
+      } else if (const auto* factory = registry.FindBytesToBytes(name)) {
+        if (!chain->array_to_bytes_) {
+          return CorruptionError("codec '" + name + "' (bytes→bytes) precedes the array→bytes codec");
+        }
+        auto codec = (*factory)(configuration, current);
+        if (!codec.ok()) return fail(codec.status());
+        chain->bytes_to_bytes_.push_back(*codec);
+      } else {
+        return UnimplementedError("unknown codec '" + name + "'");
+      }
+    }
+    if (!chain->array_to_bytes_) return CorruptionError("codecs list has no array→bytes codec");
+    while (chain->trailing_checksums_ < chain->bytes_to_bytes_.size() &&
+           chain->bytes_to_bytes_[chain->bytes_to_bytes_.size() - 1 - chain->trailing_checksums_]->IsChecksum()) {
+      ++chain->trailing_checksums_;
+    }
+    return std::shared_ptr<const CodecChain>(std::move(chain));
+  });
 }
 
-Result<std::shared_ptr<const CodecChain>> CodecChain::FromJsonUnguarded(
-    const Json& codecs, const ChunkLayout& layout, const CodecRegistry& registry) {
-  if (!codecs.is_array() || codecs.empty()) {
-    return CorruptionError("codecs must be a non-empty list");
-  }
-  auto chain = std::make_shared<CodecChain>();
-  chain->layout_ = layout;
-  ChunkLayout current = layout;
-  // Spec order: array→array*, array→bytes, bytes→bytes*.
-  for (const Json& entry : codecs) {
-    std::string name;
-    Json configuration;
-    RETURN_IF_ERROR(SplitNamedConfiguration(entry, "codec", &name, &configuration));
-    auto fail = [&](const Status& st) { return st.WithContext("codec '" + name + "'"); };
-    if (const auto* factory = registry.FindArrayToArray(name)) {
-      if (chain->array_to_bytes_) {
-        return CorruptionError("codec '" + name + "' (array→array) follows the array→bytes codec");
-      }
-      auto codec = (*factory)(configuration, current);
-      if (!codec.ok()) return fail(codec.status());
-      chain->array_to_array_.emplace_back(*codec, current);
-      current = (*codec)->EncodedLayout(current);
-    } else if (const auto* factory = registry.FindArrayToBytes(name)) {
-      if (chain->array_to_bytes_) return CorruptionError("more than one array→bytes codec");
-      auto codec = (*factory)(configuration, current, registry);
-      if (!codec.ok()) return fail(codec.status());
-      chain->array_to_bytes_ = *codec;
-      chain->array_to_bytes_layout_ = current;
-    } else if (const auto* factory = registry.FindBytesToBytes(name)) {
-      if (!chain->array_to_bytes_) {
-        return CorruptionError("codec '" + name + "' (bytes→bytes) precedes the array→bytes codec");
-      }
-      auto codec = (*factory)(configuration, current);
-      if (!codec.ok()) return fail(codec.status());
-      chain->bytes_to_bytes_.push_back(*codec);
-    } else {
-      return UnimplementedError("unknown codec '" + name + "'");
-    }
-  }
-  if (!chain->array_to_bytes_) return CorruptionError("codecs list has no array→bytes codec");
-  while (chain->trailing_checksums_ < chain->bytes_to_bytes_.size() &&
-         chain->bytes_to_bytes_[chain->bytes_to_bytes_.size() - 1 - chain->trailing_checksums_]->IsChecksum()) {
-    ++chain->trailing_checksums_;
-  }
-  return std::shared_ptr<const CodecChain>(std::move(chain));
-}
 
 Result<Bytes> CodecChain::Encode(ByteSpan decoded) const {
   if (decoded.size() != layout_.num_bytes()) {

@@ -11,18 +11,16 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "store/bytes.h"
 #include "store/data_type.h"
+#include "store/json.h"
 #include "store/status.h"
 
 namespace cytonet {
-
-using Json = nlohmann::ordered_json;
 
 // What an array→array or array→bytes codec sees: the element type and chunk shape.
 struct ChunkLayout {
@@ -116,9 +114,6 @@ class CodecChain {
   Json ToJson() const;
 
  private:
-  static Result<std::shared_ptr<const CodecChain>> FromJsonUnguarded(const Json& codecs,
-                                                                     const ChunkLayout& layout,
-                                                                     const CodecRegistry& registry);
   ChunkLayout layout_;
   std::vector<std::pair<std::shared_ptr<const ArrayToArrayCodec>, ChunkLayout>> array_to_array_;
   std::shared_ptr<const ArrayToBytesCodec> array_to_bytes_;

@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "store/codec.h"
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 namespace {

@@ -10,7 +10,7 @@
 #include <map>
 
 #include "store/codec.h"
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 namespace {

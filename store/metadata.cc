@@ -1,14 +1,12 @@
 #include "store/metadata.h"
 
-#include <fstream>
-#include <iterator>
 
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 
@@ -30,20 +28,6 @@ std::vector<int64_t> ArrayMetadata::grid_shape() const {
   std::vector<int64_t> grid(rank());
   for (size_t d = 0; d < rank(); ++d) grid[d] = (shape[d] + chunk_shape[d] - 1) / chunk_shape[d];
   return grid;
-}
-
-Result<Json> ParseJson(ByteSpan text, const std::string& where) {
-  try {
-    return Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for 1e999
-    return CorruptionError(where + ": malformed JSON: " + e.what());
-  }
-}
-
-Bytes JsonToBytes(const Json& json) {
-  std::string text = json.dump(2);
-  text.push_back('\n');
-  return ToBytes(AsBytes(text));
 }
 
 namespace {
@@ -194,98 +178,93 @@ Json FillValueToJson(ByteSpan fill, DataType type) {
   return 0;
 }
 
-namespace {
-Result<ArrayMetadata> ParseV3Unguarded(const Json& json, const std::string& where) {
-  if (!json.is_object()) return CorruptionError(where + ": not a JSON object");
-  static const char* kKnown[] = {"zarr_format", "node_type",  "shape",           "data_type",
-                                 "chunk_grid",  "chunk_key_encoding", "fill_value", "codecs",
-                                 "attributes",  "dimension_names", "storage_transformers"};
-  for (const auto& [key, value] : json.items()) {
-    bool known = false;
-    for (const char* k : kKnown) known = known || key == k;
-    if (known) continue;
-    // v3 core spec: unknown members must be objects with must_understand = false.
-    if (value.is_object() && value.contains("must_understand") &&
-        value["must_understand"] == false) {
-      continue;
-    }
-    return CorruptionError(where + ": unknown member '" + key +
-                           "' (not marked \"must_understand\": false)");
-  }
-  ArrayMetadata m;
-  if (json.value("zarr_format", Json()) != 3) return CorruptionError(where + ": zarr_format is not 3");
-  if (json.value("node_type", Json()) != "array") return CorruptionError(where + ": node_type is not 'array'");
-  ASSIGN_OR_RETURN(m.shape, ParseShape(json, "shape", where, /*positive=*/false));
-  ASSIGN_OR_RETURN(std::string type_name, GetString(json, "data_type", where));
-  auto type = ParseDataType(type_name);
-  if (!type.ok()) return type.status().WithContext(where);
-  m.data_type = *type;
-
-  auto grid = json.find("chunk_grid");
-  if (grid == json.end()) return CorruptionError(where + ": missing 'chunk_grid'");
-  std::string grid_name;
-  Json grid_config;
-  RETURN_IF_ERROR(SplitNamedConfiguration(*grid, where + ": chunk_grid", &grid_name, &grid_config));
-  if (grid_name != "regular") {
-    return UnimplementedError(where + ": chunk_grid '" + grid_name + "' is not supported");
-  }
-  RETURN_IF_ERROR(CheckObjectKeys(grid_config, {"chunk_shape"}, where + ": chunk_grid configuration"));
-  ASSIGN_OR_RETURN(m.chunk_shape, ParseShape(grid_config, "chunk_shape", where + ": chunk_grid", true));
-  if (m.chunk_shape.size() != m.shape.size()) {
-    return CorruptionError(where + ": chunk_shape has " + std::to_string(m.chunk_shape.size()) +
-                           " dimensions, shape has " + std::to_string(m.shape.size()));
-  }
-  RETURN_IF_ERROR(CheckChunkSize(m.chunk_shape, m.data_type, where));
-
-  auto cke = json.find("chunk_key_encoding");
-  if (cke == json.end()) return CorruptionError(where + ": missing 'chunk_key_encoding'");
-  std::string cke_name;
-  Json cke_config;
-  RETURN_IF_ERROR(SplitNamedConfiguration(*cke, where + ": chunk_key_encoding", &cke_name, &cke_config));
-  RETURN_IF_ERROR(CheckObjectKeys(cke_config, {"separator"}, where + ": chunk_key_encoding configuration"));
-  if (cke_name == "default") {
-    m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kDefault, '/'};
-  } else if (cke_name == "v2") {
-    m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kV2, '.'};
-  } else {
-    return UnimplementedError(where + ": chunk_key_encoding '" + cke_name + "' is not supported");
-  }
-  if (cke_config.contains("separator")) {
-    const Json& sep = cke_config["separator"];
-    if (sep != "/" && sep != ".") return CorruptionError(where + ": separator must be '/' or '.'");
-    m.chunk_key_encoding.separator = sep.get<std::string>()[0];
-  }
-
-  if (!json.contains("fill_value")) return CorruptionError(where + ": missing 'fill_value'");
-  m.fill_value_json = json["fill_value"];
-  auto fill = ParseFillValue(m.fill_value_json, m.data_type);
-  if (!fill.ok()) return fill.status().WithContext(where);
-  m.fill_value = *fill;
-
-  if (!json.contains("codecs")) return CorruptionError(where + ": missing 'codecs'");
-  m.codecs = json["codecs"];
-  if (auto it = json.find("attributes"); it != json.end()) {
-    if (!it->is_object()) return CorruptionError(where + ": attributes must be an object");
-    m.attributes = *it;
-  }
-  if (auto it = json.find("dimension_names"); it != json.end() && !it->is_null()) {
-    if (!it->is_array() || it->size() != m.shape.size()) {
-      return CorruptionError(where + ": dimension_names must list one name per dimension");
-    }
-    std::vector<std::string> names;
-    for (const Json& n : *it) names.push_back(n.is_string() ? n.get<std::string>() : "");
-    m.dimension_names = std::move(names);
-  }
-  if (auto it = json.find("storage_transformers"); it != json.end() && !(it->is_array() && it->empty())) {
-    return UnimplementedError(where + ": storage_transformers are not supported");
-  }
-  return m;
-}
-
-}  // namespace
-
 Result<ArrayMetadata> ParseArrayMetadataV3(const Json& json, const std::string& where) {
-  return GuardJson(where, [&] { return ParseV3Unguarded(json, where); });
+  return GuardJson(where, [&]() -> Result<ArrayMetadata> {
+    if (!json.is_object()) return CorruptionError(where + ": not a JSON object");
+    static const char* kKnown[] = {"zarr_format", "node_type",  "shape",           "data_type",
+                                   "chunk_grid",  "chunk_key_encoding", "fill_value", "codecs",
+                                   "attributes",  "dimension_names", "storage_transformers"};
+    for (const auto& [key, value] : json.items()) {
+      bool known = false;
+      for (const char* k : kKnown) known = known || key == k;
+      if (known) continue;
+      // v3 core spec: unknown members must be objects with must_understand = false.
+      if (value.is_object() && value.contains("must_understand") &&
+          value["must_understand"] == false) {
+        continue;
+      }
+      return CorruptionError(where + ": unknown member '" + key +
+                             "' (not marked \"must_understand\": false)");
+    }
+    ArrayMetadata m;
+    if (json.value("zarr_format", Json()) != 3) return CorruptionError(where + ": zarr_format is not 3");
+    if (json.value("node_type", Json()) != "array") return CorruptionError(where + ": node_type is not 'array'");
+    ASSIGN_OR_RETURN(m.shape, ParseShape(json, "shape", where, /*positive=*/false));
+    ASSIGN_OR_RETURN(std::string type_name, GetString(json, "data_type", where));
+    auto type = ParseDataType(type_name);
+    if (!type.ok()) return type.status().WithContext(where);
+    m.data_type = *type;
+
+    auto grid = json.find("chunk_grid");
+    if (grid == json.end()) return CorruptionError(where + ": missing 'chunk_grid'");
+    std::string grid_name;
+    Json grid_config;
+    RETURN_IF_ERROR(SplitNamedConfiguration(*grid, where + ": chunk_grid", &grid_name, &grid_config));
+    if (grid_name != "regular") {
+      return UnimplementedError(where + ": chunk_grid '" + grid_name + "' is not supported");
+    }
+    RETURN_IF_ERROR(CheckObjectKeys(grid_config, {"chunk_shape"}, where + ": chunk_grid configuration"));
+    ASSIGN_OR_RETURN(m.chunk_shape, ParseShape(grid_config, "chunk_shape", where + ": chunk_grid", true));
+    if (m.chunk_shape.size() != m.shape.size()) {
+      return CorruptionError(where + ": chunk_shape has " + std::to_string(m.chunk_shape.size()) +
+                             " dimensions, shape has " + std::to_string(m.shape.size()));
+    }
+    RETURN_IF_ERROR(CheckChunkSize(m.chunk_shape, m.data_type, where));
+
+    auto cke = json.find("chunk_key_encoding");
+    if (cke == json.end()) return CorruptionError(where + ": missing 'chunk_key_encoding'");
+    std::string cke_name;
+    Json cke_config;
+    RETURN_IF_ERROR(SplitNamedConfiguration(*cke, where + ": chunk_key_encoding", &cke_name, &cke_config));
+    RETURN_IF_ERROR(CheckObjectKeys(cke_config, {"separator"}, where + ": chunk_key_encoding configuration"));
+    if (cke_name == "default") {
+      m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kDefault, '/'};
+    } else if (cke_name == "v2") {
+      m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kV2, '.'};
+    } else {
+      return UnimplementedError(where + ": chunk_key_encoding '" + cke_name + "' is not supported");
+    }
+    if (cke_config.contains("separator")) {
+      const Json& sep = cke_config["separator"];
+      if (sep != "/" && sep != ".") return CorruptionError(where + ": separator must be '/' or '.'");
+      m.chunk_key_encoding.separator = sep.get<std::string>()[0];
+    }
+
+    if (!json.contains("fill_value")) return CorruptionError(where + ": missing 'fill_value'");
+    m.fill_value_json = json["fill_value"];
+    auto fill = ParseFillValue(m.fill_value_json, m.data_type);
+    if (!fill.ok()) return fill.status().WithContext(where);
+    m.fill_value = *fill;
+
+    if (!json.contains("codecs")) return CorruptionError(where + ": missing 'codecs'");
+    m.codecs = json["codecs"];
+    if (auto it = json.find("attributes"); it != json.end()) {
+      if (!it->is_object()) return CorruptionError(where + ": attributes must be an object");
+      m.attributes = *it;
+    }
+    if (auto it = json.find("dimension_names"); it != json.end() && !it->is_null()) {
+      if (!it->is_array() || it->size() != m.shape.size()) {
+        return CorruptionError(where + ": dimension_names must list one name per dimension");
+      }
+      std::vector<std::string> names;
+      for (const Json& n : *it) names.push_back(n.is_string() ? n.get<std::string>() : "");
+      m.dimension_names = std::move(names);
+    }
+    if (auto it = json.find("storage_transformers"); it != json.end() && !(it->is_array() && it->empty())) {
+      return UnimplementedError(where + ": storage_transformers are not supported");
+    }
+    return m;
+  });
 }
 
 Json ToJsonV3(const ArrayMetadata& m) {
@@ -306,97 +285,92 @@ Json ToJsonV3(const ArrayMetadata& m) {
   return j;
 }
 
-namespace {
-Result<ArrayMetadata> ParseV2Unguarded(const Json& json, const std::string& where) {
-  RETURN_IF_ERROR(CheckObjectKeys(json,
-                                  {"zarr_format", "shape", "chunks", "dtype", "compressor",
-                                   "fill_value", "order", "filters", "dimension_separator"},
-                                  where));
-  ArrayMetadata m;
-  m.zarr_format = 2;
-  if (json.value("zarr_format", Json()) != 2) return CorruptionError(where + ": zarr_format is not 2");
-  ASSIGN_OR_RETURN(m.shape, ParseShape(json, "shape", where, false));
-  ASSIGN_OR_RETURN(m.chunk_shape, ParseShape(json, "chunks", where, true));
-  if (m.chunk_shape.size() != m.shape.size()) {
-    return CorruptionError(where + ": 'chunks' and 'shape' differ in length");
-  }
-  ASSIGN_OR_RETURN(std::string dtype, GetString(json, "dtype", where));
-  bool little = true;
-  auto type = ParseV2DataType(dtype, &little);
-  if (!type.ok()) return type.status().WithContext(where);
-  m.data_type = *type;
-  RETURN_IF_ERROR(CheckChunkSize(m.chunk_shape, m.data_type, where));
-
-  m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kV2, '.'};
-  if (auto it = json.find("dimension_separator"); it != json.end()) {
-    if (*it != "." && *it != "/") return CorruptionError(where + ": dimension_separator must be '.' or '/'");
-    m.chunk_key_encoding.separator = it->get<std::string>()[0];
-  }
-  m.fill_value_json = json.value("fill_value", Json());
-  if (m.fill_value_json.is_null()) {
-    m.fill_value.assign(DataTypeSize(m.data_type), 0);  // v2: null = undefined; read as 0
-  } else {
-    auto fill = ParseFillValue(m.fill_value_json, m.data_type);
-    if (!fill.ok()) return fill.status().WithContext(where);
-    m.fill_value = *fill;
-  }
-  if (auto it = json.find("filters"); it != json.end() && !it->is_null() &&
-                                      !(it->is_array() && it->empty())) {
-    return UnimplementedError(where + ": v2 filters are not supported");
-  }
-  // Express the v2 layout as a v3 codec chain: F order is a transpose.
-  std::string order = json.value("order", std::string("C"));
-  if (order == "F") {
-    std::vector<int64_t> reversed;
-    for (size_t d = m.rank(); d-- > 0;) reversed.push_back(static_cast<int64_t>(d));
-    m.codecs.push_back({{"name", "transpose"}, {"configuration", {{"order", reversed}}}});
-  } else if (order != "C") {
-    return CorruptionError(where + ": order must be 'C' or 'F'");
-  }
-  Json bytes_codec = {{"name", "bytes"}};
-  if (DataTypeSize(m.data_type) > 1) {
-    bytes_codec["configuration"] = {{"endian", little ? "little" : "big"}};
-  }
-  m.codecs.push_back(bytes_codec);
-  m.v2_compressor = json.value("compressor", Json());
-  const Json& c = m.v2_compressor;
-  if (!c.is_null()) {
-    if (!c.is_object() || !c.contains("id")) return CorruptionError(where + ": compressor must have an 'id'");
-    std::string id = c["id"].is_string() ? c["id"].get<std::string>() : "";
-    if (id == "blosc") {
-      // numcodecs: shuffle 0/1/2, -1 = auto (bit-shuffle for 1-byte items).
-      int shuffle = c.value("shuffle", 1);
-      const size_t item = DataTypeSize(m.data_type);
-      if (shuffle == -1) shuffle = item == 1 ? 2 : 1;
-      static const char* kShuffle[] = {"noshuffle", "shuffle", "bitshuffle"};
-      if (shuffle < 0 || shuffle > 2) return CorruptionError(where + ": blosc shuffle must be -1..2");
-      m.codecs.push_back({{"name", "blosc"},
-                          {"configuration",
-                           {{"cname", c.value("cname", std::string("lz4"))},
-                            {"clevel", c.value("clevel", 5)},
-                            {"shuffle", kShuffle[shuffle]},
-                            {"typesize", item},
-                            {"blocksize", c.value("blocksize", 0)}}}});
-    } else if (id == "zstd") {
-      m.codecs.push_back({{"name", "zstd"},
-                          {"configuration",
-                           {{"level", c.value("level", 1)}, {"checksum", c.value("checksum", false)}}}});
-    } else if (id == "gzip") {
-      m.codecs.push_back({{"name", "gzip"}, {"configuration", {{"level", c.value("level", 1)}}}});
-    } else if (id == "zlib") {
-      // RFC 1950 streams (numcodecs.Zlib; tensorstore's "zlib"), not gzip's RFC 1952 framing.
-      m.codecs.push_back({{"name", "numcodecs.zlib"}, {"configuration", {{"level", c.value("level", 1)}}}});
-    } else {
-      return UnimplementedError(where + ": compressor '" + id + "' is not supported");
-    }
-  }
-  return m;
-}
-
-}  // namespace
-
 Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& where) {
-  return GuardJson(where, [&] { return ParseV2Unguarded(json, where); });
+  return GuardJson(where, [&]() -> Result<ArrayMetadata> {
+    RETURN_IF_ERROR(CheckObjectKeys(json,
+                                    {"zarr_format", "shape", "chunks", "dtype", "compressor",
+                                     "fill_value", "order", "filters", "dimension_separator"},
+                                    where));
+    ArrayMetadata m;
+    m.zarr_format = 2;
+    if (json.value("zarr_format", Json()) != 2) return CorruptionError(where + ": zarr_format is not 2");
+    ASSIGN_OR_RETURN(m.shape, ParseShape(json, "shape", where, false));
+    ASSIGN_OR_RETURN(m.chunk_shape, ParseShape(json, "chunks", where, true));
+    if (m.chunk_shape.size() != m.shape.size()) {
+      return CorruptionError(where + ": 'chunks' and 'shape' differ in length");
+    }
+    ASSIGN_OR_RETURN(std::string dtype, GetString(json, "dtype", where));
+    bool little = true;
+    auto type = ParseV2DataType(dtype, &little);
+    if (!type.ok()) return type.status().WithContext(where);
+    m.data_type = *type;
+    RETURN_IF_ERROR(CheckChunkSize(m.chunk_shape, m.data_type, where));
+
+    m.chunk_key_encoding = {ChunkKeyEncoding::Kind::kV2, '.'};
+    if (auto it = json.find("dimension_separator"); it != json.end()) {
+      if (*it != "." && *it != "/") return CorruptionError(where + ": dimension_separator must be '.' or '/'");
+      m.chunk_key_encoding.separator = it->get<std::string>()[0];
+    }
+    m.fill_value_json = json.value("fill_value", Json());
+    if (m.fill_value_json.is_null()) {
+      m.fill_value.assign(DataTypeSize(m.data_type), 0);  // v2: null = undefined; read as 0
+    } else {
+      auto fill = ParseFillValue(m.fill_value_json, m.data_type);
+      if (!fill.ok()) return fill.status().WithContext(where);
+      m.fill_value = *fill;
+    }
+    if (auto it = json.find("filters"); it != json.end() && !it->is_null() &&
+                                        !(it->is_array() && it->empty())) {
+      return UnimplementedError(where + ": v2 filters are not supported");
+    }
+    // Express the v2 layout as a v3 codec chain: F order is a transpose.
+    std::string order = json.value("order", std::string("C"));
+    if (order == "F") {
+      std::vector<int64_t> reversed;
+      for (size_t d = m.rank(); d-- > 0;) reversed.push_back(static_cast<int64_t>(d));
+      m.codecs.push_back({{"name", "transpose"}, {"configuration", {{"order", reversed}}}});
+    } else if (order != "C") {
+      return CorruptionError(where + ": order must be 'C' or 'F'");
+    }
+    Json bytes_codec = {{"name", "bytes"}};
+    if (DataTypeSize(m.data_type) > 1) {
+      bytes_codec["configuration"] = {{"endian", little ? "little" : "big"}};
+    }
+    m.codecs.push_back(bytes_codec);
+    m.v2_compressor = json.value("compressor", Json());
+    const Json& c = m.v2_compressor;
+    if (!c.is_null()) {
+      if (!c.is_object() || !c.contains("id")) return CorruptionError(where + ": compressor must have an 'id'");
+      std::string id = c["id"].is_string() ? c["id"].get<std::string>() : "";
+      if (id == "blosc") {
+        // numcodecs: shuffle 0/1/2, -1 = auto (bit-shuffle for 1-byte items).
+        int shuffle = c.value("shuffle", 1);
+        const size_t item = DataTypeSize(m.data_type);
+        if (shuffle == -1) shuffle = item == 1 ? 2 : 1;
+        static const char* kShuffle[] = {"noshuffle", "shuffle", "bitshuffle"};
+        if (shuffle < 0 || shuffle > 2) return CorruptionError(where + ": blosc shuffle must be -1..2");
+        m.codecs.push_back({{"name", "blosc"},
+                            {"configuration",
+                             {{"cname", c.value("cname", std::string("lz4"))},
+                              {"clevel", c.value("clevel", 5)},
+                              {"shuffle", kShuffle[shuffle]},
+                              {"typesize", item},
+                              {"blocksize", c.value("blocksize", 0)}}}});
+      } else if (id == "zstd") {
+        m.codecs.push_back({{"name", "zstd"},
+                            {"configuration",
+                             {{"level", c.value("level", 1)}, {"checksum", c.value("checksum", false)}}}});
+      } else if (id == "gzip") {
+        m.codecs.push_back({{"name", "gzip"}, {"configuration", {{"level", c.value("level", 1)}}}});
+      } else if (id == "zlib") {
+        // RFC 1950 streams (numcodecs.Zlib; tensorstore's "zlib"), not gzip's RFC 1952 framing.
+        m.codecs.push_back({{"name", "numcodecs.zlib"}, {"configuration", {{"level", c.value("level", 1)}}}});
+      } else {
+        return UnimplementedError(where + ": compressor '" + id + "' is not supported");
+      }
+    }
+    return m;
+  });
 }
 
 Json ToJsonV2(const ArrayMetadata& m) {
@@ -429,12 +403,5 @@ Json ToJsonV2(const ArrayMetadata& m) {
 }  // namespace cytonet
 
 namespace cytonet {
-
-Result<Json> ReadJsonFile(const std::string& path, const std::string& what) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return NotFoundError(what + " '" + path + "' cannot be opened");
-  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  return ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), what + " '" + path + "'");
-}
 
 }  // namespace cytonet

@@ -62,10 +62,5 @@ Result<std::vector<uint8_t>> ParseFillValue(const Json& value, DataType type);
 // The JSON a writer stores for `fill` ("NaN" etc. for non-finite floats).
 Json FillValueToJson(ByteSpan fill, DataType type);
 
-// Parses JSON text; Corruption with the file name and position when malformed.
-Result<Json> ParseJson(ByteSpan text, const std::string& where);
-// Reads and parses a JSON file of the local file system; errors call it "<what> '<path>'".
-Result<Json> ReadJsonFile(const std::string& path, const std::string& what);
-Bytes JsonToBytes(const Json& json);
 
 }  // namespace cytonet

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 
@@ -41,82 +41,77 @@ Json MultiscaleToJson(const Multiscale& m) {
   return {{"version", "0.5"}, {"multiscales", Json::array({multiscale})}};
 }
 
-namespace {
-Result<Multiscale> ParseMultiscaleUnguarded(const Json& attributes, const std::string& where) {
-  Multiscale m;
-  m.version.clear();
-  const Json* list = nullptr;
-  if (auto ome = attributes.find("ome"); ome != attributes.end() && ome->is_object()) {
-    m.version = ome->value("version", std::string());
-    if (auto it = ome->find("multiscales"); it != ome->end()) list = &*it;
-  } else if (auto it = attributes.find("multiscales"); it != attributes.end()) {
-    list = &*it;  // 0.4 and earlier: version inside each entry
-  }
-  if (!list || !list->is_array() || list->empty()) {
-    return NotFoundError(where + ": no OME-Zarr multiscales in the attributes");
-  }
-  const Json& entry = list->front();
-  if (m.version.empty()) m.version = entry.value("version", std::string("0.4"));
-  if (m.version != "0.5" && m.version != "0.4") {
-    return UnimplementedError(where + ": OME-Zarr version " + m.version + " is not supported");
-  }
-  m.name = entry.value("name", std::string());
-  m.type = entry.value("type", std::string());
-  auto axes = entry.find("axes");
-  if (axes == entry.end() || !axes->is_array()) return CorruptionError(where + ": multiscales[0] has no axes");
-  for (const Json& a : *axes) {
-    if (!a.is_object() || !a.contains("name") || !a["name"].is_string()) {
-      return CorruptionError(where + ": every axis needs a name");
-    }
-    m.axes.push_back({a["name"].get<std::string>(), a.value("type", std::string()),
-                      a.value("unit", std::string())});
-  }
-  auto datasets = entry.find("datasets");
-  if (datasets == entry.end() || !datasets->is_array() || datasets->empty()) {
-    return CorruptionError(where + ": multiscales[0] has no datasets");
-  }
-  auto numbers = [&](const Json& j, const char* key) -> Result<std::vector<double>> {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_array() || it->size() != m.axes.size()) {
-      return CorruptionError(where + ": '" + key + "' must list one number per axis");
-    }
-    std::vector<double> v;
-    for (const Json& x : *it) {
-      if (!x.is_number()) return CorruptionError(where + ": '" + key + "' must hold numbers");
-      v.push_back(x.get<double>());
-    }
-    return v;
-  };
-  for (const Json& d : *datasets) {
-    if (!d.is_object() || !d.contains("path") || !d["path"].is_string()) {
-      return CorruptionError(where + ": every dataset needs a path");
-    }
-    MultiscaleLevel level{d["path"].get<std::string>(), {}, {}};
-    auto transforms = d.find("coordinateTransformations");
-    if (transforms == d.end() || !transforms->is_array() || transforms->empty() ||
-        transforms->front().value("type", std::string()) != "scale") {
-      return CorruptionError(where + ": dataset '" + level.path +
-                             "' must start its coordinateTransformations with a scale");
-    }
-    for (const Json& t : *transforms) {
-      const std::string type = t.value("type", std::string());
-      if (type == "scale") {
-        ASSIGN_OR_RETURN(level.scale, numbers(t, "scale"));
-      } else if (type == "translation") {
-        ASSIGN_OR_RETURN(level.translation, numbers(t, "translation"));
-      } else {
-        return UnimplementedError(where + ": coordinate transformation '" + type + "'");
-      }
-    }
-    m.levels.push_back(std::move(level));
-  }
-  return m;
-}
-
-}  // namespace
-
 Result<Multiscale> ParseMultiscale(const Json& attributes, const std::string& where) {
-  return GuardJson(where, [&] { return ParseMultiscaleUnguarded(attributes, where); });
+  return GuardJson(where, [&]() -> Result<Multiscale> {
+    Multiscale m;
+    m.version.clear();
+    const Json* list = nullptr;
+    if (auto ome = attributes.find("ome"); ome != attributes.end() && ome->is_object()) {
+      m.version = ome->value("version", std::string());
+      if (auto it = ome->find("multiscales"); it != ome->end()) list = &*it;
+    } else if (auto it = attributes.find("multiscales"); it != attributes.end()) {
+      list = &*it;  // 0.4 and earlier: version inside each entry
+    }
+    if (!list || !list->is_array() || list->empty()) {
+      return NotFoundError(where + ": no OME-Zarr multiscales in the attributes");
+    }
+    const Json& entry = list->front();
+    if (m.version.empty()) m.version = entry.value("version", std::string("0.4"));
+    if (m.version != "0.5" && m.version != "0.4") {
+      return UnimplementedError(where + ": OME-Zarr version " + m.version + " is not supported");
+    }
+    m.name = entry.value("name", std::string());
+    m.type = entry.value("type", std::string());
+    auto axes = entry.find("axes");
+    if (axes == entry.end() || !axes->is_array()) return CorruptionError(where + ": multiscales[0] has no axes");
+    for (const Json& a : *axes) {
+      if (!a.is_object() || !a.contains("name") || !a["name"].is_string()) {
+        return CorruptionError(where + ": every axis needs a name");
+      }
+      m.axes.push_back({a["name"].get<std::string>(), a.value("type", std::string()),
+                        a.value("unit", std::string())});
+    }
+    auto datasets = entry.find("datasets");
+    if (datasets == entry.end() || !datasets->is_array() || datasets->empty()) {
+      return CorruptionError(where + ": multiscales[0] has no datasets");
+    }
+    auto numbers = [&](const Json& j, const char* key) -> Result<std::vector<double>> {
+      auto it = j.find(key);
+      if (it == j.end() || !it->is_array() || it->size() != m.axes.size()) {
+        return CorruptionError(where + ": '" + key + "' must list one number per axis");
+      }
+      std::vector<double> v;
+      for (const Json& x : *it) {
+        if (!x.is_number()) return CorruptionError(where + ": '" + key + "' must hold numbers");
+        v.push_back(x.get<double>());
+      }
+      return v;
+    };
+    for (const Json& d : *datasets) {
+      if (!d.is_object() || !d.contains("path") || !d["path"].is_string()) {
+        return CorruptionError(where + ": every dataset needs a path");
+      }
+      MultiscaleLevel level{d["path"].get<std::string>(), {}, {}};
+      auto transforms = d.find("coordinateTransformations");
+      if (transforms == d.end() || !transforms->is_array() || transforms->empty() ||
+          transforms->front().value("type", std::string()) != "scale") {
+        return CorruptionError(where + ": dataset '" + level.path +
+                               "' must start its coordinateTransformations with a scale");
+      }
+      for (const Json& t : *transforms) {
+        const std::string type = t.value("type", std::string());
+        if (type == "scale") {
+          ASSIGN_OR_RETURN(level.scale, numbers(t, "scale"));
+        } else if (type == "translation") {
+          ASSIGN_OR_RETURN(level.translation, numbers(t, "translation"));
+        } else {
+          return UnimplementedError(where + ": coordinate transformation '" + type + "'");
+        }
+      }
+      m.levels.push_back(std::move(level));
+    }
+    return m;
+  });
 }
 
 Status WriteMultiscaleGroup(KvStore& kvstore, const std::string& path, const Multiscale& multiscale,

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "store/codec_json.h"
+#include "store/json.h"
 
 namespace cytonet {
 
