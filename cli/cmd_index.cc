@@ -1,12 +1,9 @@
 // cytonet index: the sampling-point index of a dataset; cytonet query: radius queries on it.
 #include <cstdio>
 #include <memory>
-#include <optional>
 
 #include "cli/commands.h"
-#include "dataset/lock.h"
-#include "ingest/mpi_session.h"
-#include "ingest/point_index.h"
+#include "ingest/jobs.h"
 #include "ingest/study.h"
 
 namespace cytonet::cli {
@@ -33,40 +30,17 @@ Command AddIndexCommand(CLI::App& app) {
             if (!study.ok()) return Fail(study.status());
             auto kvstore = OpenFileKvStore(o->dataset, /*create=*/false);
             if (!kvstore.ok()) return Fail(kvstore.status());
-            // Under mpirun/srun each rank indexes a block of sections and writes its rows
-            // with collective MPI-IO; rank 0 writes the metadata and prints.
-            std::unique_ptr<MpiSession> mpi;
-            if (LaunchedUnderMpi()) {
-              auto session = MpiSession::Start(nullptr, nullptr, 0);
-              if (!session.ok()) return Fail(session.status());
-              mpi = std::move(*session);
-            }
-            const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->size() : 1;
-            // No ingest or other index job may write the dataset meanwhile (rank 0 holds the lock).
-            std::optional<DatasetLock> lock;
-            Status locked = Status::Ok();
-            if (rank == 0) {
-              auto taken = DatasetLock::Acquire(o->dataset, "root", "cytonet index " + o->study);
-              if (taken.ok()) lock.emplace(std::move(*taken));
-              else locked = taken.status();
-            }
-            if (const Status agreed = mpi ? mpi->Agree(locked) : locked; !agreed.ok()) return rank == 0 ? Fail(agreed) : 1;
-            IndexStats stats;
-            auto table = BuildIndex(*kvstore, *study, o->index, &stats, rank, ranks);
-            // A failure on one rank must not leave the others waiting in a collective.
-            int failed = table.ok() ? 0 : 1;
-            if (mpi) failed = int(mpi->SumAll({failed})[0]);
-            if (!table.ok()) return Fail(table.status());
-            if (failed) return 1;
-            if (Status s = WriteIndex(*kvstore, *table, o->index, &stats, mpi.get(), o->dataset); !s.ok()) return Fail(s);
-            if (rank != 0) return 0;
-            if (Status s = WriteTransforms(**kvstore, *study, *table); !s.ok()) return Fail(s);
+            IndexJobResult result;
+            const Status ran = RunIndexJob(*kvstore, o->dataset, *study, o->index, &result);
+            if (result.rank != 0) return ran.ok() ? 0 : 1;
+            if (!ran.ok()) return Fail(ran);
+            const IndexStats& stats = result.stats;
             std::printf("index: %lld points read, %lld kept in %zu sections; dropped: %lld low tissue, %lld outside the "
                         "image, %lld NaN, %lld of sections not in the dataset\n",
-                        static_cast<long long>(stats.points_read), static_cast<long long>(stats.kept), table->sections.size(),
+                        static_cast<long long>(stats.points_read), static_cast<long long>(stats.kept), result.sections,
                         static_cast<long long>(stats.dropped_low_tissue), static_cast<long long>(stats.dropped_outside),
                         static_cast<long long>(stats.dropped_nan), static_cast<long long>(stats.dropped_unknown_section));
-            if (mpi) std::printf("index: %d MPI ranks, rows written with collective MPI-IO\n", ranks);
+            if (result.ranks > 1) std::printf("index: %d MPI ranks, rows written with collective MPI-IO\n", result.ranks);
             return 0;
           }};
 }

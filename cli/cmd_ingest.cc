@@ -1,16 +1,12 @@
 // cytonet ingest: the sections of a study into a dataset (resumable; MPI when launched by
-// mpirun/srun, see ingest/mpi_session.h).
-#include <unistd.h>
-
+// mpirun/srun, see ingest/jobs.h).
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <memory>
 
 #include "cli/commands.h"
-#include "ingest/ingest_job.h"
-#include "ingest/mpi_session.h"
+#include "ingest/jobs.h"
 #include "store/kvstore.h"
 #include "store/kvstore_wrappers.h"
 
@@ -97,82 +93,20 @@ Command AddIngestCommand(CLI::App& app) {
             if (const char* writes = std::getenv("CYTONET_TEST_KILL_BEFORE_WRITE")) {
               *kvstore = std::make_shared<KillBeforeWriteKvStore>(*kvstore, std::atoll(writes));
             }
-            // Under mpirun/srun, ranks share the sections through a counter on rank 0;
-            // rank 0 prepares and finalises the dataset and prints the summary.
-            std::unique_ptr<MpiSession> mpi;
-            if (LaunchedUnderMpi()) {
-              auto queue = MpiSession::Start(nullptr, nullptr, int64_t(study->sections.size()));
-              if (!queue.ok()) return Fail(queue.status());
-              mpi = std::move(*queue);
+            IngestJobResult result;
+            const Status ran = RunIngestJob(*kvstore, o->out, *study, o->ingest, &result);
+            if (result.rank != 0) return ran.ok() ? (result.failed_sections ? kSomeSectionsFailed : 0) : 1;
+            if (!ran.ok()) return Fail(ran);
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            PrintSummary(result.outcomes, seconds);
+            if (result.ranks > 1) std::printf("ingest: %d MPI ranks\n", result.ranks);
+            if (!o->report.empty()) {
+              Json report = Json::array();
+              for (const SectionOutcome& outcome : result.outcomes) report.push_back(outcome.ToJson());
+              std::ofstream(o->report) << report.dump(1, ' ', false, Json::error_handler_t::replace) << "\n";
             }
-            const bool root = !mpi || mpi->rank() == 0;
-            // One writer job per dataset: rank 0 holds the root lock for the whole run, every
-            // rank locks the section it writes. A dataset folder we cannot write to is only
-            // checked (a re-run over a complete read-only dataset writes nothing).
-            const bool writable = ::access(o->out.c_str(), W_OK) == 0;
-            if (writable) o->ingest.lock_root = o->out;
-            std::optional<DatasetLock> lock;
-            Status prepared = Status::Ok();
-            if (root && writable) {
-              auto taken = DatasetLock::Acquire(o->out, "root", "cytonet ingest " + o->study);
-              if (taken.ok()) {
-                lock.emplace(std::move(*taken));
-              } else {
-                prepared = taken.status();
-              }
-            }
-            if (root && lock) prepared = RemoveStaleTemporaries(o->out);
-            if (root && prepared.ok()) prepared = PrepareDataset(**kvstore);
-            // Every rank learns whether rank 0 could prepare, so none waits in a collective.
-            const bool prepared_everywhere = mpi ? mpi->Broadcast(prepared.ok() ? 0 : 1) == 0 : prepared.ok();
-            if (!prepared_everywhere) return root ? Fail(prepared) : 1;
-            std::vector<SectionOutcome> outcomes;
-            for (int64_t i = mpi ? mpi->Next() : 0; i >= 0 && i < int64_t(study->sections.size());
-                 i = mpi ? mpi->Next() : i + 1) {
-              const StudySection& section = study->sections[size_t(i)];
-              outcomes.push_back(IngestSection(*kvstore, section, o->ingest));
-              if (outcomes.back().state == SectionState::kFailed && !o->quiet) {
-                std::fprintf(stderr, "[ingest] %s failed: %s\n", section.Name().c_str(), outcomes.back().error.ToString().c_str());
-              }
-            }
-            if (mpi) {
-              Json mine = Json::array();
-              for (const SectionOutcome& outcome : outcomes) mine.push_back(outcome.ToJson());
-              // Error texts may quote bytes from damaged files: replace invalid UTF-8.
-              const std::vector<std::string> all =
-                  mpi->GatherToRoot(mine.dump(-1, ' ', false, Json::error_handler_t::replace));
-              if (root) {
-                std::map<std::string, SectionOutcome> by_name;
-                for (const std::string& text : all) {
-                  for (const Json& j : Json::parse(text, nullptr, /*allow_exceptions=*/false)) {
-                    auto outcome = SectionOutcome::FromJson(j);
-                    if (outcome.ok()) by_name[outcome->brain + "/" + outcome->section] = *outcome;
-                  }
-                }
-                outcomes.clear();
-                for (const StudySection& section : study->sections) outcomes.push_back(by_name[section.Name()]);
-              }
-            }
-            int code = 0;
-            if (root) {
-              if (Status s = FinalizeDataset(**kvstore, *study); !s.ok()) {
-                code = Fail(s);
-              } else {
-                const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                PrintSummary(outcomes, seconds);
-                if (mpi) std::printf("ingest: %d MPI ranks\n", mpi->size());
-                if (!o->report.empty()) {
-                  Json report = Json::array();
-                  for (const SectionOutcome& outcome : outcomes) report.push_back(outcome.ToJson());
-                  std::ofstream(o->report) << report.dump(1, ' ', false, Json::error_handler_t::replace) << "\n";
-                }
-                for (const SectionOutcome& outcome : outcomes) {
-                  if (outcome.state == SectionState::kFailed) code = kSomeSectionsFailed;
-                }
-              }
-              std::fflush(stdout);
-            }
-            return mpi ? mpi->Broadcast(code) : code;
+            std::fflush(stdout);
+            return result.failed_sections ? kSomeSectionsFailed : 0;
   }};
 }
 
