@@ -20,11 +20,20 @@ struct Loader::Slot {
   Status error;             // first error of this batch (kStop)
 };
 
+Status LoaderOptions::Check() const {
+  auto in_range = [](const char* name, int64_t value, int64_t lo, int64_t hi) {
+    if (value >= lo && value <= hi) return Status::Ok();
+    return InvalidArgumentError(std::string("loader: ") + name + " must be in [" + std::to_string(lo) + ", " +
+                                std::to_string(hi) + "], got " + std::to_string(value));
+  };
+  RETURN_IF_ERROR(in_range("threads", threads, 1, kMaxThreads));
+  RETURN_IF_ERROR(in_range("ring_depth", ring_depth, 1, kMaxRingDepth));
+  return in_range("patch_size", patch_size, 1, int64_t{1} << 20);
+}
+
 Result<std::unique_ptr<Loader>> Loader::Start(std::shared_ptr<const PatchReader> reader, LoaderOptions options) {
+  RETURN_IF_ERROR(options.Check());
   if (!reader || !reader->index()) return FailedPreconditionError("loader: the dataset has no index/ (run cytonet index)");
-  if (options.threads <= 0 || options.ring_depth <= 0 || options.patch_size <= 0) {
-    return InvalidArgumentError("loader: threads, ring depth and patch size must be positive");
-  }
   ASSIGN_OR_RETURN(Sampler sampler, Sampler::Make(SelectRows(*reader->index(), options.filter), options.sampler));
   if (options.start_step < 0 || options.start_step >= sampler.steps_per_epoch()) {
     return InvalidArgumentError("loader: start step " + std::to_string(options.start_step) + " is not in [0, " +

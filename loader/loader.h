@@ -59,6 +59,12 @@ struct LoaderOptions {
   int64_t start_step = 0;
   uint32_t end_epoch = UINT32_MAX;  // the loader ends before this epoch
   bool pin_memory = true;
+
+  static constexpr int kMaxThreads = 1024;
+  static constexpr int kMaxRingDepth = 1024;
+  // InvalidArgument naming the first option out of range (Loader::Start calls it first,
+  // so every front-end gets the same checks and messages).
+  Status Check() const;
 };
 
 // One batch, valid until the shared_ptr is dropped (its slot then returns to the ring).

@@ -53,8 +53,6 @@ namespace {
 // Bounds that keep sizes derived from the arguments far from overflow and from asking the
 // system for more threads than it can start (an errno message names no argument).
 constexpr int64_t kMaxCacheMb = (int64_t{1} << 40) >> 20;  // 1 TiB
-constexpr int kMaxLoaderThreads = 1024;
-constexpr int kMaxRingDepth = 1024;
 
 void CheckRange(const char* name, int64_t value, int64_t lo, int64_t hi) {
   if (value < lo || value > hi) {
@@ -178,8 +176,6 @@ PYBIND11_MODULE(cytonet, m) {
              int ring_depth, int rank, int world_size, bool augment, uint32_t start_epoch, int64_t start_step,
              uint32_t end_epoch, bool skip_errors, bool float_output) {
             d->CheckProcess();
-            CheckRange("threads", threads, 1, kMaxLoaderThreads);
-            CheckRange("ring_depth", ring_depth, 1, kMaxRingDepth);
             LoaderOptions o;
             o.sampler = {seed, batch_size, rank, world_size};
             o.patch_size = patch_size;
