@@ -6,6 +6,7 @@
 //   ds.read("B01", "0001", level=1, centre=(x, y), size=2048) -> uint8 ndarray (size, size)
 //   ds.read_box("B01", "0001", level=1, box=(y0, x0, h, w))    -> uint8 ndarray (h, w)
 //   for batch in ds.loader(batch_size=32, patch_size=2048, seed=1, threads=4): batch["images"]
+//   a = cytonet.open_array("/data/x.zarr", "path/in/it", cache_mb=64); a.read((y0, x0), (h, w))
 //
 // Reads write straight into the numpy array they return and release the GIL while they
 // work. Batch images are views of the loader's ring slot: the slot is held while any
@@ -84,6 +85,28 @@ py::array_t<T> Copy1D(const std::vector<T>& values) {
   py::array_t<T> out(std::vector<py::ssize_t>{py::ssize_t(values.size())});
   std::copy(values.begin(), values.end(), out.mutable_data());
   return out;
+}
+
+// Any Zarr v3/v2 array (not only a dataset's), for tools and benchmarks.
+struct ArrayHandle {
+  std::shared_ptr<ZarrArray> array;
+  pid_t owner = getpid();
+  void CheckProcess() const {
+    if (getpid() != owner) throw std::runtime_error("cytonet array used in a forked child: open it again in the child");
+  }
+};
+
+// The store and context every open shares: a file store with the decoded-chunk cache.
+std::pair<std::shared_ptr<KvStore>, std::shared_ptr<StoreContext>> OpenStore(const std::string& path, int64_t cache_mb,
+                                                                             bool map_files) {
+  CheckRange("cache_mb", cache_mb, 0, kMaxCacheMb);
+  FileKvStoreOptions file_options;
+  file_options.map_files = map_files;
+  auto kvstore = OpenFileKvStore(path, /*create=*/false, file_options);
+  if (!kvstore.ok()) Raise(kvstore.status());
+  StoreContextOptions options;
+  options.chunk_cache_bytes = size_t(cache_mb) << 20;
+  return {*kvstore, std::make_shared<StoreContext>(options)};
 }
 
 struct BatchIterator {
@@ -274,17 +297,11 @@ PYBIND11_MODULE(cytonet, m) {
   m.def(
       "open",
       [](const std::string& path, int64_t cache_mb, bool map_files) {
-        CheckRange("cache_mb", cache_mb, 0, kMaxCacheMb);
-        FileKvStoreOptions file_options;
-        file_options.map_files = map_files;
-        auto kvstore = OpenFileKvStore(path, /*create=*/false, file_options);
-        if (!kvstore.ok()) Raise(kvstore.status());
-        StoreContextOptions options;
-        options.chunk_cache_bytes = size_t(cache_mb) << 20;
-        auto reader = PatchReader::Open(*kvstore, std::make_shared<StoreContext>(options));
+        auto [kvstore, context] = OpenStore(path, cache_mb, map_files);
+        auto reader = PatchReader::Open(kvstore, context);
         if (!reader.ok()) Raise(reader.status());
         auto d = std::make_shared<Dataset>();
-        d->kvstore = *kvstore;
+        d->kvstore = kvstore;
         d->reader = std::shared_ptr<const PatchReader>(std::move(*reader));
         return d;
       },
@@ -295,4 +312,46 @@ PYBIND11_MODULE(cytonet, m) {
       "the page cache. A shard truncated in place by another program while it is mapped then raises\n"
       "SIGBUS and kills the process; map_files=False reads with pread instead, and such a shard becomes\n"
       "an ordinary error (IndexError / RuntimeError naming the file).");
+
+  py::class_<ArrayHandle, std::shared_ptr<ArrayHandle>>(m, "Array")
+      .def_property_readonly("shape", [](const ArrayHandle& a) { return a.array->metadata().shape; })
+      .def_property_readonly("dtype", [](const ArrayHandle& a) { return py::dtype::from_args(py::str(std::string(DataTypeName(a.array->metadata().data_type)))); })
+      .def(
+          "read",
+          [](const ArrayHandle& a, std::vector<int64_t> origin, std::vector<int64_t> shape) {
+            a.CheckProcess();
+            if (origin.size() != shape.size()) throw py::value_error("origin and shape differ in length");
+            const Box box{origin, shape};
+            // Strides and sizes from our own element size: this pybind11 reads NumPy 2's dtype
+            // item size as 0, which would give every element stride 0.
+            const size_t item = a.array->item_size();
+            const std::vector<py::ssize_t> extents(shape.begin(), shape.end());
+            std::vector<py::ssize_t> strides(shape.size(), py::ssize_t(item));
+            for (size_t d = shape.size(); d-- > 1;) strides[d - 1] = strides[d] * extents[d];
+            py::array out(py::dtype::from_args(py::str(std::string(DataTypeName(a.array->metadata().data_type)))), extents,
+                          strides);
+            const MutableByteSpan bytes(static_cast<uint8_t*>(out.mutable_data()), size_t(box.num_elements()) * item);
+            Status status;
+            {
+              py::gil_scoped_release release;
+              status = a.array->Read(box, bytes);
+            }
+            if (!status.ok()) Raise(status);
+            return out;
+          },
+          py::arg("origin"), py::arg("shape"),
+          "The elements [origin, origin + shape) as a new numpy array (outside the array: the fill value).");
+
+  m.def(
+      "open_array",
+      [](const std::string& root, const std::string& path, int64_t cache_mb, bool map_files) {
+        auto [kvstore, context] = OpenStore(root, cache_mb, map_files);
+        auto array = ZarrArray::Open(kvstore, path, context);
+        if (!array.ok()) Raise(array.status());
+        auto handle = std::make_shared<ArrayHandle>();
+        handle->array = *array;
+        return handle;
+      },
+      py::arg("root"), py::arg("path") = "", py::arg("cache_mb") = 0, py::arg("map_files") = true,
+      "Opens the Zarr array at `path` below the folder `root` (read-only); cache_mb and map_files as for open().");
 }

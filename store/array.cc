@@ -165,19 +165,16 @@ Status ZarrArray::Read(const Box& box, MutableByteSpan out) const {
   auto cells = CellsOverlapping(region, chunk_shape);
 
   // Chunks in the decoded-chunk cache are copied from there; the rest are fetched.
-  LruCache<Bytes>* cache = context_->chunk_cache();
-  std::vector<std::string> names;
+  ChunkCache* cache = context_->chunk_cache();
   if (cache) {
     std::vector<GridCell> missing;
     for (GridCell& cell : cells) {
-      std::string name = chunks_->Name(cell);
       // Size check: an array re-created at the same path with other chunks must miss.
-      if (auto hit = cache->Find(name); hit && hit->size() == chunk_bytes) {
+      if (auto hit = cache->Find(chunks_->CacheKey(cell)); hit && hit->size() == chunk_bytes) {
         const Box b = chunk_box(cell);
         CopyRegion(hit->data(), b, out.data(), box, *Intersect(b, region), item_size());
         continue;
       }
-      names.push_back(std::move(name));
       missing.push_back(std::move(cell));
     }
     cells = std::move(missing);
@@ -204,12 +201,16 @@ Status ZarrArray::Read(const Box& box, MutableByteSpan out) const {
       CopyRegion(scratch.data(), rows, out.data(), box, part, item_size());
       return Status::Ok();
     }
-    auto decoded = cache ? std::make_shared<Bytes>() : nullptr;
-    Bytes& buffer = cache ? *decoded : scratch;
-    buffer.resize(chunk_bytes);
-    RETURN_IF_ERROR(codecs.Decode(*encoded, buffer));
-    CopyRegion(buffer.data(), whole, out.data(), box, part, item_size());
-    if (cache) cache->Insert(names[i], decoded, decoded->size(), generation);
+    if (!cache) {
+      scratch.resize(chunk_bytes);
+      RETURN_IF_ERROR(codecs.Decode(*encoded, scratch));
+      CopyRegion(scratch.data(), whole, out.data(), box, part, item_size());
+      return Status::Ok();
+    }
+    std::shared_ptr<Bytes> decoded = context_->decode_buffers().Take(chunk_bytes);
+    RETURN_IF_ERROR(codecs.Decode(*encoded, *decoded));
+    CopyRegion(decoded->data(), whole, out.data(), box, part, item_size());
+    cache->Insert(chunks_->CacheKey(cells[i]), std::move(decoded), chunk_bytes, generation);
     return Status::Ok();
   });
 }

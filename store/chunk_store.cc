@@ -11,16 +11,23 @@
 namespace cytonet {
 namespace {
 
+// Read chunks along each dimension of an array of `shape` in chunks of `chunk`.
+std::vector<int64_t> GridOf(const std::vector<int64_t>& shape, const std::vector<int64_t>& chunk) {
+  std::vector<int64_t> grid(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) grid[d] = (shape[d] + chunk[d] - 1) / chunk[d];
+  return grid;
+}
+
 // Each chunk under its own key; read chunks are the array's chunks.
 class PlainChunkStore final : public ChunkStore {
  public:
-  PlainChunkStore(std::shared_ptr<KvStore> kvstore, std::string path, ChunkKeyEncoding keys,
-                  std::vector<int64_t> chunk_shape, std::shared_ptr<const CodecChain> codecs,
-                  std::shared_ptr<StoreContext> context)
-      : kvstore_(std::move(kvstore)),
+  PlainChunkStore(std::shared_ptr<KvStore> kvstore, std::string path, const ArrayMetadata& metadata,
+                  std::shared_ptr<const CodecChain> codecs, std::shared_ptr<StoreContext> context)
+      : ChunkStore(*context, kvstore->Describe(path), GridOf(metadata.shape, metadata.chunk_shape)),
+        kvstore_(std::move(kvstore)),
         path_(std::move(path)),
-        keys_(std::move(keys)),
-        chunk_shape_(std::move(chunk_shape)),
+        keys_(metadata.chunk_key_encoding),
+        chunk_shape_(metadata.chunk_shape),
         codecs_(std::move(codecs)),
         context_(std::move(context)) {}
 
@@ -39,12 +46,9 @@ class PlainChunkStore final : public ChunkStore {
     return error.status();
   }
 
-  std::string Name(const GridCell& cell) const override {
-    return kvstore_->Describe(JoinKey(path_, keys_.KeyFor(cell)));
-  }
-
   void Forget(const GridCell& chunk) const override {
-    if (LruCache<Bytes>* cache = context_->chunk_cache()) cache->Erase(Name(chunk));
+    ChunkCache* cache = context_->chunk_cache();
+    if (cache && LinearIfInside(chunk)) cache->Erase(CacheKey(chunk));
   }
 
  private:
@@ -58,13 +62,22 @@ class PlainChunkStore final : public ChunkStore {
 
 }  // namespace
 
-ShardedChunkStore::ShardedChunkStore(std::shared_ptr<KvStore> kvstore, std::string array_path, ChunkKeyEncoding keys,
-                                     std::vector<int64_t> shard_shape, std::shared_ptr<const ShardingCodec> sharding,
+std::optional<uint64_t> ChunkStore::LinearIfInside(const GridCell& cell) const {
+  uint64_t linear = 0;
+  for (size_t d = 0; d < read_grid_.size(); ++d) {
+    if (cell[d] < 0 || cell[d] >= read_grid_[d]) return std::nullopt;
+    linear = linear * uint64_t(read_grid_[d]) + uint64_t(cell[d]);
+  }
+  return linear;
+}
+
+ShardedChunkStore::ShardedChunkStore(std::shared_ptr<KvStore> kvstore, std::string array_path,
+                                     const ArrayMetadata& metadata, std::shared_ptr<const ShardingCodec> sharding,
                                      std::shared_ptr<StoreContext> context)
-    : kvstore_(std::move(kvstore)),
+    : ChunkStore(*context, kvstore->Describe(array_path), GridOf(metadata.shape, sharding->inner_chunk_shape())),
+      kvstore_(std::move(kvstore)),
       path_(std::move(array_path)),
-      keys_(std::move(keys)),
-      shard_shape_(std::move(shard_shape)),
+      keys_(metadata.chunk_key_encoding),
       sharding_(std::move(sharding)),
       context_(std::move(context)) {}
 
@@ -81,16 +94,17 @@ std::pair<GridCell, size_t> ShardedChunkStore::Locate(const GridCell& cell) cons
   return {std::move(shard), linear};
 }
 
-std::string ShardedChunkStore::Name(const GridCell& cell) const {
-  const auto [shard, linear] = Locate(cell);
-  return kvstore_->Describe(ShardKey(shard)) + "#" + std::to_string(linear);
-}
-
 void ShardedChunkStore::Forget(const GridCell& shard) const {
-  const std::string name = kvstore_->Describe(ShardKey(shard));
-  context_->shard_index_cache().Erase(name);
-  if (LruCache<Bytes>* cache = context_->chunk_cache()) {
-    for (size_t i = 0; i < sharding_->num_inner_chunks(); ++i) cache->Erase(name + "#" + std::to_string(i));
+  context_->shard_index_cache().Erase(kvstore_->Describe(ShardKey(shard)));
+  ChunkCache* cache = context_->chunk_cache();
+  if (!cache) return;
+  const auto& per_shard = sharding_->chunks_per_shard();
+  for (size_t i = 0; i < sharding_->num_inner_chunks(); ++i) {
+    GridCell cell = shard;
+    for (size_t d = cell.size(), rest = i; d-- > 0; rest /= size_t(per_shard[d])) {
+      cell[d] = shard[d] * per_shard[d] + int64_t(rest % size_t(per_shard[d]));
+    }
+    if (LinearIfInside(cell)) cache->Erase(CacheKey(cell));
   }
 }
 
@@ -261,18 +275,16 @@ Result<std::unique_ptr<ChunkStore>> MakeChunkStore(std::shared_ptr<KvStore> kvst
                                                    std::shared_ptr<StoreContext> context) {
   auto sharding = std::dynamic_pointer_cast<const ShardingCodec>(codecs->array_to_bytes());
   if (!sharding) {
-    return std::unique_ptr<ChunkStore>(new PlainChunkStore(std::move(kvstore), path, metadata.chunk_key_encoding,
-                                                           metadata.chunk_shape, std::move(codecs),
-                                                           std::move(context)));
+    return std::unique_ptr<ChunkStore>(
+        new PlainChunkStore(std::move(kvstore), path, metadata, std::move(codecs), std::move(context)));
   }
   // Reads fetch inner chunks straight out of the shard, so sharding must be the only
   // codec (no transposition or compression around whole shards).
   if (!codecs->has_only_array_to_bytes()) {
     return UnimplementedError(kvstore->Describe(path) + ": sharding_indexed combined with other outer codecs");
   }
-  return std::unique_ptr<ChunkStore>(new ShardedChunkStore(std::move(kvstore), path, metadata.chunk_key_encoding,
-                                                           metadata.chunk_shape, std::move(sharding),
-                                                           std::move(context)));
+  return std::unique_ptr<ChunkStore>(
+      new ShardedChunkStore(std::move(kvstore), path, metadata, std::move(sharding), std::move(context)));
 }
 
 }  // namespace cytonet

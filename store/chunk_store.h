@@ -45,20 +45,31 @@ class ChunkStore {
   // from fetching or from `consume`, is returned and names the chunk and its file.
   virtual Status Fetch(const std::vector<GridCell>& cells, const Consumer& consume) const = 0;
 
-  // A name of read chunk `cell`, unique among the arrays of one StoreContext (the decoded
-  // chunk cache's key).
-  virtual std::string Name(const GridCell& cell) const = 0;
+  // The decoded-chunk cache's key of read chunk `cell` (inside the read-chunk grid).
+  ChunkCacheKey CacheKey(const GridCell& cell) const { return {cache_id_, Linear(cell)}; }
 
   // Drops what the context caches about stored chunk `chunk` (of a sharded array: the
   // shard's index and inner chunks) after it was rewritten or erased.
   virtual void Forget(const GridCell& chunk) const = 0;
+
+ protected:
+  // `name` identifies the array in the context's caches; `read_grid` is the number of read
+  // chunks along each dimension.
+  ChunkStore(StoreContext& context, const std::string& name, std::vector<int64_t> read_grid)
+      : cache_id_(context.ArrayCacheId(name)), read_grid_(std::move(read_grid)) {}
+  // C-order position of `cell` in the read-chunk grid; nullopt outside it.
+  std::optional<uint64_t> LinearIfInside(const GridCell& cell) const;
+  uint64_t Linear(const GridCell& cell) const { return *LinearIfInside(cell); }
+
+ private:
+  uint64_t cache_id_;
+  std::vector<int64_t> read_grid_;
 };
 
 class ShardedChunkStore final : public ChunkStore {
  public:
-  ShardedChunkStore(std::shared_ptr<KvStore> kvstore, std::string array_path, ChunkKeyEncoding keys,
-                    std::vector<int64_t> shard_shape, std::shared_ptr<const ShardingCodec> sharding,
-                    std::shared_ptr<StoreContext> context);
+  ShardedChunkStore(std::shared_ptr<KvStore> kvstore, std::string array_path, const ArrayMetadata& metadata,
+                    std::shared_ptr<const ShardingCodec> sharding, std::shared_ptr<StoreContext> context);
 
   const ShardingCodec& sharding() const { return *sharding_; }
 
@@ -81,7 +92,6 @@ class ShardedChunkStore final : public ChunkStore {
   const std::vector<int64_t>& read_chunk_shape() const override { return sharding_->inner_chunk_shape(); }
   const CodecChain& read_codecs() const override { return sharding_->inner_codecs(); }
   Status Fetch(const std::vector<GridCell>& cells, const Consumer& consume) const override;
-  std::string Name(const GridCell& cell) const override;
   void Forget(const GridCell& shard) const override;
 
  private:
@@ -97,7 +107,6 @@ class ShardedChunkStore final : public ChunkStore {
   std::shared_ptr<KvStore> kvstore_;
   std::string path_;
   ChunkKeyEncoding keys_;
-  std::vector<int64_t> shard_shape_;
   std::shared_ptr<const ShardingCodec> sharding_;
   std::shared_ptr<StoreContext> context_;
   std::shared_ptr<const ShardManifest> expected_;  // null: no check

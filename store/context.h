@@ -5,8 +5,12 @@
 // handles are cached by the file KvStore itself.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 
+#include "store/buffer_pool.h"
 #include "store/bytes.h"
 #include "store/codec.h"
 #include "store/lru_cache.h"
@@ -27,6 +31,25 @@ struct StoreContextOptions {
   uint64_t max_coalesced_read_bytes = 64 << 20;
 };
 
+// A decoded chunk in the cache: which array (StoreContext::ArrayCacheId) and which of its
+// read chunks (C-order position in the array's read-chunk grid). A plain key: a hit
+// allocates nothing.
+struct ChunkCacheKey {
+  uint64_t array = 0;
+  uint64_t chunk = 0;
+  bool operator==(const ChunkCacheKey&) const = default;
+};
+struct ChunkCacheKeyHash {
+  size_t operator()(const ChunkCacheKey& key) const {
+    uint64_t h = key.array * 0x9E3779B97F4A7C15ull ^ (key.chunk + 0x632BE59BD9B4E019ull);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return size_t(h ^ (h >> 32));
+  }
+};
+using ChunkCache = LruCache<ChunkCacheKey, Bytes, ChunkCacheKeyHash>;
+using ShardIndexCache = LruCache<std::string, ShardIndex>;  // by the shard's Describe() name
+
 class StoreContext {
  public:
   explicit StoreContext(StoreContextOptions options = {},
@@ -34,15 +57,23 @@ class StoreContext {
 
   const StoreContextOptions& options() const { return options_; }
   const CodecRegistry& codec_registry() const { return registry_; }
-  LruCache<ShardIndex>& shard_index_cache() { return shard_indexes_; }
+  ShardIndexCache& shard_index_cache() { return shard_indexes_; }
   // nullptr when disabled.
-  LruCache<Bytes>* chunk_cache() { return chunks_ ? chunks_.get() : nullptr; }
+  ChunkCache* chunk_cache() { return chunks_ ? chunks_.get() : nullptr; }
+  // Buffers for chunks decoded into the chunk cache; evicted ones come back here.
+  BufferPool& decode_buffers() { return *decode_buffers_; }
+  // One number per array name (its Describe() of the array path), the same every time it
+  // is asked within this context: arrays opened twice share cached chunks and invalidations.
+  uint64_t ArrayCacheId(const std::string& array_name);
 
  private:
   const StoreContextOptions options_;
   const CodecRegistry& registry_;
-  LruCache<ShardIndex> shard_indexes_;
-  std::unique_ptr<LruCache<Bytes>> chunks_;
+  ShardIndexCache shard_indexes_;
+  std::unique_ptr<ChunkCache> chunks_;
+  std::shared_ptr<BufferPool> decode_buffers_;
+  std::mutex array_ids_mutex_;
+  std::map<std::string, uint64_t> array_ids_;
 };
 
 }  // namespace cytonet

@@ -250,3 +250,21 @@ def test_open_refuses_a_newer_schema_version(module, tmp_path):
     group.attrs["cytonet"] = {**group.attrs["cytonet"], "schema_version": 99}
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         module.open(str(tmp_path))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "uint64"])
+def test_open_array_reads_what_zarr_python_wrote_element_for_element(module, tmp_path, dtype):
+    """Any array, not only a dataset's: values, dtype and C-order strides as zarr-python has them
+    (sharded and not, a box that passes the array's end reads the fill value there)."""
+    rng = np.random.default_rng(5)
+    data = (rng.integers(-1000, 1000, (300, 200)) if dtype != "uint8" else rng.integers(0, 255, (300, 200))).astype(dtype)
+    for name, shards in (("sharded", (128, 128)), ("plain", None)):
+        array = zarr.create_array(str(tmp_path / name), shape=data.shape, chunks=(64, 64), shards=shards, dtype=dtype,
+                                  fill_value=7)
+        array[:] = data
+        ours = module.open_array(str(tmp_path), name)
+        assert ours.shape == [300, 200] and ours.dtype == np.dtype(dtype)
+        got = ours.read((250, 10), (60, 150))
+        assert got.dtype == np.dtype(dtype) and got.strides == (150 * data.itemsize, data.itemsize)
+        np.testing.assert_array_equal(got[:50], data[250:300, 10:160])
+        assert (got[50:] == 7).all()

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "store/array.h"
+#include "store/buffer_pool.h"
 #include "store/group.h"
 #include "store/kvstore_wrappers.h"
 #include "store/ome_zarr.h"
@@ -164,7 +165,7 @@ TEST(ShardedArray, ReadsAfterAWriteSeeTheNewData) {
 }
 
 TEST(LruCache, InsertAfterAnEraseIsDropped) {
-  LruCache<Bytes> cache(1 << 20);
+  LruCache<std::string, Bytes> cache(1 << 20);
   const uint64_t before_read = cache.generation();
   cache.Erase("k");  // a writer invalidates while a reader decodes old bytes
   cache.Insert("k", std::make_shared<Bytes>(10), 10, before_read);
@@ -173,6 +174,51 @@ TEST(LruCache, InsertAfterAnEraseIsDropped) {
   EXPECT_NE(cache.Find("k"), nullptr);
   for (int i = 0; i < 200; ++i) cache.Insert("k" + std::to_string(i), std::make_shared<Bytes>(8192), 8192, cache.generation());
   EXPECT_LE(cache.used_bytes(), size_t{1} << 20);  // the budget holds
+}
+
+TEST(LruCache, EvictsLeastRecentlyUsedWithinEachPart) {
+  LruCache<std::string, Bytes> cache(4 * 100, /*parts=*/1);
+  for (int i = 0; i < 4; ++i) cache.Insert(std::to_string(i), std::make_shared<Bytes>(100), 100, cache.generation());
+  ASSERT_NE(cache.Find("0"), nullptr);  // now the most recent
+  cache.Insert("4", std::make_shared<Bytes>(100), 100, cache.generation());
+  EXPECT_NE(cache.Find("0"), nullptr);
+  EXPECT_EQ(cache.Find("1"), nullptr);  // the least recently used went
+  EXPECT_EQ(cache.used_bytes(), 400u);
+}
+
+TEST(BufferPool, EvictedBuffersAreReusedUpToTheBound) {
+  auto pool = BufferPool::Make(2 * 1000);
+  const uint8_t* first = nullptr;
+  {
+    std::shared_ptr<Bytes> a = pool->Take(1000);
+    first = a->data();
+    EXPECT_EQ(a->size(), 1000u);
+  }
+  EXPECT_EQ(pool->idle_bytes(), 1000u);
+  std::shared_ptr<Bytes> again = pool->Take(1000);
+  EXPECT_EQ(again->data(), first);  // the same memory, no new allocation
+  EXPECT_EQ(pool->idle_bytes(), 0u);
+  std::vector<std::shared_ptr<Bytes>> many;
+  for (int i = 0; i < 5; ++i) many.push_back(pool->Take(1000));
+  many.clear();
+  EXPECT_EQ(pool->idle_bytes(), 2000u);  // the rest were freed
+  std::shared_ptr<Bytes> outlives = pool->Take(1000);
+  pool.reset();  // a buffer may outlive its pool
+  outlives.reset();
+}
+
+TEST(ShardedArray, TwoOpensOfOneArrayShareCachedChunksAndInvalidations) {
+  auto kv = NewMemoryKvStore();
+  auto context = ContextWithChunkCache(8 << 20);
+  auto writer = ValueOrDie(ZarrArray::Create(kv, "a", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
+  ASSERT_OK(writer->Write(writer->domain(), Bytes(256 * 256, 7)));
+  auto reader = ValueOrDie(ZarrArray::Open(kv, "a", context));
+  EXPECT_EQ((*reader->Read(Box{{0, 0}, {64, 64}}))[100], 7);
+  const uint64_t hits = context->chunk_cache()->hits();
+  EXPECT_EQ((*writer->Read(Box{{0, 0}, {64, 64}}))[100], 7);
+  EXPECT_GT(context->chunk_cache()->hits(), hits);  // the reader's decoded chunks serve the writer
+  ASSERT_OK(writer->Write(Box{{0, 0}, {128, 128}}, Bytes(128 * 128, 9)));
+  EXPECT_EQ((*reader->Read(Box{{0, 0}, {64, 64}}))[100], 9);  // the writer's write reached the reader's cache
 }
 
 // ---- corruption: every case is a clear error naming the shard, never a crash ----
