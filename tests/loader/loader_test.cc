@@ -58,11 +58,12 @@ IndexTable TableOf(int64_t rows) {
     t.point_id.push_back(r);
     t.x_px.push_back(double(r));
     t.y_px.push_back(double(r));
-    t.mni_x.push_back(0);
-    t.mni_y.push_back(0);
-    t.mni_z.push_back(0);
+    // Distinct values per row and column, so a test that reads the wrong column or row fails.
+    t.mni_x.push_back(1.5 * double(r) - 20);
+    t.mni_y.push_back(100 - double(r));
+    t.mni_z.push_back(0.25 * double(r) + 3);
     t.area.push_back(int32_t(r % 5));
-    t.layer.push_back(3);
+    t.layer.push_back(int8_t(1 + r % 6));
     t.hemisphere.push_back(uint8_t(r % 2));
     t.tissue_fraction.push_back(1);
   }
@@ -76,14 +77,12 @@ TEST(Sampler, FiltersSelectRowsByBrainSectionAreaAndHemisphere) {
   f.brains = {"B1"};
   EXPECT_EQ(SelectRows(t, f).size(), 20u);
   f.sections = {"B1/0002"};
+  ASSERT_EQ(SelectRows(t, f).size(), 10u);  // rows with r % 3 == 1
   for (int64_t r : SelectRows(t, f)) EXPECT_EQ(t.section[size_t(r)], 1u);
   SampleFilter g;
   g.areas = {2};
   g.hemisphere = 0;
-  for (int64_t r : SelectRows(t, g)) {
-    EXPECT_EQ(t.area[size_t(r)], 2);
-    EXPECT_EQ(t.hemisphere[size_t(r)], 0);
-  }
+  EXPECT_EQ(SelectRows(t, g), (std::vector<int64_t>{2, 12, 22}));  // r % 5 == 2 and r even
 }
 
 TEST(Sampler, RanksTakeDisjointEqualSlicesOfTheSameEpochOrder) {
@@ -420,6 +419,13 @@ class LoaderRun : public PatchGeometry {
       auto batch = testing::ValueOrDie(loader->Next());
       if (!batch) break;
       EXPECT_EQ(batch->skipped, 0);
+      // Next() hands batches out in (epoch, step) order, each with the sampler's rows.
+      const int64_t steps = loader->sampler().steps_per_epoch();
+      const int64_t expected = int64_t(o.start_epoch) * steps + o.start_step + int64_t(batches.size());
+      EXPECT_EQ(int64_t(batch->epoch) * steps + batch->step, expected);
+      std::vector<int64_t> rows;
+      for (const SampleRef& s : loader->sampler().Batch(batch->epoch, batch->step)) rows.push_back(s.row);
+      EXPECT_EQ(batch->rows, rows);
       batches.push_back({std::vector<uint8_t>(batch->images, batch->images + loader->batch_bytes()), batch->rows});
     }
     return batches;
@@ -436,6 +442,31 @@ TEST_F(LoaderRun, BatchesAreTheSameWhateverTheThreadCount) {
     EXPECT_EQ(one[i].first, three[i].first) << "batch " << i;
   }
   EXPECT_NE(one[0].first, one[1].first);
+}
+
+// Two ranks of batch B at a step are the one-rank batch of 2B at that step, split in two:
+// the same rows, the same augmentations (keyed on the sample's position in the epoch,
+// which counts across ranks), the same pixels. A rank-blind augmentation fails this.
+TEST_F(LoaderRun, TwoRanksTogetherGiveTheOneRankBatchOfTwiceTheSize) {
+  LoaderOptions whole = Options(2);
+  whole.sampler.batch_size = 8;
+  const auto one_rank = RunAll(whole);
+  std::vector<std::vector<std::pair<std::vector<uint8_t>, std::vector<int64_t>>>> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    LoaderOptions part = Options(2);
+    part.sampler = {11, 4, rank, 2};
+    ranks.push_back(RunAll(part));
+  }
+  ASSERT_EQ(ranks[0].size(), one_rank.size());
+  ASSERT_EQ(ranks[1].size(), one_rank.size());
+  for (size_t i = 0; i < one_rank.size(); ++i) {
+    std::vector<int64_t> rows = ranks[0][i].second;
+    rows.insert(rows.end(), ranks[1][i].second.begin(), ranks[1][i].second.end());
+    EXPECT_EQ(rows, one_rank[i].second) << "batch " << i;
+    std::vector<uint8_t> images = ranks[0][i].first;
+    images.insert(images.end(), ranks[1][i].first.begin(), ranks[1][i].first.end());
+    EXPECT_EQ(images, one_rank[i].first) << "batch " << i;
+  }
 }
 
 TEST_F(LoaderRun, StartingAtAStepGivesTheUninterruptedRunsBatches) {
@@ -456,9 +487,23 @@ TEST_F(LoaderRun, BatchesCarryTheirLabelsPointsAndAugmentations) {
   for (int64_t j = 0; j < batch->size; ++j) {
     const size_t row = size_t(batch->rows[size_t(j)]);
     EXPECT_EQ(batch->mni[size_t(3 * j)], index.mni_x[row]);
+    EXPECT_EQ(batch->mni[size_t(3 * j + 1)], index.mni_y[row]);
+    EXPECT_EQ(batch->mni[size_t(3 * j + 2)], index.mni_z[row]);
     EXPECT_EQ(batch->area[size_t(j)], index.area[row]);
+    EXPECT_EQ(batch->layer[size_t(j)], index.layer[row]);
+    EXPECT_EQ(batch->hemisphere[size_t(j)], index.hemisphere[row]);
     const AugmentationParams expected = DrawAugmentation(11, 0, batch->positions[size_t(j)], {});
-    EXPECT_EQ(batch->augmentation[size_t(j)].theta, expected.theta);
+    const AugmentationParams& got = batch->augmentation[size_t(j)];
+    EXPECT_EQ(got.theta, expected.theta);
+    EXPECT_EQ(got.shift_mm, expected.shift_mm);
+    EXPECT_EQ(got.shift_direction, expected.shift_direction);
+    EXPECT_EQ(got.mirror, expected.mirror);
+    EXPECT_EQ(got.alpha, expected.alpha);
+    EXPECT_EQ(got.beta, expected.beta);
+    EXPECT_EQ(got.gamma, expected.gamma);
+    EXPECT_EQ(got.filter, expected.filter);
+    EXPECT_EQ(got.sigma, expected.sigma);
+    EXPECT_EQ(got.delta, expected.delta);
     // The image is the reader's patch with those parameters.
     std::vector<uint8_t> patch(24 * 24);
     ASSERT_OK(shared_reader_->ReadRow(int64_t(row), 0, 24, expected, patch.data()));
