@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -268,3 +270,37 @@ def test_open_array_reads_what_zarr_python_wrote_element_for_element(module, tmp
         assert got.dtype == np.dtype(dtype) and got.strides == (150 * data.itemsize, data.itemsize)
         np.testing.assert_array_equal(got[:50], data[250:300, 10:160])
         assert (got[50:] == 7).all()
+
+
+def test_reads_release_the_gil_so_other_python_threads_run_meanwhile(module, tmp_path):
+    """With forced GIL switches off (a switch interval of 1000 s), a thread that yields the GIL
+    after every step can only take a step while the main thread gives the GIL up: during read
+    calls that release it, never during calls that hold it. Deterministic, whatever the load."""
+    rng = np.random.default_rng(9)
+    zarr.create_array(str(tmp_path / "big"), shape=(4096, 4096), chunks=(512, 512), shards=(2048, 2048),
+                      dtype="uint8", fill_value=255)[:] = rng.integers(0, 255, (4096, 4096), dtype=np.uint8)
+    array = module.open_array(str(tmp_path), "big")
+    array.read((0, 0), (4096, 4096))  # the first read also starts the thread pool
+    stop, steps = threading.Event(), [0]
+
+    def stepper():
+        while not stop.is_set():
+            steps[0] += 1
+            time.sleep(0)  # gives the GIL up; takes it back only when the main thread lets go
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000)
+    thread = threading.Thread(target=stepper)
+    try:
+        thread.start()
+        time.sleep(0.01)  # the main thread blocks: the stepper runs
+        during = 0
+        for _ in range(20):
+            before = steps[0]
+            array.read((0, 0), (4096, 4096))
+            during += steps[0] - before
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        thread.join()
+    assert during > 20, f"the other thread took {during} steps during 20 reads: the reads held the GIL"

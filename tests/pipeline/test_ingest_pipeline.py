@@ -1,5 +1,6 @@
 """Phantom → slides (ours, vips-converted, HDF5) → cytonet ingest → read back by
 zarr-python, tensorstore and numpy oracles. Also: failures and kill -9 then resume."""
+import importlib
 import json
 import os
 import pathlib
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import h5py
 import numpy as np
 import pytest
@@ -483,14 +485,27 @@ def test_loader_commands_make_a_contact_sheet_and_time_the_loader(cytonet, phant
     shutil.copytree(dataset, ds)
     cytonet.run(cytonet.cli, "index", phantom / "study.json", "--dataset", ds, "--patch-size", 256)
     sheet = tmp_path / "sheet.png"
-    result = cytonet.run(cytonet.cli, "sample", ds, "--out", sheet, "--count", 6, "--size", 96, "--level", 0)
+    result = cytonet.run(cytonet.cli, "sample", ds, "--out", sheet, "--count", 6, "--size", 96, "--level", 0,
+                         "--seed", 5)
     assert "6 patches" in result.stdout
-    header = sheet.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
-    columns = max(1, round((6 / 2) ** 0.5))
-    assert width == columns * (2 * 96 + 2) + (columns + 1) * 8
-    assert height == -(-6 // columns) * 96 + (-(-6 // columns) + 1) * 8
+    # Decoded by OpenCV, and every cell checked against the Python module: the plain patch
+    # of the sampled row on the left, the loader's augmented patch (same seed) on the right.
+    image = cv2.imread(str(sheet), cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.dtype == np.uint8 and image.ndim == 2
+    sys.path.insert(0, str(cytonet.cli.parent.parent / "python"))
+    module = importlib.import_module("cytonet")
+    reader = module.open(str(ds))
+    batch = next(iter(reader.loader(batch_size=6, patch_size=96, level=0, seed=5, threads=1)))
+    seen = np.zeros(image.shape, bool)
+    columns = 2  # the sheet is near twice as wide as high: 2 columns of pairs for 6 patches
+    for i, row in enumerate(batch["rows"]):
+        y0, x0 = 8 + (i // columns) * (96 + 8), 8 + (i % columns) * (2 * 96 + 2 + 8)
+        np.testing.assert_array_equal(image[y0:y0 + 96, x0:x0 + 96], reader.read_row(int(row), level=0, size=96))
+        np.testing.assert_array_equal(image[y0:y0 + 96, x0 + 98:x0 + 194], batch["images"][i])
+        seen[y0:y0 + 96, x0:x0 + 194] = True
+    assert image.shape == (3 * 96 + 4 * 8, 2 * 194 + 3 * 8)
+    assert (image[~seen] == 0).all()  # black gaps, nothing else drawn
+    del batch
     bench = cytonet.run(cytonet.cli, "bench-loader", ds, "--size", 128, "--level", 0, "--batches", 3,
                         "--batch-size", 4)
     assert "patches/s" in bench.stdout and "per patch" in bench.stdout

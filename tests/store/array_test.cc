@@ -1,8 +1,10 @@
 // Region reads and writes of sharded and unsharded arrays, caches, and corrupt shards.
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "store/array.h"
@@ -121,6 +123,43 @@ TEST(ShardedArray, IndexCachedAndRangesCoalesced) {
   ASSERT_OK(array->Read(Box{{10, 10}, {40, 240}}).status());
   EXPECT_EQ(metrics->counts().range_gets, 1u);  // index from the cache
   EXPECT_EQ(metrics->counts().sizes, 0u);
+}
+
+// Two needed inner chunks whose byte ranges lie `gap` apart are fetched with one read when
+// the gap is at most StoreContextOptions::coalesce_gap_bytes, else with two.
+TEST(ShardedArray, CoalescingStopsAtTheConfiguredGap) {
+  for (const auto& [limit, expected_reads] : {std::pair<uint64_t, uint64_t>{1 << 20, 1}, {100, 2}}) {
+    auto metrics = std::make_shared<MetricsKvStore>(NewMemoryKvStore());
+    StoreContextOptions options;
+    options.coalesce_gap_bytes = limit;
+    auto array = ValueOrDie(ZarrArray::Create(metrics, "a", Uint8Metadata({64, 192}, {64, 192}, std::vector<int64_t>{64, 64}),
+                                              std::make_shared<StoreContext>(options)));
+    // Noise (1…255, never the fill value): the middle inner chunk is ~4 KiB between the others.
+    std::mt19937 rng(3);
+    Bytes noise(64 * 192);
+    for (uint8_t& b : noise) b = uint8_t(1 + rng() % 255);
+    ASSERT_OK(array->Write(array->domain(), noise));
+    Bytes pixel(1);
+    ASSERT_OK(array->Read(Box{{0, 0}, {1, 1}}, pixel));  // the shard index is cached from here on
+    metrics->Reset();
+    std::atomic<int> fetched{0};
+    ASSERT_OK(array->chunk_store().Fetch({{0, 0}, {0, 2}}, [&](size_t, std::optional<ByteSpan> encoded) {
+      fetched += encoded.has_value();
+      return Status::Ok();
+    }));
+    EXPECT_EQ(fetched.load(), 2);
+    EXPECT_EQ(metrics->counts().range_gets, expected_reads) << "gap limit " << limit;
+  }
+}
+
+TEST(ShardedArray, AShardRewrittenToAllFillIsErased) {
+  auto kv = NewMemoryKvStore();
+  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{64, 64}), std::make_shared<StoreContext>()));
+  ASSERT_OK(array->Write(array->domain(), Bytes(256 * 256, 5)));
+  EXPECT_EQ(kv->List("c/")->size(), 4u);
+  ASSERT_OK(array->Write(Box{{128, 0}, {128, 128}}, Bytes(128 * 128, 0)));  // shard (1, 0) back to the fill value
+  EXPECT_EQ(*kv->List("c/"), (std::vector<std::string>{"c/0/0", "c/0/1", "c/1/1"}));
+  EXPECT_EQ((*array->Read(Box{{130, 5}, {1, 1}}))[0], 0);
 }
 
 TEST(ShardedArray, AllEmptyShardIsNotStored) {
