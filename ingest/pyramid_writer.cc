@@ -127,6 +127,15 @@ Status PyramidWriter::CompleteBand(size_t k) {
     level.pending[size_t(j / per_shard)][size_t(row_in_shard * per_shard + j % per_shard)] = std::move(*encoded);
   });
   RETURN_IF_ERROR(error.status());
+  // The most this writer holds is right before a shard row is written.
+  int64_t buffered = 0;
+  for (const auto& l : levels_) {
+    buffered += int64_t(l->band.capacity());
+    for (const auto& column : l->pending) {
+      for (const auto& chunk : column) buffered += chunk ? int64_t(chunk->capacity()) : 0;
+    }
+  }
+  peak_buffered_bytes_ = std::max(peak_buffered_bytes_, buffered);
 
   Level* next = k + 1 < levels_.size() ? levels_[k + 1].get() : nullptr;
   if (next) {

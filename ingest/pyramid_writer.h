@@ -71,6 +71,9 @@ class PyramidWriter {
   Status WriteGroup(const Json& extra_attributes);
 
   const std::vector<LevelRecord>& stats() const { return stats_; }
+  // The most bytes the writer held at once so far: every level's band and the encoded inner
+  // chunks of its pending shard row (what the formula above bounds, without scratch).
+  int64_t peak_buffered_bytes() const { return peak_buffered_bytes_; }
   // The memory formula above for this writer, in bytes, with r = 1 (worst case).
   static int64_t PeakBytesBound(int64_t width, const PyramidOptions& options, int threads);
 
@@ -85,6 +88,7 @@ class PyramidWriter {
   PyramidOptions options_;
   std::vector<std::unique_ptr<Level>> levels_;
   std::vector<LevelRecord> stats_;
+  int64_t peak_buffered_bytes_ = 0;
 };
 
 }  // namespace cytonet

@@ -594,5 +594,32 @@ TEST_F(SectionIngest, RedoingASectionRemovesWhatAnInterruptedRunLeft) {
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/dataset/sections/B01/0005/0/c/0/0.tmp.999.1"));
 }
 
+// The writer holds one band per level and one row of shards' encoded chunks, whatever the
+// image's height: a 16× taller image of the same width peaks at about the same bytes, and
+// both stay under the documented bound.
+TEST(PyramidWriter, MemoryDoesNotGrowWithImageHeight) {
+  PyramidOptions options;
+  options.shard_size = 256;
+  options.chunk_size = 64;
+  const int64_t w = 1024;
+  auto peak_for = [&](int64_t h) {
+    auto kvstore = NewMemoryKvStore();
+    auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore, "img", h, w, options));
+    std::mt19937 rng(5);
+    std::vector<uint8_t> band(size_t(64 * w));
+    for (int64_t y = 0; y < h; y += 64) {
+      for (uint8_t& v : band) v = uint8_t(rng() % 250);  // noise: encoded chunks as large as they get
+      EXPECT_OK(writer->AppendRows(band.data(), std::min<int64_t>(64, h - y), w));
+    }
+    EXPECT_OK(writer->FinishLevels());
+    return writer->peak_buffered_bytes();
+  };
+  const int64_t short_peak = peak_for(512), tall_peak = peak_for(8192);
+  const int64_t bound = PyramidWriter::PeakBytesBound(w, options, /*threads=*/0);
+  EXPECT_GT(short_peak, 64 * w);  // at least level 0's band: the accounting is real
+  EXPECT_LE(tall_peak, bound);
+  EXPECT_LE(tall_peak, short_peak + short_peak / 4) << "short " << short_peak << ", tall " << tall_peak;
+}
+
 }  // namespace
 }  // namespace cytonet

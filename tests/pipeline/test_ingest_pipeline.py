@@ -617,3 +617,28 @@ def test_python_module_after_fork_refuses_the_parents_handles_and_reopens(module
     process.join(timeout=60)
     assert outcome[0] == "refused", outcome
     assert outcome[1] == expected.tobytes()
+
+
+def test_pixel_size_precedence_command_line_over_study_over_file_and_none_is_an_error(cytonet, tmp_path):
+    """--pixel-size beats the study's pixel_size_um, which beats the file's resolution tags; a
+    section with none of the three is an error naming its file."""
+    pixels = np.random.default_rng(4).integers(0, 200, (300, 400), dtype=np.uint8)
+    tagged, bare = tmp_path / "tagged.tif", tmp_path / "bare.tif"
+    # 0.5 µm per pixel as the TIFF says it: 20000 pixels per centimetre.
+    tifffile.imwrite(tagged, pixels, resolution=(20000, 20000), resolutionunit="CENTIMETER")
+    tifffile.imwrite(bare, pixels)
+
+    def scale_of(sections, *extra, name):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"cytonet_study": 1, "sections": sections}))
+        result = ingest(cytonet, tmp_path / f"{name}.json", tmp_path / name, "--no-sync", *extra, check=False)
+        if result.returncode != 0:
+            return None, result.stdout + result.stderr
+        group = zarr.open_group(str(tmp_path / name / "sections/B/0001"), mode="r")
+        return group.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"], ""
+
+    section = {"brain": "B", "section": "0001", "image": str(tagged), "format": "tiff"}
+    assert scale_of([section], name="file")[0] == [0.5, 0.5]
+    assert scale_of([dict(section, pixel_size_um=2.0)], name="study")[0] == [2.0, 2.0]
+    assert scale_of([dict(section, pixel_size_um=2.0)], "--pixel-size", "1.25", name="cli")[0] == [1.25, 1.25]
+    scale, said = scale_of([dict(section, image=str(bare))], name="none")
+    assert scale is None and "bare.tif" in said and "pixel size" in said, said
