@@ -37,7 +37,8 @@ int Run(const std::string& scratch, SectionSpec spec, int64_t side, int regions,
     spec.checksum = checked;
     const std::string path = checked ? "with-crc32c" : "without";
     auto array = ZarrArray::Open(*kv, path, std::make_shared<StoreContext>());
-    if (!array.ok() || (*array)->metadata().attributes.value("synthetic_section", Json()).value("size", 0) != spec.size) {
+    if (!array.ok() ||
+        (*array)->metadata().attributes.value("synthetic_section", Json()).value("size", 0) != spec.size) {
       array = WriteSyntheticSection(*kv, path, spec, std::make_shared<StoreContext>());
     }
     if (!array.ok()) return std::fprintf(stderr, "%s\n", array.status().ToString().c_str()), 1;
@@ -50,7 +51,8 @@ int Run(const std::string& scratch, SectionSpec spec, int64_t side, int regions,
   Bytes out[2] = {Bytes(size_t(side * side)), Bytes(size_t(side * side))};
   for (const Box& box : boxes) {  // warm the page cache for both
     for (int a = 0; a < 2; ++a) {
-      if (Status st = arrays[a]->Read(box, out[a]); !st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
+      if (Status st = arrays[a]->Read(box, out[a]); !st.ok())
+        return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
     }
   }
   std::vector<double> seconds[2];
@@ -60,7 +62,8 @@ int Run(const std::string& scratch, SectionSpec spec, int64_t side, int regions,
       for (int k = 0; k < 2; ++k) {
         const int a = (first + k) % 2;
         const auto t0 = Clock::now();
-        if (Status st = arrays[a]->Read(boxes[i], out[a]); !st.ok()) return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
+        if (Status st = arrays[a]->Read(boxes[i], out[a]); !st.ok())
+          return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
         seconds[a].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
       }
       if (std::memcmp(out[0].data(), out[1].data(), out[0].size()) != 0) {
@@ -76,7 +79,8 @@ int Run(const std::string& scratch, SectionSpec spec, int64_t side, int regions,
   std::sort(pair_ratios.begin(), pair_ratios.end());
   const auto quantile = [&](double q) { return pair_ratios[size_t(q * double(pair_ratios.size() - 1))]; };
   const double plain = Median(seconds[0]), checked = Median(seconds[1]);
-  std::printf("%d regions of %lld² × %d rounds, %d thread(s), pixels identical: yes\n", regions, (long long)side, rounds, threads);
+  std::printf("%d regions of %lld² × %d rounds, %d thread(s), pixels identical: yes\n", regions, (long long)side,
+              rounds, threads);
   std::printf("median region read: without crc32c %.2f ms, with crc32c %.2f ms\n", plain * 1e3, checked * 1e3);
   std::printf("paired cost: median %+.1f %% (quartiles %+.1f %% … %+.1f %%)\n", 100 * (quantile(0.5) - 1),
               100 * (quantile(0.25) - 1), 100 * (quantile(0.75) - 1));

@@ -97,8 +97,9 @@ int Run(const std::string& study_path, const std::string& scratch, int64_t size,
     return 0;
   }
   const double plain = Median(seconds[0]), checked = Median(seconds[1]);
-  std::printf("%d batches of 8 × %lld² (level %d, full augmentation) × %d rounds, %d thread(s), batches identical: yes\n",
-              batches, (long long)size, level, rounds, threads);
+  std::printf(
+      "%d batches of 8 × %lld² (level %d, full augmentation) × %d rounds, %d thread(s), batches identical: yes\n",
+      batches, (long long)size, level, rounds, threads);
   std::printf("median batch: without crc32c %.1f ms, with crc32c %.1f ms, cost %+.1f %%\n", plain * 1e3, checked * 1e3,
               100 * (checked / plain - 1));
   return 0;

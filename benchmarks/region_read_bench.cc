@@ -73,10 +73,14 @@ int Generate(const std::string& root, const SectionSpec& spec) {
   if (!kv.ok()) return Fail(kv.status());
   auto context = std::make_shared<StoreContext>();
   auto existing = ZarrArray::Open(*kv, "section", context);
-  if (existing.ok() && (*existing)->metadata().attributes.value("synthetic_section", Json()) ==
-                           Json({{"size", spec.size}, {"shard", spec.shard}, {"inner", spec.inner},
-                                 {"cname", spec.cname}, {"shuffle", spec.shuffle},
-                                 {"clevel", spec.clevel}, {"seed", spec.seed}})) {
+  if (existing.ok() &&
+      (*existing)->metadata().attributes.value("synthetic_section", Json()) == Json({{"size", spec.size},
+                                                                                     {"shard", spec.shard},
+                                                                                     {"inner", spec.inner},
+                                                                                     {"cname", spec.cname},
+                                                                                     {"shuffle", spec.shuffle},
+                                                                                     {"clevel", spec.clevel},
+                                                                                     {"seed", spec.seed}})) {
     std::fprintf(stderr, "%s/section is up to date\n", root.c_str());
     return 0;
   }
@@ -88,8 +92,8 @@ int Generate(const std::string& root, const SectionSpec& spec) {
   return 0;
 }
 
-int Read(const std::string& root, const std::string& regions_file, int threads,
-         size_t chunk_cache_bytes, const std::string& out_file) {
+int Read(const std::string& root, const std::string& regions_file, int threads, size_t chunk_cache_bytes,
+         const std::string& out_file) {
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
   auto kv = OpenFileKvStore(root, false);
   if (!kv.ok()) return Fail(kv.status());
@@ -101,7 +105,8 @@ int Read(const std::string& root, const std::string& regions_file, int threads,
   const Json spec = Json::parse(in);
   const int64_t side = spec["size"].get<int64_t>();
   std::vector<Box> regions, warmup;
-  for (const Json& r : spec["origins"]) regions.push_back(Box{{r[0].get<int64_t>(), r[1].get<int64_t>()}, {side, side}});
+  for (const Json& r : spec["origins"])
+    regions.push_back(Box{{r[0].get<int64_t>(), r[1].get<int64_t>()}, {side, side}});
   for (const Json& r : spec["warmup"]) warmup.push_back(Box{{r[0].get<int64_t>(), r[1].get<int64_t>()}, {side, side}});
 
   Bytes out(side * side);

@@ -51,8 +51,7 @@ uint8_t Pixel(int64_t y, int64_t x, const SectionSpec& spec) {
 
 }  // namespace
 
-Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore> kvstore,
-                                                         const std::string& path,
+Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore> kvstore, const std::string& path,
                                                          const SectionSpec& spec,
                                                          std::shared_ptr<StoreContext> context) {
   ArrayMetadata m;
@@ -64,13 +63,21 @@ Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore
   Json inner_codecs = Json::array({{{"name", "bytes"}},
                                    {{"name", "blosc"},
                                     {"configuration",
-                                     {{"cname", spec.cname}, {"clevel", spec.clevel}, {"shuffle", spec.shuffle},
-                                      {"typesize", 1}, {"blocksize", spec.blocksize}}}}});
+                                     {{"cname", spec.cname},
+                                      {"clevel", spec.clevel},
+                                      {"shuffle", spec.shuffle},
+                                      {"typesize", 1},
+                                      {"blocksize", spec.blocksize}}}}});
   if (spec.checksum) inner_codecs.push_back({{"name", "crc32c"}});
   m.codecs = Json::array({ShardingSpec{{spec.inner, spec.inner}, std::move(inner_codecs)}.ToJson()});
-  m.attributes = {{"synthetic_section", {{"size", spec.size}, {"shard", spec.shard}, {"inner", spec.inner},
-                                         {"cname", spec.cname}, {"shuffle", spec.shuffle},
-                                         {"clevel", spec.clevel}, {"seed", spec.seed}}}};
+  m.attributes = {{"synthetic_section",
+                   {{"size", spec.size},
+                    {"shard", spec.shard},
+                    {"inner", spec.inner},
+                    {"cname", spec.cname},
+                    {"shuffle", spec.shuffle},
+                    {"clevel", spec.clevel},
+                    {"seed", spec.seed}}}};
   if (spec.checksum) m.attributes["synthetic_section"]["checksum"] = true;
   ASSIGN_OR_RETURN(auto array, ZarrArray::Create(kvstore, path, m, context));
   // One band of shard height at a time: memory is shard × width, whatever the height.

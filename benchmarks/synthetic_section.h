@@ -11,23 +11,22 @@
 namespace cytonet::bench {
 
 struct SectionSpec {
-  int64_t size = 16384;        // square image, pixels
+  int64_t size = 16384;  // square image, pixels
   int64_t shard = 8192;
   int64_t inner = 512;
-  std::string cname = "lz4";   // blosc compressor
+  std::string cname = "lz4";  // blosc compressor
   std::string shuffle = "noshuffle";
   int clevel = 5;
   uint64_t seed = 1;
-  int64_t blocksize = 0;       // blosc block bytes (0: blosc's choice; ingest uses 65536)
-  bool checksum = false;       // inner chunks end in crc32c (as ingest writes them)
+  int64_t blocksize = 0;  // blosc block bytes (0: blosc's choice; ingest uses 65536)
+  bool checksum = false;  // inner chunks end in crc32c (as ingest writes them)
 };
 
 constexpr uint8_t kSlideBackground = 255;
 
 // Writes the image as a sharded uint8 array at `path` (shard-row bands, one shard written
 // once each), printing progress to stderr.
-Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore> kvstore,
-                                                         const std::string& path,
+Result<std::shared_ptr<ZarrArray>> WriteSyntheticSection(std::shared_ptr<KvStore> kvstore, const std::string& path,
                                                          const SectionSpec& spec,
                                                          std::shared_ptr<StoreContext> context);
 

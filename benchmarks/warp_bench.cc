@@ -5,7 +5,6 @@
 //
 // Prints ns per output pixel for each rotation and the ratio, then the median ratio.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,7 +23,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   using namespace cytonet;
   RunImageOperationsSingleThreaded();
-  std::printf("warp of %d² px, gamma table on, one thread; fast path %s\n", size, WarpHasFastPath() ? "AVX2" : "absent");
+  std::printf("warp of %d² px, gamma table on, one thread; fast path %s\n", size,
+              WarpHasFastPath() ? "AVX2" : "absent");
   std::printf("%8s %14s %14s %7s\n", "θ", "ours ns/px", "OpenCV ns/px", "ratio");
 
   const double h = (size - 1) / 2.0;

@@ -53,12 +53,16 @@ Command AddIngestCommand(CLI::App& app) {
   cmd->add_option("--shard", o->ingest.pyramid.shard_size, "Shard size (pixels per side)")->capture_default_str();
   cmd->add_option("--chunk", o->ingest.pyramid.chunk_size, "Inner chunk size (pixels per side)")->capture_default_str();
   cmd->add_option("--codec", o->codec, "Inner chunk compressor: blosc, or zstd (plain zstd frames)")
-      ->capture_default_str()->check(CLI::IsMember({"blosc", "zstd"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"blosc", "zstd"}));
   cmd->add_option("--cname", o->cname, "blosc compressor: lz4, lz4hc, zstd, blosclz, zlib")->capture_default_str();
-  cmd->add_option("--clevel", o->clevel, "blosc level 0-9, or the zstd level")->capture_default_str()->check(CLI::Range(0, 22));
+  cmd->add_option("--clevel", o->clevel, "blosc level 0-9, or the zstd level")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 22));
   cmd->add_option("--shuffle", o->shuffle, "blosc shuffle: noshuffle, bitshuffle")->capture_default_str();
   cmd->add_option("--blosc-blocksize", o->blosc_blocksize,
-                  "blosc block in bytes (0 = blosc's choice, 128 KB for lz4; it raises smaller ones to 64 KB): reads decode whole blocks")
+                  "blosc block in bytes (0 = blosc's choice, 128 KB for lz4; it raises smaller ones to 64 KB): reads "
+                  "decode whole blocks")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->add_option("--format", o->format, "Slide reader for every section: auto, tiff, openslide, hdf5");
@@ -73,12 +77,16 @@ Command AddIngestCommand(CLI::App& app) {
             LimitThreads(o->threads);
             const auto start = std::chrono::steady_clock::now();
             if (o->codec == "zstd") {
-              o->ingest.pyramid.compressor = {{"name", "zstd"}, {"configuration", {{"level", o->clevel}, {"checksum", false}}}};
+              o->ingest.pyramid.compressor = {{"name", "zstd"},
+                                              {"configuration", {{"level", o->clevel}, {"checksum", false}}}};
             } else {
               o->ingest.pyramid.compressor = {{"name", "blosc"},
                                               {"configuration",
-                                               {{"cname", o->cname}, {"clevel", o->clevel}, {"shuffle", o->shuffle},
-                                                {"typesize", 1}, {"blocksize", o->blosc_blocksize}}}};
+                                               {{"cname", o->cname},
+                                                {"clevel", o->clevel},
+                                                {"shuffle", o->shuffle},
+                                                {"typesize", 1},
+                                                {"blocksize", o->blosc_blocksize}}}};
             }
             if (!o->format.empty()) o->ingest.format = o->format;
             if (o->pixel_size > 0) o->ingest.pixel_size_um = o->pixel_size;
@@ -107,7 +115,7 @@ Command AddIngestCommand(CLI::App& app) {
             }
             std::fflush(stdout);
             return result.failed_sections ? kSomeSectionsFailed : 0;
-  }};
+          }};
 }
 
 }  // namespace cytonet::cli

@@ -89,7 +89,8 @@ Command AddSampleCommand(CLI::App& app) {
             if (!batch.ok()) return Fail(batch.status());
             if (!*batch) return Fail(FailedPreconditionError("sample: the index has fewer points than --count"));
             // Grid of pairs, 8 px gaps of black between cells, 2 px between plain and augmented.
-            const int64_t s = o->size, n = *count, columns = std::max<int64_t>(1, std::lround(std::sqrt(double(n) / 2)));
+            const int64_t s = o->size, n = *count,
+                          columns = std::max<int64_t>(1, std::lround(std::sqrt(double(n) / 2)));
             const int64_t rows = (n + columns - 1) / columns, cell_w = 2 * s + 2, gap = 8;
             const int64_t width = columns * cell_w + (columns + 1) * gap, height = rows * s + (rows + 1) * gap;
             Bytes sheet(size_t(width * height), 0);
@@ -97,7 +98,8 @@ Command AddSampleCommand(CLI::App& app) {
             for (int64_t i = 0; i < n; ++i) {
               const int64_t x0 = gap + (i % columns) * (cell_w + gap), y0 = gap + (i / columns) * (s + gap);
               const Batch& b = *batch.value();
-              if (Status st = (*reader)->ReadRow(b.rows[size_t(i)], o->level, s, {}, plain.data()); !st.ok()) return Fail(st);
+              if (Status st = (*reader)->ReadRow(b.rows[size_t(i)], o->level, s, {}, plain.data()); !st.ok())
+                return Fail(st);
               for (int64_t y = 0; y < s; ++y) {
                 std::copy_n(&plain[size_t(y * s)], s, &sheet[size_t((y0 + y) * width + x0)]);
                 std::copy_n(b.images + (i * s + y) * s, s, &sheet[size_t((y0 + y) * width + x0 + s + 2)]);
@@ -105,8 +107,8 @@ Command AddSampleCommand(CLI::App& app) {
             }
             batch.value().reset();
             if (Status st = WriteGreyImage(*out, sheet, height, width, 1); !st.ok()) return Fail(st);
-            std::printf("sample: %lld patches of %lld² px at level %d (plain | augmented) in %s\n", static_cast<long long>(n),
-                        static_cast<long long>(s), o->level, out->c_str());
+            std::printf("sample: %lld patches of %lld² px at level %d (plain | augmented) in %s\n",
+                        static_cast<long long>(n), static_cast<long long>(s), o->level, out->c_str());
             return 0;
           }};
 }
@@ -121,47 +123,53 @@ Command AddBenchLoaderCommand(CLI::App& app) {
   AddCommon(cmd, *o);
   cmd->add_option("--batches", *batches, "Batches to time (after one warm-up batch)")->capture_default_str();
   cmd->add_option("--batch-size", *batch_size, "Patches per batch")->capture_default_str();
-  cmd->add_option("--ring-depth", *ring_depth, "Batches in the ring")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--ring-depth", *ring_depth, "Batches in the ring")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->add_flag("--float", *as_float, "float32 output (grey / 255) instead of uint8");
-  return {cmd, [o, batches, batch_size, ring_depth, as_float] {
-            auto reader = OpenReader(o->dataset);
-            if (!reader.ok()) return Fail(reader.status());
-            LoaderOptions options = CommonLoaderOptions(*o, *batch_size);
-            options.ring_depth = *ring_depth;
-            options.format = *as_float ? PixelFormat::kFloat32 : PixelFormat::kUint8;
-            const int64_t anonymous_before = AnonymousBytes();
-            int64_t anonymous_peak = anonymous_before;
-            auto loader = Loader::Start(*reader, options);
-            if (!loader.ok()) return Fail(loader.status());
-            if (auto warm = (*loader)->Next(); !warm.ok()) return Fail(warm.status());
-            const PatchStageTimes before = (*reader)->stage_times();
-            const auto start = std::chrono::steady_clock::now();
-            int64_t patches = 0;
-            for (int64_t i = 0; i < *batches; ++i) {
-              auto batch = (*loader)->Next();
-              if (!batch.ok()) return Fail(batch.status());
-              if (!*batch) break;
-              patches += (*batch)->size;
-              anonymous_peak = std::max(anonymous_peak, AnonymousBytes());
-            }
-            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            const PatchStageTimes after = (*reader)->stage_times();
-            const double n = double(after.patches - before.patches);
-            auto per_patch_ms = [&](int64_t a, int64_t b) { return n > 0 ? double(b - a) / n / 1e6 : 0.0; };
-            std::printf("bench-loader: %lld patches of %lld² px (level %d, %s) with %d threads in %.2f s\n",
-                        static_cast<long long>(patches), static_cast<long long>(o->size), o->level,
-                        o->no_augment ? "plain crops" : "full augmentation", o->threads, seconds);
-            std::printf("  %.1f patches/s, %.1f MB/s of output, %.1f patches/s per thread\n", double(patches) / seconds,
-                        double(patches) * double(o->size * o->size) / seconds / 1e6, double(patches) / seconds / o->threads);
-            std::printf("  per patch (thread time): read %.2f ms, warp %.2f ms, gamma %.2f ms, filter %.2f ms\n",
-                        per_patch_ms(before.read_ns, after.read_ns), per_patch_ms(before.warp_ns, after.warp_ns),
-                        per_patch_ms(before.intensity_ns, after.intensity_ns), per_patch_ms(before.filter_ns, after.filter_ns));
-            // The loader's memory (peak of the anonymous resident memory it added, sampled
-            // per batch) against the documented bound.
-            std::printf("  memory: %.1f MB added by the loader (anonymous, peak per batch); bound %.1f MB (Loader::MemoryBound)\n",
-                        double(anonymous_peak - anonymous_before) / 1e6, double(Loader::MemoryBound(options)) / 1e6);
-            return 0;
-          }};
+  return {
+      cmd, [o, batches, batch_size, ring_depth, as_float] {
+        auto reader = OpenReader(o->dataset);
+        if (!reader.ok()) return Fail(reader.status());
+        LoaderOptions options = CommonLoaderOptions(*o, *batch_size);
+        options.ring_depth = *ring_depth;
+        options.format = *as_float ? PixelFormat::kFloat32 : PixelFormat::kUint8;
+        const int64_t anonymous_before = AnonymousBytes();
+        int64_t anonymous_peak = anonymous_before;
+        auto loader = Loader::Start(*reader, options);
+        if (!loader.ok()) return Fail(loader.status());
+        if (auto warm = (*loader)->Next(); !warm.ok()) return Fail(warm.status());
+        const PatchStageTimes before = (*reader)->stage_times();
+        const auto start = std::chrono::steady_clock::now();
+        int64_t patches = 0;
+        for (int64_t i = 0; i < *batches; ++i) {
+          auto batch = (*loader)->Next();
+          if (!batch.ok()) return Fail(batch.status());
+          if (!*batch) break;
+          patches += (*batch)->size;
+          anonymous_peak = std::max(anonymous_peak, AnonymousBytes());
+        }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const PatchStageTimes after = (*reader)->stage_times();
+        const double n = double(after.patches - before.patches);
+        auto per_patch_ms = [&](int64_t a, int64_t b) { return n > 0 ? double(b - a) / n / 1e6 : 0.0; };
+        std::printf("bench-loader: %lld patches of %lld² px (level %d, %s) with %d threads in %.2f s\n",
+                    static_cast<long long>(patches), static_cast<long long>(o->size), o->level,
+                    o->no_augment ? "plain crops" : "full augmentation", o->threads, seconds);
+        std::printf("  %.1f patches/s, %.1f MB/s of output, %.1f patches/s per thread\n", double(patches) / seconds,
+                    double(patches) * double(o->size * o->size) / seconds / 1e6,
+                    double(patches) / seconds / o->threads);
+        std::printf("  per patch (thread time): read %.2f ms, warp %.2f ms, gamma %.2f ms, filter %.2f ms\n",
+                    per_patch_ms(before.read_ns, after.read_ns), per_patch_ms(before.warp_ns, after.warp_ns),
+                    per_patch_ms(before.intensity_ns, after.intensity_ns),
+                    per_patch_ms(before.filter_ns, after.filter_ns));
+        // The loader's memory (peak of the anonymous resident memory it added, sampled
+        // per batch) against the documented bound.
+        std::printf(
+            "  memory: %.1f MB added by the loader (anonymous, peak per batch); bound %.1f MB (Loader::MemoryBound)\n",
+            double(anonymous_peak - anonymous_before) / 1e6, double(Loader::MemoryBound(options)) / 1e6);
+        return 0;
+      }};
 }
 
 }  // namespace cytonet::cli

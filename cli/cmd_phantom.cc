@@ -20,15 +20,28 @@ Command AddPhantomCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand("phantom", "Write a synthetic study of silver-stained brain sections");
   cmd->add_option("--out", o->out, "Output folder (study.json and the files it lists)")->required();
   cmd->add_option("--seed", o->phantom.seed, "Seed: everything is a function of it")->capture_default_str();
-  cmd->add_option("--brains", o->phantom.num_brains, "Number of brains")->capture_default_str()->check(CLI::Range(1, 99));
-  cmd->add_option("--sections", o->phantom.sections_per_brain, "Sections per brain")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_option("--width", o->phantom.width, "Section width in level-0 pixels")->capture_default_str()->check(CLI::Range(int64_t(64), int64_t(1) << 31));
-  cmd->add_option("--height", o->phantom.height, "Section height in level-0 pixels")->capture_default_str()->check(CLI::Range(int64_t(64), int64_t(1) << 31));
-  cmd->add_option("--areas", o->phantom.areas_per_hemisphere, "Areas per hemisphere")->capture_default_str()->check(CLI::Range(1, 500));
-  cmd->add_option("--point-spacing-mm", o->phantom.point_spacing_mm, "Spacing of midline points")->capture_default_str();
-  cmd->add_option("--formats", o->formats, "Slide formats, round-robin over sections: tiff,hdf5")->capture_default_str();
+  cmd->add_option("--brains", o->phantom.num_brains, "Number of brains")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 99));
+  cmd->add_option("--sections", o->phantom.sections_per_brain, "Sections per brain")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--width", o->phantom.width, "Section width in level-0 pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64), int64_t(1) << 31));
+  cmd->add_option("--height", o->phantom.height, "Section height in level-0 pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64), int64_t(1) << 31));
+  cmd->add_option("--areas", o->phantom.areas_per_hemisphere, "Areas per hemisphere")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 500));
+  cmd->add_option("--point-spacing-mm", o->phantom.point_spacing_mm, "Spacing of midline points")
+      ->capture_default_str();
+  cmd->add_option("--formats", o->formats, "Slide formats, round-robin over sections: tiff,hdf5")
+      ->capture_default_str();
   cmd->add_option("--tile", o->files.tile_size, "TIFF tile / HDF5 chunk size")->capture_default_str();
-  cmd->add_option("--compression", o->files.tiff_compression, "TIFF compression: none, lzw, deflate")->capture_default_str();
+  cmd->add_option("--compression", o->files.tiff_compression, "TIFF compression: none, lzw, deflate")
+      ->capture_default_str();
   cmd->add_option("--masks", o->files.masks_per_section, "Layer masks per section")->capture_default_str();
   cmd->add_option("--mask-size", o->files.mask_size, "Layer mask size (level-0 pixels)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Worker threads (0 = all cores)");

@@ -30,8 +30,9 @@ Command AddVerifyCommand(CLI::App& app) {
             for (const std::string& problem : report->dataset_problems) std::printf("  dataset: %s\n", problem.c_str());
             int bad = 0;
             for (const auto& s : report->sections) bad += !s.ok();
-            std::printf("verify: %zu sections, %d damaged or incomplete, %zu dataset problems%s\n", report->sections.size(), bad,
-                        report->dataset_problems.size(), o->verify.decode ? " (every chunk decoded)" : "");
+            std::printf("verify: %zu sections, %d damaged or incomplete, %zu dataset problems%s\n",
+                        report->sections.size(), bad, report->dataset_problems.size(),
+                        o->verify.decode ? " (every chunk decoded)" : "");
             return report->ok() ? 0 : 3;
           }};
 }

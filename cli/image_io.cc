@@ -50,9 +50,8 @@ Status WritePng(const std::string& path, ByteSpan pixels, int64_t height, int64_
     return IOError("libpng failed writing " + path);
   }
   png_init_io(png, file.get());
-  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height),
-               8 * bpp, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8 * bpp,
+               PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   if (bpp == 2) png_set_swap(png);  // PNG stores 16-bit big-endian
   for (int64_t y = 0; y < height; ++y) {
@@ -63,8 +62,7 @@ Status WritePng(const std::string& path, ByteSpan pixels, int64_t height, int64_
   return Status::Ok();
 }
 
-Status WriteTiff(const std::string& path, ByteSpan pixels, int64_t height, int64_t width,
-                 DataType type) {
+Status WriteTiff(const std::string& path, ByteSpan pixels, int64_t height, int64_t width, DataType type) {
   const int bpp = static_cast<int>(DataTypeSize(type));
   TIFF* tiff = TIFFOpen(path.c_str(), "w8");  // BigTIFF: sections pass 4 GiB
   if (!tiff) return IOError("libtiff could not create " + path);
@@ -78,8 +76,8 @@ Status WriteTiff(const std::string& path, ByteSpan pixels, int64_t height, int64
   TIFFSetField(tiff, TIFFTAG_COMPRESSION, COMPRESSION_DEFLATE);
   TIFFSetField(tiff, TIFFTAG_ROWSPERSTRIP, 64);
   for (int64_t y = 0; y < height; ++y) {
-    if (TIFFWriteScanline(tiff, const_cast<uint8_t*>(pixels.data() + y * width * bpp),
-                          static_cast<uint32_t>(y), 0) < 0) {
+    if (TIFFWriteScanline(tiff, const_cast<uint8_t*>(pixels.data() + y * width * bpp), static_cast<uint32_t>(y), 0) <
+        0) {
       TIFFClose(tiff);
       return IOError("libtiff failed writing row " + std::to_string(y) + " of " + path);
     }
@@ -99,8 +97,8 @@ Status CheckImageType(const std::string& path, DataType type) {
         return Status::Ok();
       }
       const std::string kind = IsFloatType(type) ? "floating-point"
-                               : (type == DataType::kInt8 || type == DataType::kInt16 ||
-                                  type == DataType::kInt32 || type == DataType::kInt64)
+                               : (type == DataType::kInt8 || type == DataType::kInt16 || type == DataType::kInt32 ||
+                                  type == DataType::kInt64)
                                    ? "signed"
                                    : "wider than 16-bit";
       return InvalidArgumentError(path + ": PNG cannot hold " + kind + " values (the array is " +
@@ -113,8 +111,7 @@ Status CheckImageType(const std::string& path, DataType type) {
   return InvalidArgumentError("unknown image type for " + path + " (use .png, .tif or .raw)");
 }
 
-Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width,
-                      DataType type) {
+Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width, DataType type) {
   RETURN_IF_ERROR(CheckImageType(path, type));
   const uint64_t expected = static_cast<uint64_t>(height) * static_cast<uint64_t>(width) * DataTypeSize(type);
   if (height < 0 || width < 0 || pixels.size() != expected) {
@@ -128,14 +125,11 @@ Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, 
   return WriteTiff(path, pixels, height, width, type);
 }
 
-Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width,
-                      int bytes_per_pixel) {
+Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width, int bytes_per_pixel) {
   if (bytes_per_pixel != 1 && bytes_per_pixel != 2) {
-    return InvalidArgumentError("images need 1 or 2 bytes per pixel, got " +
-                                std::to_string(bytes_per_pixel));
+    return InvalidArgumentError("images need 1 or 2 bytes per pixel, got " + std::to_string(bytes_per_pixel));
   }
-  return WriteGreyImage(path, pixels, height, width,
-                        bytes_per_pixel == 1 ? DataType::kUint8 : DataType::kUint16);
+  return WriteGreyImage(path, pixels, height, width, bytes_per_pixel == 1 ? DataType::kUint8 : DataType::kUint16);
 }
 
 }  // namespace cytonet

@@ -17,11 +17,9 @@ Status CheckImageType(const std::string& path, DataType type);
 // Writes a single-channel image of `type` (native byte order, C order) as PNG or TIFF,
 // chosen by the file extension. TIFF records the sample format (unsigned, signed or IEEE
 // float) so that readers get the values back, not just the bits.
-Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width,
-                      DataType type);
+Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width, DataType type);
 
 // Unsigned pixels of 1 or 2 bytes (uint8 or uint16).
-Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width,
-                      int bytes_per_pixel);
+Status WriteGreyImage(const std::string& path, ByteSpan pixels, int64_t height, int64_t width, int bytes_per_pixel);
 
 }  // namespace cytonet

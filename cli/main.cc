@@ -1,7 +1,8 @@
 // cytonet: the command-line tool. Each subcommand parses its arguments and calls the
 // modules; no logic of its own lives here.
-#include <CLI/CLI.hpp>
 #include <tbb/global_control.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -64,7 +65,8 @@ std::string CodecSummary(const Json& codecs) {
     const std::string name = c.is_string() ? c.get<std::string>() : c.value("name", std::string("?"));
     s += name;
     const Json config = c.is_object() ? c.value("configuration", Json::object()) : Json::object();
-    if (name == "blosc") s += "(" + config.value("cname", std::string()) + ", " + config.value("shuffle", std::string()) + ")";
+    if (name == "blosc")
+      s += "(" + config.value("cname", std::string()) + ", " + config.value("shuffle", std::string()) + ")";
     if (name == "sharding_indexed") {
       s += "(inner " + config.value("chunk_shape", Json::array()).dump() + ": " +
            CodecSummary(config.value("codecs", Json::array())) + "; index at " +
@@ -79,7 +81,8 @@ int RunInfo(const std::string& root, const std::string& path) {
   if (!kvstore.ok()) return Fail(kvstore.status());
   auto nodes = ListNodes(**kvstore, path);
   if (!nodes.ok()) return Fail(nodes.status());
-  if (nodes->empty()) return Fail(NotFoundError("no Zarr nodes under " + (*kvstore)->Describe(path.empty() ? "." : path)));
+  if (nodes->empty())
+    return Fail(NotFoundError("no Zarr nodes under " + (*kvstore)->Describe(path.empty() ? "." : path)));
   auto context = std::make_shared<StoreContext>();
   double total_stored = 0, total_decoded = 0;
   // Errors are listed in place (the rest of the tree is still worth showing) and counted:
@@ -146,17 +149,15 @@ int RunInfo(const std::string& root, const std::string& path) {
       chunk += (d ? ", " : "") + std::to_string(m.chunk_shape[d]);
     }
     std::printf("%s%s  %s %s  chunks %s]  %zu objects  stored %s / decoded %s (%.2fx)\n%s    codecs: %s\n",
-                indent.c_str(), name.c_str(), std::string(DataTypeName(m.data_type)).c_str(),
-                (shape + "]").c_str(), chunk.c_str(), chunks, HumanBytes(stored).c_str(),
-                HumanBytes(decoded).c_str(), stored > 0 ? decoded / stored : 0.0, indent.c_str(),
-                CodecSummary(m.codecs).c_str());
+                indent.c_str(), name.c_str(), std::string(DataTypeName(m.data_type)).c_str(), (shape + "]").c_str(),
+                chunk.c_str(), chunks, HumanBytes(stored).c_str(), HumanBytes(decoded).c_str(),
+                stored > 0 ? decoded / stored : 0.0, indent.c_str(), CodecSummary(m.codecs).c_str());
   }
-  std::printf("total: stored %s, decoded %s\n", HumanBytes(total_stored).c_str(),
-              HumanBytes(total_decoded).c_str());
+  std::printf("total: stored %s, decoded %s\n", HumanBytes(total_stored).c_str(), HumanBytes(total_decoded).c_str());
   if (errors > 0) {
     std::fflush(stdout);  // the listing before the summary when both go to one terminal
-    std::fprintf(stderr, "cytonet: info: %d error%s under %s (marked ERROR above)\n", errors,
-                 errors == 1 ? "" : "s", (*kvstore)->Describe(path.empty() ? "." : path).c_str());
+    std::fprintf(stderr, "cytonet: info: %d error%s under %s (marked ERROR above)\n", errors, errors == 1 ? "" : "s",
+                 (*kvstore)->Describe(path.empty() ? "." : path).c_str());
     return 1;
   }
   return 0;
@@ -235,13 +236,10 @@ int main(int argc, char** argv) {
   read->add_option("--box", box, "Region as start:stop per axis, e.g. 0:2048,4096:6144 (default: all)");
   read->add_option("--out", out, "Output file: .png (uint8/uint16), .tif/.tiff (any type) or .raw")->required();
 
-  const std::vector<cytonet::cli::Command> commands = {cytonet::cli::AddPhantomCommand(app),
-                                                       cytonet::cli::AddIngestCommand(app),
-                                                       cytonet::cli::AddIndexCommand(app),
-                                                       cytonet::cli::AddQueryCommand(app),
-                                                       cytonet::cli::AddVerifyCommand(app),
-                                                       cytonet::cli::AddSampleCommand(app),
-                                                       cytonet::cli::AddBenchLoaderCommand(app)};
+  const std::vector<cytonet::cli::Command> commands = {
+      cytonet::cli::AddPhantomCommand(app),    cytonet::cli::AddIngestCommand(app), cytonet::cli::AddIndexCommand(app),
+      cytonet::cli::AddQueryCommand(app),      cytonet::cli::AddVerifyCommand(app), cytonet::cli::AddSampleCommand(app),
+      cytonet::cli::AddBenchLoaderCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

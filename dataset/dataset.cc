@@ -6,8 +6,8 @@
 #include "dataset/layout.h"
 #include "dataset/manifest.h"
 #include "store/array.h"
-#include "store/json.h"
 #include "store/group.h"
+#include "store/json.h"
 
 namespace cytonet {
 
@@ -22,7 +22,8 @@ Result<DatasetRoot> ReadDatasetRoot(KvStore& dataset) {
   }
   const Json& attributes = node->attributes;
   if (!attributes.is_object() || !attributes.contains("cytonet") || !attributes["cytonet"].is_object()) {
-    return NotFoundError(dataset.Describe("") + " is not a cytonet dataset (its root zarr.json has no attributes.cytonet)");
+    return NotFoundError(dataset.Describe("") +
+                         " is not a cytonet dataset (its root zarr.json has no attributes.cytonet)");
   }
   return GuardJson(where, [&]() -> Result<DatasetRoot> {
     const Json& cytonet = attributes["cytonet"];
@@ -37,7 +38,8 @@ Result<DatasetRoot> ReadDatasetRoot(KvStore& dataset) {
                                      "): update cytonet");
     }
     if (root.schema_version < kOldestDatasetSchemaVersion) {
-      return CorruptionError(where + ": dataset schema version " + std::to_string(root.schema_version) + " is not valid");
+      return CorruptionError(where + ": dataset schema version " + std::to_string(root.schema_version) +
+                             " is not valid");
     }
     for (const Json& brain : cytonet.at("brains")) {
       root.brains[brain.at("name").get<std::string>()] = brain.at("sections").get<std::vector<std::string>>();
@@ -72,8 +74,8 @@ Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image) {
   }
   ASSIGN_OR_RETURN(std::vector<LevelRecord> levels, ManifestLevels(image.group.attributes, where));
   if (levels.size() != image.levels.size()) {
-    return CorruptionError(where + ": the manifest records " + std::to_string(levels.size()) + " levels, the image has " +
-                           std::to_string(image.levels.size()));
+    return CorruptionError(where + ": the manifest records " + std::to_string(levels.size()) +
+                           " levels, the image has " + std::to_string(image.levels.size()));
   }
   for (size_t k = 0; k < levels.size(); ++k) {
     ZarrArray& level = *image.levels[k];
@@ -86,9 +88,10 @@ Status CheckSectionAgainstManifest(KvStore& dataset, MultiscaleImage& image) {
   return Status::Ok();
 }
 
-Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std::string& brain, const std::string& section,
-                                    std::shared_ptr<StoreContext> context) {
-  ASSIGN_OR_RETURN(MultiscaleImage image, OpenMultiscaleImage(dataset, SectionGroupPath(brain, section), std::move(context)));
+Result<MultiscaleImage> OpenSection(std::shared_ptr<KvStore> dataset, const std::string& brain,
+                                    const std::string& section, std::shared_ptr<StoreContext> context) {
+  ASSIGN_OR_RETURN(MultiscaleImage image,
+                   OpenMultiscaleImage(dataset, SectionGroupPath(brain, section), std::move(context)));
   RETURN_IF_ERROR(CheckSectionAgainstManifest(*dataset, image));
   return image;
 }

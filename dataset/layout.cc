@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "store/array.h"
-#include "store/json.h"
 #include "store/group.h"
+#include "store/json.h"
 
 namespace cytonet {
 
@@ -48,20 +48,21 @@ Result<IndexTable> ReadIndex(std::shared_ptr<KvStore> dataset) {
     if (first) n = column.size(), first = false;
     lengths_agree &= column.size() == n;
     if (!column.empty()) {
-      status = (*array)->Read((*array)->domain(), MutableByteSpan(reinterpret_cast<uint8_t*>(column.data()),
-                                                                  column.size() * sizeof(T)));
+      status = (*array)->Read((*array)->domain(),
+                              MutableByteSpan(reinterpret_cast<uint8_t*>(column.data()), column.size() * sizeof(T)));
     }
   });
   RETURN_IF_ERROR(status);
   ASSIGN_OR_RETURN(const int64_t rows, GuardJson(where + ": rows", [&]() -> Result<int64_t> {
-    return group.attributes.at("cytonet").at("index").at("rows").get<int64_t>();
-  }));
+                     return group.attributes.at("cytonet").at("index").at("rows").get<int64_t>();
+                   }));
   if (!lengths_agree || int64_t(n) != rows) {
-    return CorruptionError(dataset->Describe("index") + ": columns disagree in length (the first has " + std::to_string(n) +
-                           " rows, the attributes say " + std::to_string(rows) + ")");
+    return CorruptionError(dataset->Describe("index") + ": columns disagree in length (the first has " +
+                           std::to_string(n) + " rows, the attributes say " + std::to_string(rows) + ")");
   }
   for (uint32_t id : table.section) {
-    if (id >= table.sections.size()) return CorruptionError(dataset->Describe("index/section") + ": section id out of range");
+    if (id >= table.sections.size())
+      return CorruptionError(dataset->Describe("index/section") + ": section id out of range");
   }
   return table;
 }

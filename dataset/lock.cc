@@ -31,7 +31,8 @@ Result<DatasetLock> DatasetLock::Acquire(const std::string& root, const std::str
   const size_t slash = relative.rfind('/');
   ASSIGN_OR_RETURN(UniqueFd dir, OpenDirectoryBeneath(root, relative.substr(0, slash), /*create=*/true));
   const std::string path = root + "/" + relative;
-  const int fd = ::openat(dir.get(), relative.substr(slash + 1).c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  const int fd =
+      ::openat(dir.get(), relative.substr(slash + 1).c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("opening lock " + path, errno);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;

@@ -1,8 +1,8 @@
 #include "dataset/manifest.h"
 
 #include "dataset/layout.h"
-#include "store/json.h"
 #include "store/group.h"
+#include "store/json.h"
 
 namespace cytonet {
 

@@ -2,8 +2,8 @@
 
 namespace cytonet {
 
-void Downsample2x2(const uint8_t* src, int64_t rows, int64_t width, int64_t src_stride,
-                   uint8_t* dst, int64_t dst_stride) {
+void Downsample2x2(const uint8_t* src, int64_t rows, int64_t width, int64_t src_stride, uint8_t* dst,
+                   int64_t dst_stride) {
   const int64_t full_cols = width / 2;
   for (int64_t r = 0; r + 1 < rows; r += 2) {
     const uint8_t* a = src + r * src_stride;

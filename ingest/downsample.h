@@ -14,7 +14,7 @@ inline int64_t HalfCeil(int64_t n) { return (n + 1) / 2; }
 
 // Downsamples `rows` × `width` pixels (row stride `src_stride`) into HalfCeil(rows) ×
 // HalfCeil(width) pixels (row stride `dst_stride`).
-void Downsample2x2(const uint8_t* src, int64_t rows, int64_t width, int64_t src_stride,
-                   uint8_t* dst, int64_t dst_stride);
+void Downsample2x2(const uint8_t* src, int64_t rows, int64_t width, int64_t src_stride, uint8_t* dst,
+                   int64_t dst_stride);
 
 }  // namespace cytonet

@@ -3,12 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <climits>
-#include <cstdlib>
-
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <map>
@@ -28,7 +27,11 @@ constexpr int64_t kFingerprintSample = 1 << 20;
 class SectionProgress {
  public:
   SectionProgress(bool enabled, std::string name, int64_t rows)
-      : enabled_(enabled), name_(std::move(name)), rows_(rows), tty_(isatty(2)), start_(std::chrono::steady_clock::now()) {}
+      : enabled_(enabled),
+        name_(std::move(name)),
+        rows_(rows),
+        tty_(isatty(2)),
+        start_(std::chrono::steady_clock::now()) {}
   void Update(int64_t done, int64_t width) {
     if (!enabled_) return;
     const int percent = int(100 * done / std::max<int64_t>(rows_, 1));
@@ -96,16 +99,19 @@ Result<InputFingerprint> FingerprintFile(const std::string& path) {
 
 const char* SectionStateName(SectionState state) {
   switch (state) {
-    case SectionState::kIngested: return "ingested";
-    case SectionState::kSkipped: return "skipped";
-    case SectionState::kFailed: return "failed";
+    case SectionState::kIngested:
+      return "ingested";
+    case SectionState::kSkipped:
+      return "skipped";
+    case SectionState::kFailed:
+      return "failed";
   }
   return "?";
 }
 
 Json SectionOutcome::ToJson() const {
-  Json json = {{"brain", brain},     {"section", section}, {"state", SectionStateName(state)}, {"seconds", seconds},
-               {"pixels", pixels}, {"bytes_stored", bytes_stored}};
+  Json json = {{"brain", brain},     {"section", section}, {"state", SectionStateName(state)},
+               {"seconds", seconds}, {"pixels", pixels},   {"bytes_stored", bytes_stored}};
   if (!error.ok()) json["error"] = error.ToString();
   return json;
 }
@@ -116,7 +122,9 @@ Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
     o.brain = json.at("brain").get<std::string>();
     o.section = json.at("section").get<std::string>();
     const std::string state = json.at("state").get<std::string>();
-    o.state = state == "ingested" ? SectionState::kIngested : state == "skipped" ? SectionState::kSkipped : SectionState::kFailed;
+    o.state = state == "ingested"  ? SectionState::kIngested
+              : state == "skipped" ? SectionState::kSkipped
+                                   : SectionState::kFailed;
     o.seconds = json.at("seconds").get<double>();
     o.pixels = json.at("pixels").get<int64_t>();
     o.bytes_stored = json.at("bytes_stored").get<int64_t>();
@@ -127,12 +135,11 @@ Result<SectionOutcome> SectionOutcome::FromJson(const Json& json) {
 
 Json IngestSettings(const IngestOptions& options, const StudySection& section, double pixel_size_um) {
   const PyramidOptions& p = options.pyramid;
-  return {{"shard_size", p.shard_size},       {"chunk_size", p.chunk_size},
-          {"compressor", p.compressor},       {"checksum", p.checksum},
-          {"fill_value", p.fill_value},
-          {"min_levels", p.min_levels},       {"pixel_size_um", pixel_size_um},
-          {"format", options.format.value_or(section.format)}, {"hdf5_dataset", section.hdf5_dataset},
-          {"layout_version", kDatasetSchemaVersion}};
+  return {{"shard_size", p.shard_size},           {"chunk_size", p.chunk_size},
+          {"compressor", p.compressor},           {"checksum", p.checksum},
+          {"fill_value", p.fill_value},           {"min_levels", p.min_levels},
+          {"pixel_size_um", pixel_size_um},       {"format", options.format.value_or(section.format)},
+          {"hdf5_dataset", section.hdf5_dataset}, {"layout_version", kDatasetSchemaVersion}};
 }
 
 std::string SettingsHash(const Json& settings) {
@@ -148,14 +155,16 @@ Status PrepareDataset(KvStore& kvstore) {
     // An existing root must be a cytonet dataset of a schema this build can write into.
     RETURN_IF_ERROR(ReadDatasetRoot(kvstore).status());
   } else {
-    RETURN_IF_ERROR(CreateGroup(kvstore, "", {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", Json::array()}}}}));
+    RETURN_IF_ERROR(CreateGroup(kvstore, "",
+                                {{"cytonet", {{"schema_version", kDatasetSchemaVersion}, {"brains", Json::array()}}}}));
   }
   ASSIGN_OR_RETURN(auto sections, kvstore.Get("sections/zarr.json"));
   if (!sections) RETURN_IF_ERROR(CreateGroup(kvstore, "sections", Json::object()));
   return Status::Ok();
 }
 
-SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySection& section, const IngestOptions& options) {
+SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySection& section,
+                             const IngestOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   SectionOutcome outcome;
   outcome.brain = section.brain;
@@ -169,17 +178,19 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
   auto run = [&]() -> Result<SectionState> {
     ASSIGN_OR_RETURN(SlideFormat format, ParseSlideFormat(options.format.value_or(section.format)));
     ASSIGN_OR_RETURN(auto reader, OpenSlideFile(section.image, {format, section.hdf5_dataset}));
-    if ((section.width && *section.width != reader->width()) || (section.height && *section.height != reader->height())) {
+    if ((section.width && *section.width != reader->width()) ||
+        (section.height && *section.height != reader->height())) {
       return InvalidArgumentError("image '" + section.image + "' is " + std::to_string(reader->height()) + "×" +
                                   std::to_string(reader->width()) + " pixels, the study says " +
                                   std::to_string(section.height.value_or(reader->height())) + "×" +
                                   std::to_string(section.width.value_or(reader->width())));
     }
-    const std::optional<double> pixel_size = options.pixel_size_um ? options.pixel_size_um
+    const std::optional<double> pixel_size = options.pixel_size_um   ? options.pixel_size_um
                                              : section.pixel_size_um ? section.pixel_size_um
                                                                      : reader->pixel_size_um();
     if (!pixel_size) {
-      return InvalidArgumentError("image '" + section.image + "': no pixel size in the file or the study (give --pixel-size)");
+      return InvalidArgumentError("image '" + section.image +
+                                  "': no pixel size in the file or the study (give --pixel-size)");
     }
     if (!PlausiblePixelSize(*pixel_size)) {
       return InvalidArgumentError("image '" + section.image + "': pixel size " + std::to_string(*pixel_size) +
@@ -191,7 +202,8 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     const std::string group = SectionGroupPath(section.brain, section.section);
     std::optional<DatasetLock> lock;
     if (!options.lock_root.empty()) {
-      ASSIGN_OR_RETURN(DatasetLock taken, DatasetLock::Acquire(options.lock_root, group, "ingest of " + section.Name()));
+      ASSIGN_OR_RETURN(DatasetLock taken,
+                       DatasetLock::Acquire(options.lock_root, group, "ingest of " + section.Name()));
       lock.emplace(std::move(taken));
     }
     if (!options.force) {
@@ -212,9 +224,11 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
     // chunk rows of the pyramid.
     const int64_t block = std::max<int64_t>(1, reader->block_rows());
     const int64_t common = std::lcm(block, chunk_rows);
-    const int64_t band = common <= 8192 ? common : (std::min(block, int64_t(8192)) + chunk_rows - 1) / chunk_rows * chunk_rows;
+    const int64_t band =
+        common <= 8192 ? common : (std::min(block, int64_t(8192)) + chunk_rows - 1) / chunk_rows * chunk_rows;
     // Two band buffers: the next band is read while the current one is encoded.
-    std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(size_t(band * width)), std::vector<uint8_t>(size_t(band * width))};
+    std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(size_t(band * width)),
+                                       std::vector<uint8_t>(size_t(band * width))};
     auto read_band = [&](int64_t y, std::vector<uint8_t>* buffer) {
       return reader->ReadRegion(y, 0, std::min(band, height - y), width, buffer->data());
     };
@@ -225,7 +239,8 @@ SectionOutcome IngestSection(std::shared_ptr<KvStore> kvstore, const StudySectio
       if (y + band < height) pending = std::async(std::launch::async, read_band, y + band, &buffers[(i + 1) % 2]);
       const int64_t rows = std::min(band, height - y);
       for (int64_t r = 0; r < rows; r += chunk_rows) {
-        const Status appended = writer->AppendRows(buffers[i % 2].data() + r * width, std::min(chunk_rows, rows - r), width);
+        const Status appended =
+            writer->AppendRows(buffers[i % 2].data() + r * width, std::min(chunk_rows, rows - r), width);
         if (!appended.ok()) {
           if (pending.valid()) pending.wait();
           return appended;

@@ -16,23 +16,23 @@
 #include <string>
 #include <vector>
 
-#include "ingest/pyramid_writer.h"
-#include "ingest/slide_reader.h"
-#include "ingest/study.h"
 #include "dataset/dataset.h"
 #include "dataset/layout.h"
 #include "dataset/lock.h"
 #include "dataset/manifest.h"
+#include "ingest/pyramid_writer.h"
+#include "ingest/slide_reader.h"
+#include "ingest/study.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
 
 struct IngestOptions {
   PyramidOptions pyramid;
-  std::optional<std::string> format;          // overrides the study's per-section format
-  std::optional<double> pixel_size_um;        // overrides study and file
-  bool force = false;                         // redo sections whose manifest matches
-  bool progress = true;                       // progress on stderr
+  std::optional<std::string> format;    // overrides the study's per-section format
+  std::optional<double> pixel_size_um;  // overrides study and file
+  bool force = false;                   // redo sections whose manifest matches
+  bool progress = true;                 // progress on stderr
   // The dataset's folder: each section is written under its DatasetLock there. Empty:
   // no locks (stores that are not folders, tests).
   std::string lock_root;
@@ -56,8 +56,8 @@ struct SectionOutcome {
   SectionState state = SectionState::kFailed;
   Status error;
   double seconds = 0;
-  int64_t pixels = 0;          // level-0 pixels read
-  int64_t bytes_stored = 0;    // all levels
+  int64_t pixels = 0;        // level-0 pixels read
+  int64_t bytes_stored = 0;  // all levels
   Json ToJson() const;
   static Result<SectionOutcome> FromJson(const Json& json);
 };

@@ -33,7 +33,8 @@ std::vector<SectionOutcome> GatherOutcomes(MpiSession& mpi, const Study& study,
     auto parsed = ParseJson(AsBytes(text), "section outcomes of a rank");
     if (!parsed.ok() || !parsed->is_array()) continue;
     for (const Json& j : *parsed) {
-      if (auto outcome = SectionOutcome::FromJson(j); outcome.ok()) by_name[outcome->brain + "/" + outcome->section] = *outcome;
+      if (auto outcome = SectionOutcome::FromJson(j); outcome.ok())
+        by_name[outcome->brain + "/" + outcome->section] = *outcome;
     }
   }
   std::vector<SectionOutcome> outcomes;
@@ -73,7 +74,8 @@ Status RunIngestJob(std::shared_ptr<KvStore> dataset, const std::string& dataset
     const StudySection& section = study.sections[size_t(i)];
     outcomes.push_back(IngestSection(dataset, section, options));
     if (outcomes.back().state == SectionState::kFailed && options.progress) {
-      std::fprintf(stderr, "[ingest] %s failed: %s\n", section.Name().c_str(), outcomes.back().error.ToString().c_str());
+      std::fprintf(stderr, "[ingest] %s failed: %s\n", section.Name().c_str(),
+                   outcomes.back().error.ToString().c_str());
     }
   }
   if (mpi) outcomes = GatherOutcomes(*mpi, study, outcomes);

@@ -35,8 +35,8 @@ Status RunIngestJob(std::shared_ptr<KvStore> dataset, const std::string& dataset
 
 struct IndexJobResult {
   int rank = 0, ranks = 1;
-  IndexStats stats;        // summed over ranks, on rank 0
-  size_t sections = 0;     // sections with rows
+  IndexStats stats;     // summed over ranks, on rank 0
+  size_t sections = 0;  // sections with rows
 };
 
 // Builds and writes the index (and the transforms) of the dataset at `dataset_root`. Under

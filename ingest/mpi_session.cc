@@ -117,7 +117,8 @@ Status MpiSession::WriteAtAll(const std::string& path, int64_t offset, const uin
   int error = MPI_SUCCESS;
   for (int64_t p = 0; p < pieces; ++p) {
     const int64_t begin = std::min(size, p * kPiece), end = std::min(size, (p + 1) * kPiece);
-    const int e = MPI_File_write_at_all(file, MPI_Offset(offset + begin), data + begin, int(end - begin), MPI_BYTE, &status);
+    const int e =
+        MPI_File_write_at_all(file, MPI_Offset(offset + begin), data + begin, int(end - begin), MPI_BYTE, &status);
     if (e != MPI_SUCCESS) error = e;
   }
   if (MPI_File_sync(file) != MPI_SUCCESS) error = MPI_ERR_IO;

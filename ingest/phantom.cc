@@ -113,7 +113,7 @@ PhantomAtlas::PhantomAtlas(uint64_t seed, int areas_per_hemisphere) : seed_(seed
 int PhantomAtlas::AreaAt(const Vec3& u) const {
   // Jitter the direction with a smooth field so borders are wavy, not great circles.
   const Vec3 w = u + 0.12 * Vec3{std::sin(Dot(border_waves_[0], u)), std::sin(Dot(border_waves_[1], u)),
-                                std::sin(Dot(border_waves_[2], u))};
+                                 std::sin(Dot(border_waves_[2], u))};
   int best = 1;
   double best_dot = -2;
   for (const Area& area : areas_) {
@@ -130,7 +130,8 @@ std::vector<std::pair<int, int>> PhantomAtlas::Adjacency() const {
     const double theta = kPi * (i + 0.5) / kRows;
     for (int j = 0; j < kCols; ++j) {
       const double phi = 2 * kPi * j / kCols;
-      label[i * kCols + j] = AreaAt({std::sin(theta) * std::cos(phi), std::sin(theta) * std::sin(phi), std::cos(theta)});
+      label[i * kCols + j] =
+          AreaAt({std::sin(theta) * std::cos(phi), std::sin(theta) * std::sin(phi), std::cos(theta)});
     }
   }
   std::set<std::pair<int, int>> pairs;
@@ -188,9 +189,12 @@ TissuePoint PhantomBrain::At(const Vec3& p) const {
   // Signed distance ≈ g / |∇g| (central differences), so the ribbon keeps its thickness on
   // sulcal walls, where the radial measure would thin it.
   constexpr double h = 0.05;
-  const double gx = Implicit(p + Vec3{h, 0, 0}, t.hemisphere, nullptr) - Implicit(p + Vec3{-h, 0, 0}, t.hemisphere, nullptr);
-  const double gy = Implicit(p + Vec3{0, h, 0}, t.hemisphere, nullptr) - Implicit(p + Vec3{0, -h, 0}, t.hemisphere, nullptr);
-  const double gz = Implicit(p + Vec3{0, 0, h}, t.hemisphere, nullptr) - Implicit(p + Vec3{0, 0, -h}, t.hemisphere, nullptr);
+  const double gx =
+      Implicit(p + Vec3{h, 0, 0}, t.hemisphere, nullptr) - Implicit(p + Vec3{-h, 0, 0}, t.hemisphere, nullptr);
+  const double gy =
+      Implicit(p + Vec3{0, h, 0}, t.hemisphere, nullptr) - Implicit(p + Vec3{0, -h, 0}, t.hemisphere, nullptr);
+  const double gz =
+      Implicit(p + Vec3{0, 0, h}, t.hemisphere, nullptr) - Implicit(p + Vec3{0, 0, -h}, t.hemisphere, nullptr);
   const double gradient = std::sqrt(gx * gx + gy * gy + gz * gz) / (2 * h);
   // Deep inside, the angular terms make |∇g| large without any surface nearby: there the
   // radial measure stands (it is far beyond any cortical thickness anyway).
@@ -241,8 +245,7 @@ std::vector<SectionSpec> PlanStudy(const PhantomOptions& o) {
       const double xc = m * std::cos(theta), xr = -m * std::sin(theta);
       const double zc = -m * std::sin(theta), zr = -m * std::cos(theta);
       const double yc = tilt_x * xc + tilt_z * zc, yr = tilt_x * xr + tilt_z * zr;
-      spec.transform.affine = {xc, xr, cx - xc * w / 2 - xr * h / 2,
-                               yc, yr, spec.y_mm - yc * w / 2 - yr * h / 2,
+      spec.transform.affine = {xc, xr, cx - xc * w / 2 - xr * h / 2, yc, yr, spec.y_mm - yc * w / 2 - yr * h / 2,
                                zc, zr, cz - zc * w / 2 - zr * h / 2};
       if ((b + s) % 2 == 1) {  // a non-linear part for every other section
         DisplacementField field;
@@ -287,8 +290,7 @@ struct SectionRenderer::Field {
   }
 };
 
-SectionRenderer::SectionRenderer(const PhantomBrain& brain, SectionSpec spec)
-    : brain_(&brain), spec_(std::move(spec)) {
+SectionRenderer::SectionRenderer(const PhantomBrain& brain, SectionSpec spec) : brain_(&brain), spec_(std::move(spec)) {
   const double mm_per_px = spec_.transform.MillimetresPerPixel();
   // At full size (≈0.002 MNI mm per pixel) cells have their true size in micrometres;
   // smaller phantoms are shrunken brains, with cells shrunk alike.
@@ -338,7 +340,8 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
   const double vessel_spacing = std::max(12.0, 300 * k);
   const double max_cell_radius = std::max(1.0, 14 * k * 1.5);
   const double max_vessel_axis = std::max(2.0, 60 * k) + 2;
-  const int64_t margin = int64_t(std::ceil(std::max(cell_spacing + max_cell_radius, vessel_spacing + max_vessel_axis))) + 2;
+  const int64_t margin =
+      int64_t(std::ceil(std::max(cell_spacing + max_cell_radius, vessel_spacing + max_vessel_axis))) + 2;
   const Field f = SampleField(y0 - margin, x0 - margin, h + 2 * margin, w + 2 * margin);
   const auto& atlas = brain_->atlas();
 
@@ -353,8 +356,8 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
       const int layer = LayerAt(atlas.area(area).profile, depth);
       const size_t i = size_t(r * w + c);
       tissue[i] = layer != kMaskBackground;
-      grey[i] = layer == kMaskBackground ? 255.f
-                : layer == 1             ? float(kLayerOneGrey)
+      grey[i] = layer == kMaskBackground    ? 255.f
+                : layer == 1                ? float(kLayerOneGrey)
                 : layer == kMaskWhiteMatter ? float(kWhiteMatterGrey)
                                             : float(kCortexGrey - 2 * layer);
     }
@@ -383,8 +386,10 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
 
   // 2. Cell bodies on a jittered grid of sites; the layer at the site decides.
   {
-    const int64_t i0 = int64_t(std::floor((y0 - margin) / cell_spacing)), i1 = int64_t(std::ceil((y0 + h + margin) / cell_spacing));
-    const int64_t j0 = int64_t(std::floor((x0 - margin) / cell_spacing)), j1 = int64_t(std::ceil((x0 + w + margin) / cell_spacing));
+    const int64_t i0 = int64_t(std::floor((y0 - margin) / cell_spacing)),
+                  i1 = int64_t(std::ceil((y0 + h + margin) / cell_spacing));
+    const int64_t j0 = int64_t(std::floor((x0 - margin) / cell_spacing)),
+                  j1 = int64_t(std::ceil((x0 + w + margin) / cell_spacing));
     for (int64_t i = i0; i <= i1; ++i) {
       for (int64_t j = j0; j <= j1; ++j) {
         const uint64_t site = Hash({spec_.seed, 11, uint64_t(i), uint64_t(j)});
@@ -398,7 +403,8 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
         const bool white = layer == kMaskWhiteMatter;
         const double density = white ? 0.06 : profile.cell_density[layer - 1];
         if (Unit(Mix(site ^ 3)) >= density) continue;
-        const double radius = std::max(0.6, (white ? 2.5 : profile.cell_radius_um[layer - 1]) * k * (0.75 + 0.5 * Unit(Mix(site ^ 4))));
+        const double radius =
+            std::max(0.6, (white ? 2.5 : profile.cell_radius_um[layer - 1]) * k * (0.75 + 0.5 * Unit(Mix(site ^ 4))));
         const double elongation = (layer == 3 || layer == 5) ? 1 + 0.5 * Unit(Mix(site ^ 5)) : 1.1;
         const double dark = 55 + 55 * Unit(Mix(site ^ 6));
         splat(cy, cx, radius * elongation, radius, kPi * Unit(Mix(site ^ 7)),
@@ -409,8 +415,10 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
 
   // 3. Blood vessels: bright lumens with a darker wall, wherever there is tissue.
   {
-    const int64_t i0 = int64_t(std::floor((y0 - margin) / vessel_spacing)), i1 = int64_t(std::ceil((y0 + h + margin) / vessel_spacing));
-    const int64_t j0 = int64_t(std::floor((x0 - margin) / vessel_spacing)), j1 = int64_t(std::ceil((x0 + w + margin) / vessel_spacing));
+    const int64_t i0 = int64_t(std::floor((y0 - margin) / vessel_spacing)),
+                  i1 = int64_t(std::ceil((y0 + h + margin) / vessel_spacing));
+    const int64_t j0 = int64_t(std::floor((x0 - margin) / vessel_spacing)),
+                  j1 = int64_t(std::ceil((x0 + w + margin) / vessel_spacing));
     for (int64_t i = i0; i <= i1; ++i) {
       for (int64_t j = j0; j <= j1; ++j) {
         const uint64_t site = Hash({spec_.seed, 13, uint64_t(i), uint64_t(j)});
@@ -423,11 +431,12 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
         const double a = std::max(1.0, (15 + 45 * Unit(Mix(site ^ 4))) * k);
         const double b = std::max(0.7, (5 + 10 * Unit(Mix(site ^ 5))) * k);
         const double wall = std::max(0.7, 2.0 * k);
-        splat(cy, cx, a + wall, b + wall, kPi * Unit(Mix(site ^ 6)), [&](size_t p, double coverage, double e, double minor) {
-          const double inner = b / (b + wall);
-          const float target = e < inner ? 247.f : 150.f;
-          grey[p] += float(coverage * (target - grey[p]));
-        });
+        splat(cy, cx, a + wall, b + wall, kPi * Unit(Mix(site ^ 6)),
+              [&](size_t p, double coverage, double e, double minor) {
+                const double inner = b / (b + wall);
+                const float target = e < inner ? 247.f : 150.f;
+                grey[p] += float(coverage * (target - grey[p]));
+              });
       }
     }
   }
@@ -444,7 +453,8 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
       }
       const double u = double(x0 + c) / double(spec_.width);
       const double light = 1 + il[0] * std::sin(2 * kPi * (il[1] * u + il[2] * v) + il[3]);
-      const double noise = 6 * (Unit(Mix(spec_.seed ^ (uint64_t(y0 + r) * 0x9e3779b97f4a7c15ULL + uint64_t(x0 + c)))) - 0.5);
+      const double noise =
+          6 * (Unit(Mix(spec_.seed ^ (uint64_t(y0 + r) * 0x9e3779b97f4a7c15ULL + uint64_t(x0 + c)))) - 0.5);
       const double value = 255 - (255 - grey[i]) * spec_.stain_gain * light + spec_.stain_offset + noise;
       out[i] = uint8_t(std::clamp(std::lround(value), 0L, 254L));
     }

@@ -140,7 +140,7 @@ struct SamplingPoint {
   int area = 0;               // ground truth of the place the point was meant for
   int layer = 0;
   Hemisphere hemisphere = Hemisphere::kLeft;
-  bool displaced = false;     // a simulated registration error, may lie off tissue
+  bool displaced = false;  // a simulated registration error, may lie off tissue
 };
 
 // Renders one section. Thread-safe: Render may run concurrently on different regions.
@@ -164,7 +164,7 @@ class SectionRenderer {
 
   const PhantomBrain* brain_;
   SectionSpec spec_;
-  double px_per_um_;        // cells and vessels scale with the brain's size in the image
+  double px_per_um_;         // cells and vessels scale with the brain's size in the image
   int64_t node_spacing_px_;  // of the coarse geometry grid
 };
 

@@ -57,7 +57,8 @@ Status WritePhantomStudy(const PhantomOptions& options, const PhantomFileOptions
   namespace fs = std::filesystem;
   if (files.formats.empty()) return InvalidArgumentError("phantom: no slide format given");
   for (const std::string& f : files.formats) {
-    if (f != "tiff" && f != "hdf5") return InvalidArgumentError("phantom: unknown slide format '" + f + "' (tiff, hdf5)");
+    if (f != "tiff" && f != "hdf5")
+      return InvalidArgumentError("phantom: unknown slide format '" + f + "' (tiff, hdf5)");
   }
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -150,8 +151,9 @@ Status WritePhantomStudy(const PhantomOptions& options, const PhantomFileOptions
     }
     if (files.progress) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "%s[phantom] %s %s %lld×%lld, %zu points, %.1f s\n", tty ? "\r" : "", stem.c_str(), format.c_str(),
-                   static_cast<long long>(spec.height), static_cast<long long>(spec.width), points.size(), seconds);
+      std::fprintf(stderr, "%s[phantom] %s %s %lld×%lld, %zu points, %.1f s\n", tty ? "\r" : "", stem.c_str(),
+                   format.c_str(), static_cast<long long>(spec.height), static_cast<long long>(spec.width),
+                   points.size(), seconds);
     }
   }
   const Json study = {{"cytonet_study", 1},

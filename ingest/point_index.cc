@@ -3,11 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <nanoflann.hpp>
-
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <nanoflann.hpp>
 #include <set>
 #include <sstream>
 
@@ -103,15 +102,20 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
       stats->dropped_unknown_section += int64_t(points.size());
       continue;
     }
-    if (s.transform.empty()) return InvalidArgumentError("section " + s.Name() + " has points but no transform in the study");
+    if (s.transform.empty())
+      return InvalidArgumentError("section " + s.Name() + " has points but no transform in the study");
     ASSIGN_OR_RETURN(SectionTransform transform, ReadTransformFile(s.transform));
-    ASSIGN_OR_RETURN(MultiscaleImage image, OpenMultiscaleImage(dataset, SectionGroupPath(s.brain, s.section), context));
+    ASSIGN_OR_RETURN(MultiscaleImage image,
+                     OpenMultiscaleImage(dataset, SectionGroupPath(s.brain, s.section), context));
     const double pixel_um = image.multiscale.levels[0].scale.back();
     size_t level = 0;
-    while (level + 1 < image.levels.size() && image.multiscale.levels[level + 1].scale.back() <= options.tissue_pixel_um) ++level;
+    while (level + 1 < image.levels.size() &&
+           image.multiscale.levels[level + 1].scale.back() <= options.tissue_pixel_um)
+      ++level;
     const ZarrArray& coarse = *image.levels[level];
     ASSIGN_OR_RETURN(Bytes pixels, coarse.Read(coarse.domain()));
-    const TissueMap tissue(pixels, coarse.metadata().shape[0], coarse.metadata().shape[1], options.background_threshold);
+    const TissueMap tissue(pixels, coarse.metadata().shape[0], coarse.metadata().shape[1],
+                           options.background_threshold);
     const double factor = image.multiscale.levels[level].scale.back() / pixel_um;  // level-0 px per coarse px
     const int64_t height = image.levels[0]->metadata().shape[0], width = image.levels[0]->metadata().shape[1];
     for (const SectionPoint& p : points) {
@@ -124,14 +128,15 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
       if (p.x_px < 0 || p.y_px < 0 || p.x_px >= double(width) || p.y_px >= double(height)) {
         if (!drop) {
           return OutOfRangeError(where + " at (x " + std::to_string(p.x_px) + ", y " + std::to_string(p.y_px) +
-                                 ") lies outside the " + std::to_string(height) + "×" + std::to_string(width) + " image");
+                                 ") lies outside the " + std::to_string(height) + "×" + std::to_string(width) +
+                                 " image");
         }
         ++stats->dropped_outside;
         continue;
       }
       const double half = options.patch_size_px / 2;
-      const double fraction = tissue.Fraction((p.y_px - half) / factor, (p.x_px - half) / factor, (p.y_px + half) / factor,
-                                              (p.x_px + half) / factor);
+      const double fraction = tissue.Fraction((p.y_px - half) / factor, (p.x_px - half) / factor,
+                                              (p.y_px + half) / factor, (p.x_px + half) / factor);
       if (fraction < options.min_tissue_fraction) {
         ++stats->dropped_low_tissue;
         continue;
@@ -163,11 +168,13 @@ Status AppendCrc32c(const std::string& path, int64_t size) {
   if (fd < 0) return ErrnoError("opening '" + path + "'", errno);
   Bytes data(static_cast<size_t>(size) + 4);
   Status status;
-  if (::pread(fd, data.data(), size_t(size), 0) != ssize_t(size)) status = IOError("'" + path + "' is shorter than its rows");
+  if (::pread(fd, data.data(), size_t(size), 0) != ssize_t(size))
+    status = IOError("'" + path + "' is shorter than its rows");
   if (status.ok()) {
     const uint32_t crc = Crc32c(ByteSpan(data.data(), size_t(size)));
     for (int i = 0; i < 4; ++i) data[size_t(size) + size_t(i)] = uint8_t(crc >> (8 * i));
-    if (::pwrite(fd, data.data() + size, 4, size) != 4 || ::fsync(fd) != 0) status = ErrnoError("writing '" + path + "'", errno);
+    if (::pwrite(fd, data.data() + size, 4, size) != 4 || ::fsync(fd) != 0)
+      status = ErrnoError("writing '" + path + "'", errno);
   }
   ::close(fd);
   return status;
@@ -175,8 +182,8 @@ Status AppendCrc32c(const std::string& path, int64_t size) {
 
 }  // namespace
 
-Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options, IndexStats* total,
-                  MpiSession* mpi, const std::string& dataset_root) {
+Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options,
+                  IndexStats* total, MpiSession* mpi, const std::string& dataset_root) {
   const bool root = !mpi || mpi->rank() == 0;
   const int64_t local_rows = int64_t(table.size());
   const int64_t offset = mpi ? mpi->ExclusiveSum(local_rows) : 0;
@@ -220,7 +227,9 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
     // The same no-follow walk as the file store: a symlinked index/ is refused, not followed.
     if (root) made = OpenDirectoryBeneath(dataset_root, path + "/c", /*create=*/true).status();
     RETURN_IF_ERROR(mpi->Agree(made));
-    if (n > 0) RETURN_IF_ERROR(mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
+    if (n > 0)
+      RETURN_IF_ERROR(
+          mpi->WriteAtAll(file + ".mpiio", offset * int64_t(DataTypeSize(type)), data.data(), int64_t(data.size())));
     Status published = Status::Ok();
     if (root && n > 0) published = AppendCrc32c(file + ".mpiio", n * int64_t(DataTypeSize(type)));
     if (root && n > 0 && published.ok() && std::rename((file + ".mpiio").c_str(), file.c_str()) != 0) {
@@ -237,20 +246,20 @@ Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, con
   if (!root) return Status::Ok();
   Json sections = Json::array();
   for (const auto& [brain, section] : table.sections) sections.push_back({{"brain", brain}, {"section", section}});
-  const Json attributes = {
-      {"cytonet",
-       {{"index",
-         {{"rows", n},
-          {"space", "MNI Colin 27"},
-          {"units", "mm"},
-          {"pixel_coordinates", "level-0 pixels: x_px = column, y_px = row"},
-          {"hemisphere_codes", {{"0", "left"}, {"1", "right"}, {"255", "unknown"}}},
-          {"sections", sections},
-          {"tissue", {{"patch_size_px", options.patch_size_px},
-                      {"min_fraction", options.min_tissue_fraction},
-                      {"background_threshold", options.background_threshold},
-                      {"level_pixel_um_at_most", options.tissue_pixel_um}}},
-          {"stats", stats.ToJson()}}}}}};
+  const Json attributes = {{"cytonet",
+                            {{"index",
+                              {{"rows", n},
+                               {"space", "MNI Colin 27"},
+                               {"units", "mm"},
+                               {"pixel_coordinates", "level-0 pixels: x_px = column, y_px = row"},
+                               {"hemisphere_codes", {{"0", "left"}, {"1", "right"}, {"255", "unknown"}}},
+                               {"sections", sections},
+                               {"tissue",
+                                {{"patch_size_px", options.patch_size_px},
+                                 {"min_fraction", options.min_tissue_fraction},
+                                 {"background_threshold", options.background_threshold},
+                                 {"level_pixel_um_at_most", options.tissue_pixel_um}}},
+                               {"stats", stats.ToJson()}}}}}};
   // Written last: the index is complete when its group exists.
   return CreateGroup(*dataset, "index", attributes);
 }

@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "dataset/layout.h"
 #include "ingest/points_csv.h"
 #include "ingest/study.h"
-#include "dataset/layout.h"
 #include "store/kvstore.h"
 
 namespace cytonet {
@@ -58,8 +58,8 @@ Result<IndexTable> BuildIndex(std::shared_ptr<KvStore> dataset, const Study& stu
 // into files under `dataset_root` (the file store's folder); rank 0 writes the metadata.
 // Without, the rows are stored through the kvstore.
 // `stats` comes in as this rank's and goes out summed over all ranks.
-Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options, IndexStats* stats,
-                  MpiSession* mpi = nullptr, const std::string& dataset_root = "");
+Status WriteIndex(std::shared_ptr<KvStore> dataset, const IndexTable& table, const IndexOptions& options,
+                  IndexStats* stats, MpiSession* mpi = nullptr, const std::string& dataset_root = "");
 // Copies the transforms of the indexed sections into the dataset, one group per section
 // (`transforms/<brain>/<section>`, attributes.cytonet.transform in the form of
 // schemas/transform.schema.json), so the dataset carries its provenance.

@@ -49,12 +49,14 @@ Result<std::vector<SectionPoint>> ParsePointsCsv(const std::string& text, const 
     const auto fields = SplitCsv(line);
     const std::string where = "points '" + path + "' line " + std::to_string(number);
     if (fields.size() != header.size()) {
-      return CorruptionError(where + ": " + std::to_string(fields.size()) + " fields, the header has " + std::to_string(header.size()));
+      return CorruptionError(where + ": " + std::to_string(fields.size()) + " fields, the header has " +
+                             std::to_string(header.size()));
     }
     SectionPoint p;
     p.id = int64_t(points.size());
     auto number_of = [&](const char* name, double* out) -> Status {
-      if (!ParseDouble(fields[column[name]], out)) return CorruptionError(where + ": " + name + " '" + fields[column[name]] + "' is not a number");
+      if (!ParseDouble(fields[column[name]], out))
+        return CorruptionError(where + ": " + name + " '" + fields[column[name]] + "' is not a number");
       return Status::Ok();
     };
     // Labels and ids are integers within their column's type.

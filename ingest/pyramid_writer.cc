@@ -94,7 +94,8 @@ Status PyramidWriter::AppendRows(const uint8_t* rows, int64_t n, int64_t stride)
                                 std::to_string(level.rows_done) + ", expected " +
                                 std::to_string(std::min(options_.chunk_size, remaining)));
   }
-  for (int64_t r = 0; r < n; ++r) std::memcpy(&level.band[r * level.padded_width], rows + r * stride, size_t(level.width));
+  for (int64_t r = 0; r < n; ++r)
+    std::memcpy(&level.band[r * level.padded_width], rows + r * stride, size_t(level.width));
   level.band_rows = n;
   return CompleteBand(0);
 }
@@ -200,7 +201,8 @@ Status PyramidWriter::FinishLevels() {
 }
 
 Status PyramidWriter::WriteGroup(const Json& extra_attributes) {
-  if (stats_.size() != levels_.size()) return FailedPreconditionError("image '" + group_path_ + "': levels not finished");
+  if (stats_.size() != levels_.size())
+    return FailedPreconditionError("image '" + group_path_ + "': levels not finished");
   const Multiscale multiscale = AreaMeanPyramid(group_path_, num_levels(), options_.pixel_size_um);
   return WriteMultiscaleGroup(*kvstore_, group_path_, multiscale, extra_attributes);
 }

@@ -35,9 +35,10 @@ struct PyramidOptions {
   // Inner codecs after "bytes" (blosc lz4, no shuffle: see docs/benchmarks.md); crc32c
   // always follows it. Blocks of 64 KB (128 rows of a 512² chunk): a read decodes only
   // the blocks holding its rows.
-  Json compressor = {{"name", "blosc"},
-                     {"configuration",
-                      {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "noshuffle"}, {"typesize", 1}, {"blocksize", 65536}}}};
+  Json compressor = {
+      {"name", "blosc"},
+      {"configuration",
+       {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "noshuffle"}, {"typesize", 1}, {"blocksize", 65536}}}};
   // crc32c after the compressor on every inner chunk. Only the checksum-cost benchmark
   // turns it off (the command line has no switch): a dataset without it cannot tell a
   // flipped byte from pixels.

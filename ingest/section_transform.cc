@@ -81,13 +81,16 @@ Result<SectionTransform> ParseTransform(const Json& json, const std::string& whe
     if (!json["space"].is_string()) return CorruptionError(where + ": 'space' must be a string");
     t.space = json["space"].get<std::string>();
   }
-  if (json.contains("provenance") && json["provenance"].is_string()) t.provenance = json["provenance"].get<std::string>();
+  if (json.contains("provenance") && json["provenance"].is_string())
+    t.provenance = json["provenance"].get<std::string>();
   const Json& affine = json.contains("affine") ? json["affine"] : Json();
   if (!affine.is_array() || affine.size() != 3) return CorruptionError(where + ": 'affine' must be a 3×3 array");
   for (int r = 0; r < 3; ++r) {
-    if (!affine[r].is_array() || affine[r].size() != 3) return CorruptionError(where + ": 'affine' must be a 3×3 array");
+    if (!affine[r].is_array() || affine[r].size() != 3)
+      return CorruptionError(where + ": 'affine' must be a 3×3 array");
     for (int c = 0; c < 3; ++c) {
-      ASSIGN_OR_RETURN(t.affine[r * 3 + c], FiniteNumber(affine[r][c], where + ": affine[" + std::to_string(r) + "][" + std::to_string(c) + "]"));
+      ASSIGN_OR_RETURN(t.affine[r * 3 + c], FiniteNumber(affine[r][c], where + ": affine[" + std::to_string(r) + "][" +
+                                                                           std::to_string(c) + "]"));
     }
   }
   if (json.contains("displacement")) {

@@ -40,12 +40,17 @@ Result<SlideFormat> ParseSlideFormat(const std::string& name) {
 
 Result<std::unique_ptr<SlideReader>> OpenSlideFile(const std::string& path, const SlideOpenOptions& options) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return InvalidArgumentError("slide '" + path + "' is a directory, not a file");
+  if (std::filesystem::is_directory(path, ec))
+    return InvalidArgumentError("slide '" + path + "' is a directory, not a file");
   switch (options.format) {
-    case SlideFormat::kTiff: return OpenTiffSlide(path);
-    case SlideFormat::kOpenSlide: return OpenOpenSlideSlide(path);
-    case SlideFormat::kHdf5: return OpenHdf5Slide(path, options.hdf5_dataset);
-    case SlideFormat::kAuto: break;
+    case SlideFormat::kTiff:
+      return OpenTiffSlide(path);
+    case SlideFormat::kOpenSlide:
+      return OpenOpenSlideSlide(path);
+    case SlideFormat::kHdf5:
+      return OpenHdf5Slide(path, options.hdf5_dataset);
+    case SlideFormat::kAuto:
+      break;
   }
   std::ifstream file(path, std::ios::binary);
   if (!file) return NotFoundError("slide '" + path + "' cannot be opened: " + std::strerror(errno));

@@ -1,8 +1,8 @@
 // HDF5 2-D uint8 datasets; every HDF5 call holds Hdf5Lock() (ingest/hdf5_lock.h).
 #include <hdf5.h>
 
-#include <filesystem>
 #include <algorithm>
+#include <filesystem>
 #include <mutex>
 #include <vector>
 
@@ -17,7 +17,6 @@ std::recursive_mutex& Hdf5Lock() {
 }
 
 namespace {
-
 
 class Hdf5Slide final : public SlideReader {
  public:
@@ -44,7 +43,9 @@ class Hdf5Slide final : public SlideReader {
     const int rank = H5Sget_simple_extent_ndims(space);
     if (rank == 2) H5Sget_simple_extent_dims(space, dims, nullptr);
     H5Sclose(space);
-    if (rank != 2) return UnimplementedError(where + ": dataset '" + dataset_name + "' has rank " + std::to_string(rank) + ", not 2");
+    if (rank != 2)
+      return UnimplementedError(where + ": dataset '" + dataset_name + "' has rank " + std::to_string(rank) +
+                                ", not 2");
     slide->height_ = int64_t(dims[0]);
     slide->width_ = int64_t(dims[1]);
     slide->pixel_size_um_ = slide->ReadPixelSize();

@@ -135,7 +135,8 @@ class TiffSlide final : public SlideReader {
     TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
     TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &compression);
     TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &sample_format);
-    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = samples >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photometric))
+      photometric = samples >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
     auto unsupported = [&](const std::string& what) {
       return UnimplementedError("TIFF '" + path + "': " + what + " is not supported (8-bit grey or RGB only)");
     };
@@ -144,10 +145,12 @@ class TiffSlide final : public SlideReader {
     if (planar != PLANARCONFIG_CONTIG && samples > 1) return unsupported("separate colour planes");
     if (photometric == PHOTOMETRIC_YCBCR && compression == COMPRESSION_JPEG) {
       slide->jpeg_rgb_ = true;  // libtiff converts JPEG YCbCr to RGB for us
-    } else if (photometric != PHOTOMETRIC_MINISBLACK && photometric != PHOTOMETRIC_MINISWHITE && photometric != PHOTOMETRIC_RGB) {
+    } else if (photometric != PHOTOMETRIC_MINISBLACK && photometric != PHOTOMETRIC_MINISWHITE &&
+               photometric != PHOTOMETRIC_RGB) {
       return unsupported("photometric interpretation " + std::to_string(photometric));
     }
-    if ((photometric == PHOTOMETRIC_RGB || slide->jpeg_rgb_) && samples < 3) return unsupported("RGB with fewer than 3 samples");
+    if ((photometric == PHOTOMETRIC_RGB || slide->jpeg_rgb_) && samples < 3)
+      return unsupported("RGB with fewer than 3 samples");
     if (!TIFFIsCODECConfigured(compression)) return unsupported("compression " + std::to_string(compression));
     slide->width_ = width;
     slide->height_ = height;
@@ -180,7 +183,10 @@ class TiffSlide final : public SlideReader {
       slide->alpha_sample_ = int(samples) - extra;  // the first extra sample
     }
     const char* codec = TIFFFindCODEC(compression) ? TIFFFindCODEC(compression)->name : "?";
-    slide->description_ = std::string("TIFF ") + (slide->tiled_ ? "tiled " : slide->scanlines_ ? "read by scanline, striped " : "striped ") +
+    slide->description_ = std::string("TIFF ") +
+                          (slide->tiled_       ? "tiled "
+                           : slide->scanlines_ ? "read by scanline, striped "
+                                               : "striped ") +
                           std::to_string(slide->block_w_) + "×" + std::to_string(slide->block_h_) + " " + codec +
                           (slide->colour_ ? " RGB" : " grey");
     slide->Release(std::move(first));
@@ -282,13 +288,12 @@ class TiffSlide final : public SlideReader {
     const int64_t expected = tiled_ ? block_bytes : rows_here * block_w_ * samples_;
     const std::string problem = t->TakeProblem();
     if (got != expected || !problem.empty()) {
-      return CorruptionError("TIFF '" + path() + "': " + (tiled_ ? "tile" : "strip") + " at row " +
-                             std::to_string(by * block_h_) + ", column " + std::to_string(bx * block_w_) +
-                             " cannot be decoded" +
-                             (!problem.empty() ? ": " + problem
-                              : got < 0        ? std::string(": libtiff error")
-                                               : " (short: " + std::to_string(got) + " of " + std::to_string(expected) +
-                                                     " bytes)"));
+      return CorruptionError(
+          "TIFF '" + path() + "': " + (tiled_ ? "tile" : "strip") + " at row " + std::to_string(by * block_h_) +
+          ", column " + std::to_string(bx * block_w_) + " cannot be decoded" +
+          (!problem.empty() ? ": " + problem
+           : got < 0        ? std::string(": libtiff error")
+                            : " (short: " + std::to_string(got) + " of " + std::to_string(expected) + " bytes)"));
     }
     Release(std::move(t));
     const int64_t ry0 = std::max(y0, by * block_h_), ry1 = std::min(y0 + h, (by + 1) * block_h_);
@@ -314,8 +319,8 @@ class TiffSlide final : public SlideReader {
       std::string problem = scan_handle_->TakeProblem();
       if (status < 0 || !problem.empty()) {
         scan_handle_.reset();
-        return CorruptionError("TIFF '" + path() + "': row " + std::to_string(y) + " cannot be decoded: " +
-                               (problem.empty() ? "libtiff error" : problem));
+        return CorruptionError("TIFF '" + path() + "': row " + std::to_string(y) +
+                               " cannot be decoded: " + (problem.empty() ? "libtiff error" : problem));
       }
       scan_next_row_ = y + 1;
       if (y >= y0) ConvertRow(&row[size_t(x0 * samples_)], w, out + (y - y0) * w);

@@ -19,8 +19,7 @@ namespace cytonet {
 namespace {
 
 // Renders rows [y0, y0+rows) of a `width`-wide image into `band`, tiles in parallel.
-void RenderBand(const RegionSource& source, int64_t y0, int64_t rows, int64_t width, int64_t tile,
-                uint8_t* band) {
+void RenderBand(const RegionSource& source, int64_t y0, int64_t rows, int64_t width, int64_t tile, uint8_t* band) {
   const int64_t tiles = (width + tile - 1) / tile;
   tbb::parallel_for(int64_t(0), tiles, [&](int64_t t) {
     const int64_t x0 = t * tile, w = std::min(tile, width - x0);
@@ -168,7 +167,8 @@ class TiffPyramidWriter {
 Status WriteTiledTiff(const std::string& path, int64_t width, int64_t height, const RegionSource& source,
                       const TiffWriteOptions& options, const RowProgress& progress) {
   if (options.tile_size <= 0 || options.tile_size % 16) {
-    return InvalidArgumentError("TIFF tile size must be a positive multiple of 16, got " + std::to_string(options.tile_size));
+    return InvalidArgumentError("TIFF tile size must be a positive multiple of 16, got " +
+                                std::to_string(options.tile_size));
   }
   if (width <= 0 || height <= 0 || width > UINT32_MAX || height > UINT32_MAX) {
     return InvalidArgumentError("TIFF size " + std::to_string(height) + "×" + std::to_string(width) + " out of range");
@@ -226,10 +226,13 @@ Status WriteHdf5Image(const std::string& path, int64_t width, int64_t height, co
     RETURN_IF_ERROR(keep(space, H5Sclose, "the dataspace"));
     const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     RETURN_IF_ERROR(keep(dcpl, H5Pclose, "the dataset properties"));
-    const hsize_t chunk[2] = {hsize_t(std::min(options.chunk_size, height)), hsize_t(std::min(options.chunk_size, width))};
+    const hsize_t chunk[2] = {hsize_t(std::min(options.chunk_size, height)),
+                              hsize_t(std::min(options.chunk_size, width))};
     if (H5Pset_chunk(dcpl, 2, chunk) < 0) return fail("bad chunk shape");
-    if (options.deflate_level > 0 && H5Pset_deflate(dcpl, unsigned(options.deflate_level)) < 0) return fail("no deflate filter");
-    const hid_t dataset = H5Dcreate2(file, options.dataset.c_str(), H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (options.deflate_level > 0 && H5Pset_deflate(dcpl, unsigned(options.deflate_level)) < 0)
+      return fail("no deflate filter");
+    const hid_t dataset =
+        H5Dcreate2(file, options.dataset.c_str(), H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     RETURN_IF_ERROR(keep(dataset, H5Dclose, ("dataset '" + options.dataset + "'").c_str()));
     const hid_t scalar = H5Screate(H5S_SCALAR);
     RETURN_IF_ERROR(keep(scalar, H5Sclose, "a scalar dataspace"));

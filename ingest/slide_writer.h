@@ -17,29 +17,27 @@ using RegionSource = std::function<void(int64_t y0, int64_t x0, int64_t h, int64
 using RowProgress = std::function<void(int64_t done, int64_t total)>;
 
 struct TiffWriteOptions {
-  int64_t tile_size = 512;           // multiple of 16 (TIFF rule)
+  int64_t tile_size = 512;              // multiple of 16 (TIFF rule)
   std::string compression = "deflate";  // "none", "lzw", "deflate"
-  bool pyramid = true;               // reduced-resolution IFDs by 2×2 area mean
-  double pixel_size_um = 1.0;        // written as X/YResolution in pixels per centimetre
+  bool pyramid = true;                  // reduced-resolution IFDs by 2×2 area mean
+  double pixel_size_um = 1.0;           // written as X/YResolution in pixels per centimetre
 };
 
 // A tiled BigTIFF: level 0, then (if `pyramid`) one reduced-resolution directory per 2×2
 // level until the image fits in one tile. Written to `path`.tmp, then renamed.
-Status WriteTiledTiff(const std::string& path, int64_t width, int64_t height,
-                      const RegionSource& source, const TiffWriteOptions& options,
-                      const RowProgress& progress = {});
+Status WriteTiledTiff(const std::string& path, int64_t width, int64_t height, const RegionSource& source,
+                      const TiffWriteOptions& options, const RowProgress& progress = {});
 
 struct Hdf5WriteOptions {
   std::string dataset = "image";
   int64_t chunk_size = 512;
-  int deflate_level = 1;  // 0 = no compression
+  int deflate_level = 1;       // 0 = no compression
   double pixel_size_um = 1.0;  // attribute "pixel_size_um" on the dataset
 };
 
 // An HDF5 file with one chunked uint8 [height, width] dataset. Written to `path`.tmp,
 // then renamed.
-Status WriteHdf5Image(const std::string& path, int64_t width, int64_t height,
-                      const RegionSource& source, const Hdf5WriteOptions& options,
-                      const RowProgress& progress = {});
+Status WriteHdf5Image(const std::string& path, int64_t width, int64_t height, const RegionSource& source,
+                      const Hdf5WriteOptions& options, const RowProgress& progress = {});
 
 }  // namespace cytonet

@@ -86,7 +86,8 @@ Result<Study> ParseStudy(const Json& json, const std::string& path) {
   if (!json.is_object() || !json.contains("cytonet_study") || json["cytonet_study"] != 1) {
     return CorruptionError(where + ": \"cytonet_study\": 1 missing (not a study file?)");
   }
-  if (!json.contains("sections") || !json["sections"].is_array()) return CorruptionError(where + ": 'sections' must be an array");
+  if (!json.contains("sections") || !json["sections"].is_array())
+    return CorruptionError(where + ": 'sections' must be an array");
   Study study;
   study.path = path;
   if (json.contains("name") && !json["name"].is_string()) return CorruptionError(where + ": 'name' must be a string");
@@ -117,8 +118,8 @@ Result<Study> ParseStudy(const Json& json, const std::string& path) {
     RETURN_IF_ERROR(text_member("format", false, &section.format));
     RETURN_IF_ERROR(text_member("hdf5_dataset", false, &section.hdf5_dataset));
     for (const auto& [key, value] : s.items()) {
-      static const std::set<std::string> known = {"brain", "section", "image", "points", "transform", "format",
-                                                  "hdf5_dataset", "pixel_size_um", "width", "height"};
+      static const std::set<std::string> known = {"brain",  "section",      "image",         "points", "transform",
+                                                  "format", "hdf5_dataset", "pixel_size_um", "width",  "height"};
       if (!known.count(key)) return CorruptionError(at + ": unknown member '" + key + "'");
     }
     RETURN_IF_ERROR(ValidateName(section.brain, at + ": brain"));
@@ -128,18 +129,22 @@ Result<Study> ParseStudy(const Json& json, const std::string& path) {
     section.transform = resolve(section.transform);
     section.pixel_size_um = default_pixel_size;
     if (s.contains("pixel_size_um")) {
-      ASSIGN_OR_RETURN(section.pixel_size_um, PixelSizeMember(s["pixel_size_um"], at + " (section " + section.Name() + ")"));
+      ASSIGN_OR_RETURN(section.pixel_size_um,
+                       PixelSizeMember(s["pixel_size_um"], at + " (section " + section.Name() + ")"));
     }
     for (const char* key : {"width", "height"}) {
       if (!s.contains(key)) continue;
-      if (!s[key].is_number_integer() || s[key].get<int64_t>() <= 0) return CorruptionError(at + ": '" + key + "' must be a positive integer");
+      if (!s[key].is_number_integer() || s[key].get<int64_t>() <= 0)
+        return CorruptionError(at + ": '" + key + "' must be a positive integer");
       (std::string(key) == "width" ? section.width : section.height) = s[key].get<int64_t>();
     }
-    if (!seen.insert(section.Name()).second) return CorruptionError(at + ": section " + section.Name() + " listed twice");
+    if (!seen.insert(section.Name()).second)
+      return CorruptionError(at + ": section " + section.Name() + " listed twice");
     study.sections.push_back(std::move(section));
   }
   for (const auto& [key, value] : json.items()) {
-    if (key != "cytonet_study" && key != "name" && key != "sections" && key != "pixel_size_um") study.extra[key] = value;
+    if (key != "cytonet_study" && key != "name" && key != "sections" && key != "pixel_size_um")
+      study.extra[key] = value;
   }
   return study;
 }

@@ -25,8 +25,8 @@ struct LevelCount {
 // Checks the shards of one level against the manifest's record of it (when it lists its
 // shards: schema version 2); problems are appended under `mutex`. Returns what the level
 // holds, to compare with the manifest's counts.
-LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const LevelRecord* record, const VerifyOptions& options,
-                       SectionReport* report, std::mutex* mutex) {
+LevelCount VerifyLevel(KvStore& kvstore, const ZarrArray& level, const LevelRecord* record,
+                       const VerifyOptions& options, SectionReport* report, std::mutex* mutex) {
   LevelCount count;
   auto note = [&](const std::string& problem) {
     std::lock_guard lock(*mutex);
@@ -181,7 +181,8 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
           if (record->shards_stored != found_here.shards || record->chunks_stored != found_here.chunks) {
             s.problems.push_back(where + ": holds " + std::to_string(found_here.shards) + " shards with " +
                                  std::to_string(found_here.chunks) + " chunks, the manifest recorded " +
-                                 std::to_string(record->shards_stored) + " with " + std::to_string(record->chunks_stored));
+                                 std::to_string(record->shards_stored) + " with " +
+                                 std::to_string(record->chunks_stored));
           }
         }
       }

@@ -12,10 +12,12 @@ constexpr uint32_t kAugmentPurpose = 0x4155;  // "AU"
 }  // namespace
 
 bool AugmentationParams::IsIdentity() const {
-  return theta == 0 && shift_mm == 0 && !mirror && alpha == 1 && beta == 0 && gamma == 1 && filter == PatchFilter::kNone;
+  return theta == 0 && shift_mm == 0 && !mirror && alpha == 1 && beta == 0 && gamma == 1 &&
+         filter == PatchFilter::kNone;
 }
 
-AugmentationParams DrawAugmentation(uint64_t seed, uint32_t epoch, uint32_t position, const AugmentationOptions& options) {
+AugmentationParams DrawAugmentation(uint64_t seed, uint32_t epoch, uint32_t position,
+                                    const AugmentationOptions& options) {
   AugmentationParams p;
   if (!options.enabled) return p;
   // Each parameter has its own draw index, so switching one group off leaves the others.

@@ -20,12 +20,12 @@ namespace cytonet {
 enum class PatchFilter : uint8_t { kNone = 0, kBlur = 1, kSharpen = 2 };
 
 struct AugmentationParams {
-  double theta = 0;               // radians
+  double theta = 0;  // radians
   double shift_mm = 0, shift_direction = 0;
   bool mirror = false;
   double alpha = 1, beta = 0, gamma = 1;
   PatchFilter filter = PatchFilter::kNone;
-  double sigma = 0, delta = 0;   // sigma in output pixels
+  double sigma = 0, delta = 0;  // sigma in output pixels
   bool IsIdentity() const;
 };
 
@@ -35,6 +35,7 @@ struct AugmentationOptions {
   double max_shift_mm = 0.2;
 };
 
-AugmentationParams DrawAugmentation(uint64_t seed, uint32_t epoch, uint32_t position, const AugmentationOptions& options);
+AugmentationParams DrawAugmentation(uint64_t seed, uint32_t epoch, uint32_t position,
+                                    const AugmentationOptions& options);
 
 }  // namespace cytonet

@@ -65,7 +65,8 @@ HostBuffer::HostBuffer(size_t bytes, bool pin) : size_(bytes) {
 HostBuffer::~HostBuffer() { Free(); }
 
 HostBuffer::HostBuffer(HostBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)),
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
       pinned_(std::exchange(other.pinned_, false)) {}
 
 HostBuffer& HostBuffer::operator=(HostBuffer&& other) noexcept {

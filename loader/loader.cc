@@ -15,9 +15,9 @@ struct Loader::Slot {
   HostBuffer buffer;
   Batch batch;
   std::vector<SampleRef> samples;
-  size_t next_sample = 0;   // next sample a worker takes
-  size_t remaining = 0;     // samples not yet written
-  Status error;             // first error of this batch (kStop)
+  size_t next_sample = 0;  // next sample a worker takes
+  size_t remaining = 0;    // samples not yet written
+  Status error;            // first error of this batch (kStop)
 };
 
 Status LoaderOptions::Check() const {
@@ -33,7 +33,8 @@ Status LoaderOptions::Check() const {
 
 Result<std::unique_ptr<Loader>> Loader::Start(std::shared_ptr<const PatchReader> reader, LoaderOptions options) {
   RETURN_IF_ERROR(options.Check());
-  if (!reader || !reader->index()) return FailedPreconditionError("loader: the dataset has no index/ (run cytonet index)");
+  if (!reader || !reader->index())
+    return FailedPreconditionError("loader: the dataset has no index/ (run cytonet index)");
   ASSIGN_OR_RETURN(Sampler sampler, Sampler::Make(SelectRows(*reader->index(), options.filter), options.sampler));
   if (options.start_step < 0 || options.start_step >= sampler.steps_per_epoch()) {
     return InvalidArgumentError("loader: start step " + std::to_string(options.start_step) + " is not in [0, " +

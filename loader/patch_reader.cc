@@ -1,11 +1,10 @@
 #include "loader/patch_reader.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <optional>
 
 #include "loader/host_memory.h"
@@ -90,7 +89,8 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     return OutOfRangeError(where() + ": no level " + std::to_string(r.level));
   }
   if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where() + ": bad size " + std::to_string(r.size));
-  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y)) return InvalidArgumentError(where() + ": centre is not finite");
+  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y))
+    return InvalidArgumentError(where() + ": centre is not finite");
   const ZarrArray& level = *image->levels[size_t(r.level)];
   if (level.metadata().data_type != DataType::kUint8) {
     return InvalidArgumentError(where() + ": level " + std::to_string(r.level) + " is " +
@@ -105,14 +105,17 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   const double h = double(r.size - 1) / 2;
   cv::Mat patch(int(r.size), int(r.size), CV_8U, out);
   using Clock = std::chrono::steady_clock;
-  auto since = [](Clock::time_point t) { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count(); };
+  auto since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count();
+  };
   auto t = Clock::now();
 
   const bool geometry = a.theta != 0 || a.mirror || a.shift_mm != 0;
   std::optional<std::array<uint8_t, 256>> table = IntensityTable(a);
   if (!geometry) {
     const Box box = CentredBox(cx, cy, r.size);
-    if (Status st = level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))); !st.ok()) return st.WithContext(where());
+    if (Status st = level.Read(box, MutableByteSpan(out, size_t(r.size * r.size))); !st.ok())
+      return st.WithContext(where());
     read_ns_ += since(t);
   } else {
     // Output (u, v) → source c + A·(u − h, v − h), A = R(θ)·diag(1, ±1). Read the source
@@ -126,8 +129,10 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     // Reused across patches (no page faults per read); grows to the largest box a thread saw.
     thread_local HostBuffer source;
     const size_t source_bytes = size_t(box.num_elements());
-    if (source.size() < source_bytes + kWarpSourcePadding) source = HostBuffer(source_bytes + kWarpSourcePadding, false);
-    if (Status st = level.Read(box, MutableByteSpan(source.data(), source_bytes)); !st.ok()) return st.WithContext(where());
+    if (source.size() < source_bytes + kWarpSourcePadding)
+      source = HostBuffer(source_bytes + kWarpSourcePadding, false);
+    if (Status st = level.Read(box, MutableByteSpan(source.data(), source_bytes)); !st.ok())
+      return st.WithContext(where());
     read_ns_ += since(t);
     t = Clock::now();
     // Inverse map: source (in box coordinates) = A·(u, v) + t. Gamma is applied in the same pass.
@@ -165,12 +170,14 @@ Status PatchReader::ReadBox(const std::string& brain, const std::string& section
   if (level < 0 || size_t(level) >= image->levels.size()) {
     return OutOfRangeError("section " + brain + "/" + section + " has no level " + std::to_string(level));
   }
-  if (box.rank() != 2 || box.shape[0] < 0 || box.shape[1] < 0) return InvalidArgumentError("box " + box.ToString() + " is not 2-D");
+  if (box.rank() != 2 || box.shape[0] < 0 || box.shape[1] < 0)
+    return InvalidArgumentError("box " + box.ToString() + " is not 2-D");
   if (const DataType type = image->levels[size_t(level)]->metadata().data_type; type != DataType::kUint8) {
     return InvalidArgumentError("section " + brain + "/" + section + " level " + std::to_string(level) + " is " +
                                 std::string(DataTypeName(type)) + "; read_box reads uint8");
   }
-  return image->levels[size_t(level)]->Read(box, MutableByteSpan(out, size_t(box.num_elements())))
+  return image->levels[size_t(level)]
+      ->Read(box, MutableByteSpan(out, size_t(box.num_elements())))
       .WithContext("section " + brain + "/" + section + " level " + std::to_string(level));
 }
 

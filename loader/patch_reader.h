@@ -7,9 +7,9 @@
 // at level-0 coordinate (i + 0.5)·2^k − 0.5 (the OME translation of 2×2 pyramids); the
 // centre c at level k is therefore (c0 + 0.5) / 2^k − 0.5. Output pixel (u, v) (column,
 // row) samples the level at c + R(θ)·M·(u − h, v − h) + shift, h = (size − 1)/2, where M
-// flips rows when mirrored; bilinear, bit-identical to OpenCV warpAffine (loader/warp.h). Without geometric augmentation
-// the patch is the plain crop CentredBox(c, size) (dataset/layout.h). Outside the image reads
-// as the fill value (slide background).
+// flips rows when mirrored; bilinear, bit-identical to OpenCV warpAffine (loader/warp.h). Without geometric
+// augmentation the patch is the plain crop CentredBox(c, size) (dataset/layout.h). Outside the image reads as the fill
+// value (slide background).
 #pragma once
 
 #include <atomic>
@@ -18,10 +18,10 @@
 #include <mutex>
 #include <string>
 
-#include "loader/augmentation.h"
-#include "store/context.h"
 #include "dataset/dataset.h"
 #include "dataset/layout.h"
+#include "loader/augmentation.h"
+#include "store/context.h"
 #include "store/kvstore.h"
 #include "store/ome_zarr.h"
 

@@ -2,8 +2,8 @@
 
 #include <numeric>
 
-#include "loader/counter_rng.h"
 #include "dataset/layout.h"
+#include "loader/counter_rng.h"
 
 namespace cytonet {
 
@@ -31,7 +31,8 @@ std::vector<int64_t> SelectRows(const IndexTable& table, const SampleFilter& fil
 Result<Sampler> Sampler::Make(std::vector<int64_t> rows, SamplerOptions options) {
   if (options.batch_size <= 0 || options.world_size <= 0 || options.rank < 0 || options.rank >= options.world_size) {
     return InvalidArgumentError("sampler: batch size " + std::to_string(options.batch_size) + ", rank " +
-                                std::to_string(options.rank) + " of " + std::to_string(options.world_size) + " is not valid");
+                                std::to_string(options.rank) + " of " + std::to_string(options.world_size) +
+                                " is not valid");
   }
   if (rows.size() > (size_t(1) << 32)) return InvalidArgumentError("sampler: more than 2^32 rows");
   Sampler sampler;

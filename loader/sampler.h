@@ -42,7 +42,7 @@ struct SamplerOptions {
 };
 
 struct SampleRef {
-  int64_t row = 0;        // index row
+  int64_t row = 0;  // index row
   uint32_t epoch = 0;
   uint32_t position = 0;  // in the epoch's shuffled order: the sample's random identity
 };

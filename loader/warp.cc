@@ -1,10 +1,9 @@
 #include "loader/warp.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <optional>
 #include <vector>
 
@@ -27,14 +26,19 @@ int RoundToInt(double v) { return int(std::lrint(v)); }
 // the sum of two rounded terms, not one rounded sum, so the results match bit for bit).
 struct FixedPointMap {
   std::vector<int> column_x, column_y;
-  explicit FixedPointMap(const std::array<double, 6>& m, int size) : column_x(size_t(size) + 8), column_y(size_t(size) + 8) {
+  explicit FixedPointMap(const std::array<double, 6>& m, int size)
+      : column_x(size_t(size) + 8), column_y(size_t(size) + 8) {
     for (int u = 0; u < size; ++u) {
       column_x[size_t(u)] = RoundToInt(m[0] * u * (1 << kMapBits));
       column_y[size_t(u)] = RoundToInt(m[3] * u * (1 << kMapBits));
     }
   }
-  static int RowX(const std::array<double, 6>& m, int v) { return RoundToInt((m[1] * v + m[2]) * (1 << kMapBits)) + kRoundDelta; }
-  static int RowY(const std::array<double, 6>& m, int v) { return RoundToInt((m[4] * v + m[5]) * (1 << kMapBits)) + kRoundDelta; }
+  static int RowX(const std::array<double, 6>& m, int v) {
+    return RoundToInt((m[1] * v + m[2]) * (1 << kMapBits)) + kRoundDelta;
+  }
+  static int RowY(const std::array<double, 6>& m, int v) {
+    return RoundToInt((m[4] * v + m[5]) * (1 << kMapBits)) + kRoundDelta;
+  }
 };
 
 // One output pixel at source position (x, y) in 1/32 px, any tap possibly outside: OpenCV's
@@ -102,9 +106,8 @@ class TableLookupAvx2 {
 
 // Output pixels [u_begin, u_end) of row v, then the table while they are in L1.
 __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::array<double, 6>& m,
-                                                 const FixedPointMap& map, uint8_t fill,
-                                                 const TableLookupAvx2* lookup, int v, int u_begin, int u_end,
-                                                 uint8_t* line) {
+                                                 const FixedPointMap& map, uint8_t fill, const TableLookupAvx2* lookup,
+                                                 int v, int u_begin, int u_end, uint8_t* line) {
   // Bytes 0 and 1 of each 32-bit gather (taps x and x + 1) into 16-bit lanes for madd.
   const __m256i taps_to_words = _mm256_setr_epi8(0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1,  //
                                                  0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1);
@@ -123,9 +126,9 @@ __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::a
     const __m256i y = _mm256_srai_epi32(_mm256_add_epi32(row_y, column_y), kMapBits - kFractionBits);
     const __m256i sx = _mm256_srai_epi32(x, kFractionBits), sy = _mm256_srai_epi32(y, kFractionBits);
     // All four taps inside: 0 ≤ sx ≤ width − 2 and 0 ≤ sy ≤ height − 2.
-    const __m256i outside = _mm256_or_si256(
-        _mm256_or_si256(_mm256_cmpgt_epi32(sx, last_x), _mm256_cmpgt_epi32(sy, last_y)),
-        _mm256_or_si256(_mm256_cmpgt_epi32(zero, sx), _mm256_cmpgt_epi32(zero, sy)));
+    const __m256i outside =
+        _mm256_or_si256(_mm256_or_si256(_mm256_cmpgt_epi32(sx, last_x), _mm256_cmpgt_epi32(sy, last_y)),
+                        _mm256_or_si256(_mm256_cmpgt_epi32(zero, sx), _mm256_cmpgt_epi32(zero, sy)));
     if (!_mm256_testz_si256(outside, outside)) {
       alignas(32) int xs[8], ys[8];
       _mm256_store_si256(reinterpret_cast<__m256i*>(xs), x);
@@ -154,8 +157,8 @@ __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::a
   if (lookup) lookup->Apply(line + u_begin, u_end - u_begin);
 }
 
-__attribute__((target("avx2"))) void WarpAvx2(const GreyView& s, const std::array<double, 6>& m, uint8_t fill, const std::array<uint8_t, 256>* table,
-              int size, uint8_t* out) {
+__attribute__((target("avx2"))) void WarpAvx2(const GreyView& s, const std::array<double, 6>& m, uint8_t fill,
+                                              const std::array<uint8_t, 256>* table, int size, uint8_t* out) {
   const FixedPointMap map(m, size);
   std::optional<TableLookupAvx2> lookup;
   if (table) lookup.emplace(*table);

@@ -11,8 +11,7 @@ namespace cytonet {
 namespace {
 
 // Every grid cell index in [first, last] (inclusive), C order.
-std::vector<std::vector<int64_t>> GridCells(const std::vector<int64_t>& first,
-                                            const std::vector<int64_t>& last) {
+std::vector<std::vector<int64_t>> GridCells(const std::vector<int64_t>& first, const std::vector<int64_t>& last) {
   std::vector<std::vector<int64_t>> cells;
   std::vector<int64_t> index = first;
   const size_t rank = first.size();
@@ -41,18 +40,16 @@ std::vector<std::vector<int64_t>> CellsOverlapping(const Box& box, const std::ve
 
 }  // namespace
 
-Result<std::shared_ptr<ZarrArray>> ZarrArray::FromMetadata(std::shared_ptr<KvStore> kvstore,
-                                                           std::string path, ArrayMetadata metadata,
+Result<std::shared_ptr<ZarrArray>> ZarrArray::FromMetadata(std::shared_ptr<KvStore> kvstore, std::string path,
+                                                           ArrayMetadata metadata,
                                                            std::shared_ptr<StoreContext> context) {
   if (metadata.fill_value.size() != DataTypeSize(metadata.data_type)) {
-    return InvalidArgumentError(kvstore->Describe(path) + ": fill value has " +
-                                std::to_string(metadata.fill_value.size()) + " bytes, " +
-                                std::string(DataTypeName(metadata.data_type)) + " needs " +
-                                std::to_string(DataTypeSize(metadata.data_type)));
+    return InvalidArgumentError(
+        kvstore->Describe(path) + ": fill value has " + std::to_string(metadata.fill_value.size()) + " bytes, " +
+        std::string(DataTypeName(metadata.data_type)) + " needs " + std::to_string(DataTypeSize(metadata.data_type)));
   }
   RETURN_IF_ERROR(CheckChunkSize(metadata.chunk_shape, metadata.data_type, kvstore->Describe(path)));
-  auto chain = CodecChain::FromJson(metadata.codecs, metadata.chunk_layout(),
-                                    context->codec_registry());
+  auto chain = CodecChain::FromJson(metadata.codecs, metadata.chunk_layout(), context->codec_registry());
   if (!chain.ok()) return chain.status().WithContext(kvstore->Describe(path));
   auto chunks = MakeChunkStore(kvstore, path, metadata, *chain, context);
   if (!chunks.ok()) return chunks.status();
@@ -67,8 +64,7 @@ Result<std::shared_ptr<ZarrArray>> ZarrArray::FromMetadata(std::shared_ptr<KvSto
   return array;
 }
 
-Result<std::shared_ptr<ZarrArray>> ZarrArray::Open(std::shared_ptr<KvStore> kvstore,
-                                                   std::string path,
+Result<std::shared_ptr<ZarrArray>> ZarrArray::Open(std::shared_ptr<KvStore> kvstore, std::string path,
                                                    std::shared_ptr<StoreContext> context) {
   const std::string v3_key = JoinKey(path, "zarr.json");
   ASSIGN_OR_RETURN(auto v3, kvstore->Get(v3_key));
@@ -98,9 +94,8 @@ Result<std::shared_ptr<ZarrArray>> ZarrArray::Open(std::shared_ptr<KvStore> kvst
   return FromMetadata(std::move(kvstore), std::move(path), std::move(metadata), std::move(context));
 }
 
-Result<std::shared_ptr<ZarrArray>> ZarrArray::Create(std::shared_ptr<KvStore> kvstore,
-                                                     std::string path, ArrayMetadata metadata,
-                                                     std::shared_ptr<StoreContext> context) {
+Result<std::shared_ptr<ZarrArray>> ZarrArray::Create(std::shared_ptr<KvStore> kvstore, std::string path,
+                                                     ArrayMetadata metadata, std::shared_ptr<StoreContext> context) {
   ASSIGN_OR_RETURN(auto array, FromMetadata(kvstore, path, std::move(metadata), std::move(context)));
   const ArrayMetadata& m = array->metadata();
   if (m.zarr_format == 3) {
@@ -114,9 +109,7 @@ Result<std::shared_ptr<ZarrArray>> ZarrArray::Create(std::shared_ptr<KvStore> kv
   return array;
 }
 
-Box ZarrArray::domain() const {
-  return Box{std::vector<int64_t>(metadata_.rank(), 0), metadata_.shape};
-}
+Box ZarrArray::domain() const { return Box{std::vector<int64_t>(metadata_.rank(), 0), metadata_.shape}; }
 
 std::string ZarrArray::ChunkKey(const std::vector<int64_t>& chunk_index) const {
   return JoinKey(path_, metadata_.chunk_key_encoding.KeyFor(chunk_index));
@@ -136,16 +129,14 @@ Result<Bytes> ZarrArray::Read(const Box& box) const {
 
 Status ZarrArray::Read(const Box& box, MutableByteSpan out) const {
   if (box.rank() != metadata_.rank() || box.origin.size() != box.shape.size()) {
-    return InvalidArgumentError("box " + box.ToString() + " has the wrong rank for " +
-                                kvstore_->Describe(path_));
+    return InvalidArgumentError("box " + box.ToString() + " has the wrong rank for " + kvstore_->Describe(path_));
   }
   for (int64_t extent : box.shape) {
     if (extent < 0) return InvalidArgumentError("box " + box.ToString() + " has a negative extent");
   }
   if (out.size() != static_cast<size_t>(box.num_elements()) * item_size()) {
-    return InvalidArgumentError("read buffer of " + std::to_string(out.size()) + " bytes for box " +
-                                box.ToString() + " needs " +
-                                std::to_string(box.num_elements() * item_size()));
+    return InvalidArgumentError("read buffer of " + std::to_string(out.size()) + " bytes for box " + box.ToString() +
+                                " needs " + std::to_string(box.num_elements() * item_size()));
   }
   if (box.empty()) return Status::Ok();
   auto clipped = Intersect(box, domain());
@@ -246,12 +237,11 @@ Status ZarrArray::WriteChunk(const std::vector<int64_t>& chunk_index, ByteSpan d
 
 Status ZarrArray::Write(const Box& box, ByteSpan data) const {
   if (box.rank() != metadata_.rank() || !domain().Contains(box)) {
-    return InvalidArgumentError("write box " + box.ToString() + " is not inside " +
-                                kvstore_->Describe(path_) + " " + domain().ToString());
+    return InvalidArgumentError("write box " + box.ToString() + " is not inside " + kvstore_->Describe(path_) + " " +
+                                domain().ToString());
   }
   if (data.size() != static_cast<size_t>(box.num_elements()) * item_size()) {
-    return InvalidArgumentError("write of " + std::to_string(data.size()) + " bytes for box " +
-                                box.ToString());
+    return InvalidArgumentError("write of " + std::to_string(data.size()) + " bytes for box " + box.ToString());
   }
   if (box.empty()) return Status::Ok();
   const auto cells = CellsOverlapping(box, metadata_.chunk_shape);

@@ -26,18 +26,14 @@ namespace cytonet {
 class ZarrArray {
  public:
   // Opens the array at `path` ("" = the store's root): zarr.json (v3), else .zarray (v2).
-  static Result<std::shared_ptr<ZarrArray>> Open(std::shared_ptr<KvStore> kvstore,
-                                                 std::string path,
+  static Result<std::shared_ptr<ZarrArray>> Open(std::shared_ptr<KvStore> kvstore, std::string path,
                                                  std::shared_ptr<StoreContext> context);
   // Writes the metadata (replacing what is there) and returns the opened array.
-  static Result<std::shared_ptr<ZarrArray>> Create(std::shared_ptr<KvStore> kvstore,
-                                                   std::string path, ArrayMetadata metadata,
-                                                   std::shared_ptr<StoreContext> context);
+  static Result<std::shared_ptr<ZarrArray>> Create(std::shared_ptr<KvStore> kvstore, std::string path,
+                                                   ArrayMetadata metadata, std::shared_ptr<StoreContext> context);
   // Builds an array from metadata without touching storage (for tests and tools).
-  static Result<std::shared_ptr<ZarrArray>> FromMetadata(std::shared_ptr<KvStore> kvstore,
-                                                         std::string path,
-                                                         ArrayMetadata metadata,
-                                                         std::shared_ptr<StoreContext> context);
+  static Result<std::shared_ptr<ZarrArray>> FromMetadata(std::shared_ptr<KvStore> kvstore, std::string path,
+                                                         ArrayMetadata metadata, std::shared_ptr<StoreContext> context);
 
   // Makes reads check every shard against what its writer recorded (see
   // ShardedChunkStore::ExpectShards); InvalidArgument when the array is not sharded. Call

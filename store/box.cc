@@ -82,21 +82,19 @@ void ForEachRow(const Box& a_box, const Box& b_box, const Box& region, RowFn row
 
 }  // namespace
 
-void CopyRegion(const uint8_t* src, const Box& src_box, uint8_t* dst, const Box& dst_box,
-                const Box& region, size_t item_size) {
+void CopyRegion(const uint8_t* src, const Box& src_box, uint8_t* dst, const Box& dst_box, const Box& region,
+                size_t item_size) {
   if (region.empty()) return;
   const size_t row_bytes = region.rank() ? region.shape.back() * item_size : item_size;
-  ForEachRow(src_box, dst_box, region, [&](int64_t s, int64_t d) {
-    std::memcpy(dst + d * item_size, src + s * item_size, row_bytes);
-  });
+  ForEachRow(src_box, dst_box, region,
+             [&](int64_t s, int64_t d) { std::memcpy(dst + d * item_size, src + s * item_size, row_bytes); });
 }
 
 void FillRegion(uint8_t* dst, const Box& dst_box, const Box& region, ByteSpan fill_value) {
   if (region.empty()) return;
   const size_t item = fill_value.size();
   const int64_t row_elements = region.rank() ? region.shape.back() : 1;
-  const bool uniform = std::all_of(fill_value.begin(), fill_value.end(),
-                                   [&](uint8_t b) { return b == fill_value[0]; });
+  const bool uniform = std::all_of(fill_value.begin(), fill_value.end(), [&](uint8_t b) { return b == fill_value[0]; });
   ForEachRow(dst_box, dst_box, region, [&](int64_t, int64_t d) {
     uint8_t* row = dst + d * item;
     if (uniform) {

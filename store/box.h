@@ -28,8 +28,8 @@ std::optional<Box> Intersect(const Box& a, const Box& b);
 // Copies the elements of `region` from `src` (a C-order buffer covering `src_box`) into
 // `dst` (covering `dst_box`). `region` lies inside both boxes. Rows along the last axis
 // are copied with memcpy.
-void CopyRegion(const uint8_t* src, const Box& src_box, uint8_t* dst, const Box& dst_box,
-                const Box& region, size_t item_size);
+void CopyRegion(const uint8_t* src, const Box& src_box, uint8_t* dst, const Box& dst_box, const Box& region,
+                size_t item_size);
 
 // Sets every element of `region` inside `dst` (covering `dst_box`) to `fill_value`.
 void FillRegion(uint8_t* dst, const Box& dst_box, const Box& region, ByteSpan fill_value);

@@ -34,12 +34,8 @@ using Bytes = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 using ByteSpan = std::span<const uint8_t>;
 using MutableByteSpan = std::span<uint8_t>;
 
-inline ByteSpan AsBytes(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-inline std::string_view AsStringView(ByteSpan b) {
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
+inline ByteSpan AsBytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+inline std::string_view AsStringView(ByteSpan b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 inline Bytes ToBytes(ByteSpan b) { return Bytes(b.begin(), b.end()); }
 
 }  // namespace cytonet

@@ -117,8 +117,8 @@ Status ShardedChunkStore::CheckExpected(const std::string& key, const ShardIndex
   auto name = [&] { return "shard " + kvstore_->Describe(key); };
   if (it == expected_->end()) {
     if (!index) return Status::Ok();
-    return CorruptionError(name() +
-                           " is not in the manifest, which says it holds only fill value (an extra or misplaced shard)");
+    return CorruptionError(
+        name() + " is not in the manifest, which says it holds only fill value (an extra or misplaced shard)");
   }
   const ShardDigest& expected = it->second;
   if (!index) {

@@ -38,16 +38,13 @@ static const typename Map::mapped_type* FindIn(const Map& map, const std::string
   return it == map.end() ? nullptr : &it->second;
 }
 
-const CodecRegistry::ArrayToArrayFactory* CodecRegistry::FindArrayToArray(
-    const std::string& name) const {
+const CodecRegistry::ArrayToArrayFactory* CodecRegistry::FindArrayToArray(const std::string& name) const {
   return FindIn(array_to_array_, name);
 }
-const CodecRegistry::ArrayToBytesFactory* CodecRegistry::FindArrayToBytes(
-    const std::string& name) const {
+const CodecRegistry::ArrayToBytesFactory* CodecRegistry::FindArrayToBytes(const std::string& name) const {
   return FindIn(array_to_bytes_, name);
 }
-const CodecRegistry::BytesToBytesFactory* CodecRegistry::FindBytesToBytes(
-    const std::string& name) const {
+const CodecRegistry::BytesToBytesFactory* CodecRegistry::FindBytesToBytes(const std::string& name) const {
   return FindIn(bytes_to_bytes_, name);
 }
 
@@ -60,8 +57,7 @@ const CodecRegistry& BuiltinCodecRegistry() {
   return *registry;
 }
 
-Result<std::shared_ptr<const CodecChain>> CodecChain::FromJson(const Json& codecs,
-                                                               const ChunkLayout& layout,
+Result<std::shared_ptr<const CodecChain>> CodecChain::FromJson(const Json& codecs, const ChunkLayout& layout,
                                                                const CodecRegistry& registry) {
   return GuardJson("codecs", [&]() -> Result<std::shared_ptr<const CodecChain>> {
     if (!codecs.is_array() || codecs.empty()) {
@@ -110,11 +106,10 @@ Result<std::shared_ptr<const CodecChain>> CodecChain::FromJson(const Json& codec
   });
 }
 
-
 Result<Bytes> CodecChain::Encode(ByteSpan decoded) const {
   if (decoded.size() != layout_.num_bytes()) {
-    return InvalidArgumentError("chunk of " + std::to_string(decoded.size()) +
-                                " bytes, expected " + std::to_string(layout_.num_bytes()));
+    return InvalidArgumentError("chunk of " + std::to_string(decoded.size()) + " bytes, expected " +
+                                std::to_string(layout_.num_bytes()));
   }
   Bytes current_array;
   ByteSpan array_view = decoded;
@@ -147,8 +142,7 @@ Status CodecChain::Decode(ByteSpan encoded, MutableByteSpan out) const {
   const size_t codecs = bytes_to_bytes_.size() - trailing_checksums_;
   // Fast path, the common one ([bytes, blosc(, crc32c)] on uint8): the last bytes→bytes
   // codec decodes straight into the caller's buffer.
-  const bool direct = array_to_array_.empty() && codecs > 0 &&
-                      array_to_bytes_->IsIdentity(array_to_bytes_layout_);
+  const bool direct = array_to_array_.empty() && codecs > 0 && array_to_bytes_->IsIdentity(array_to_bytes_layout_);
   Bytes buffer;
   const size_t stop = direct ? 1 : 0;
   for (size_t i = codecs; i > stop; --i) {

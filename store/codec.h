@@ -68,8 +68,7 @@ class BytesToBytesCodec {
   // Decodes only bytes [offset, offset + out.size()) of a value that decodes to
   // `decoded_size` bytes, touching no more of the frame than that range needs (blosc: the
   // blocks covering it). Unimplemented where the format cannot.
-  virtual Status DecodePartInto(ByteSpan encoded, size_t decoded_size, size_t offset,
-                                MutableByteSpan out) const {
+  virtual Status DecodePartInto(ByteSpan encoded, size_t decoded_size, size_t offset, MutableByteSpan out) const {
     return UnimplementedError("partial decoding");
   }
   virtual bool CanDecodePart() const { return false; }
@@ -78,9 +77,7 @@ class BytesToBytesCodec {
   // A checksum codec (crc32c) only appends a trailer: CheckedPayload verifies it and returns
   // the payload in place, so chains peel it without a copy and can still decode parts.
   virtual bool IsChecksum() const { return false; }
-  virtual Result<ByteSpan> CheckedPayload(ByteSpan encoded) const {
-    return UnimplementedError("not a checksum codec");
-  }
+  virtual Result<ByteSpan> CheckedPayload(ByteSpan encoded) const { return UnimplementedError("not a checksum codec"); }
   virtual Json ToJson() const = 0;
 };
 
@@ -90,8 +87,7 @@ class CodecRegistry;
 class CodecChain {
  public:
   // Parses `codecs` (the metadata's list) for chunks of `layout`.
-  static Result<std::shared_ptr<const CodecChain>> FromJson(const Json& codecs,
-                                                            const ChunkLayout& layout,
+  static Result<std::shared_ptr<const CodecChain>> FromJson(const Json& codecs, const ChunkLayout& layout,
                                                             const CodecRegistry& registry);
 
   const ChunkLayout& layout() const { return layout_; }
@@ -157,8 +153,7 @@ void RegisterBuiltinCodecs(CodecRegistry& registry);
 const CodecRegistry& BuiltinCodecRegistry();
 
 // Codec constructors used by the factories and by writers that build chains in code.
-Result<std::shared_ptr<const BytesToBytesCodec>> MakeBloscCodec(const Json& configuration,
-                                                                const ChunkLayout& layout);
+Result<std::shared_ptr<const BytesToBytesCodec>> MakeBloscCodec(const Json& configuration, const ChunkLayout& layout);
 Result<std::shared_ptr<const BytesToBytesCodec>> MakeZstdCodec(const Json& configuration);
 Result<std::shared_ptr<const BytesToBytesCodec>> MakeGzipCodec(const Json& configuration);
 // zlib streams (RFC 1950): numcodecs' "numcodecs.zlib", Zarr v2's "zlib" compressor.

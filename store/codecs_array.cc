@@ -32,8 +32,8 @@ class BytesCodec final : public ArrayToBytesCodec {
 
   Status Decode(const ChunkLayout& layout, ByteSpan encoded, MutableByteSpan out) const override {
     if (encoded.size() != out.size()) {
-      return CorruptionError("bytes codec: chunk has " + std::to_string(encoded.size()) +
-                             " bytes, expected " + std::to_string(out.size()));
+      return CorruptionError("bytes codec: chunk has " + std::to_string(encoded.size()) + " bytes, expected " +
+                             std::to_string(out.size()));
     }
     if (NeedsSwap(layout)) {
       SwapBytes(encoded, out, DataTypeSize(layout.data_type));
@@ -79,9 +79,7 @@ class TransposeCodec final : public ArrayToArrayCodec {
     return Status::Ok();
   }
 
-  Json ToJson() const override {
-    return {{"name", "transpose"}, {"configuration", {{"order", order_}}}};
-  }
+  Json ToJson() const override { return {{"name", "transpose"}, {"configuration", {{"order", order_}}}}; }
 
  private:
   // Walks the decoded array in C order; `forward` copies decoded→encoded.
@@ -119,51 +117,47 @@ class TransposeCodec final : public ArrayToArrayCodec {
 
 void RegisterArrayCodecs(CodecRegistry& registry) {
   registry.Register(
-      "bytes", CodecRegistry::ArrayToBytesFactory(
-                   [](const Json& config, const ChunkLayout& layout, const CodecRegistry&)
-                       -> Result<std::shared_ptr<const ArrayToBytesCodec>> {
-                     RETURN_IF_ERROR(CheckObjectKeys(config, {"endian"}, "bytes configuration"));
-                     std::optional<bool> big;
-                     if (config.contains("endian")) {
-                       ASSIGN_OR_RETURN(std::string endian,
-                                        GetString(config, "endian", "bytes configuration"));
-                       if (endian != "little" && endian != "big") {
-                         return CorruptionError("bytes: endian must be 'little' or 'big'");
-                       }
-                       big = endian == "big";
-                     } else if (DataTypeSize(layout.data_type) > 1) {
-                       return CorruptionError("bytes: 'endian' is required for " +
-                                              std::string(DataTypeName(layout.data_type)));
-                     }
-                     return std::make_shared<BytesCodec>(big);
-                   }));
-  registry.Register(
-      "transpose", CodecRegistry::ArrayToArrayFactory(
-                       [](const Json& config, const ChunkLayout& layout)
-                           -> Result<std::shared_ptr<const ArrayToArrayCodec>> {
-                         RETURN_IF_ERROR(
-                             CheckObjectKeys(config, {"order"}, "transpose configuration"));
-                         auto it = config.find("order");
-                         if (it == config.end() || !it->is_array()) {
-                           return CorruptionError("transpose: 'order' must be a list");
-                         }
-                         std::vector<int64_t> order;
-                         for (const Json& v : *it) {
-                           if (!v.is_number_integer()) {
-                             return CorruptionError("transpose: order entries must be integers");
-                           }
-                           order.push_back(v.get<int64_t>());
-                         }
-                         std::vector<int64_t> sorted = order;
-                         std::sort(sorted.begin(), sorted.end());
-                         std::vector<int64_t> expected(layout.shape.size());
-                         std::iota(expected.begin(), expected.end(), 0);
-                         if (sorted != expected) {
-                           return CorruptionError("transpose: order is not a permutation of the " +
-                                                  std::to_string(layout.shape.size()) + " axes");
-                         }
-                         return std::make_shared<TransposeCodec>(std::move(order));
-                       }));
+      "bytes",
+      CodecRegistry::ArrayToBytesFactory([](const Json& config, const ChunkLayout& layout,
+                                            const CodecRegistry&) -> Result<std::shared_ptr<const ArrayToBytesCodec>> {
+        RETURN_IF_ERROR(CheckObjectKeys(config, {"endian"}, "bytes configuration"));
+        std::optional<bool> big;
+        if (config.contains("endian")) {
+          ASSIGN_OR_RETURN(std::string endian, GetString(config, "endian", "bytes configuration"));
+          if (endian != "little" && endian != "big") {
+            return CorruptionError("bytes: endian must be 'little' or 'big'");
+          }
+          big = endian == "big";
+        } else if (DataTypeSize(layout.data_type) > 1) {
+          return CorruptionError("bytes: 'endian' is required for " + std::string(DataTypeName(layout.data_type)));
+        }
+        return std::make_shared<BytesCodec>(big);
+      }));
+  registry.Register("transpose", CodecRegistry::ArrayToArrayFactory(
+                                     [](const Json& config,
+                                        const ChunkLayout& layout) -> Result<std::shared_ptr<const ArrayToArrayCodec>> {
+                                       RETURN_IF_ERROR(CheckObjectKeys(config, {"order"}, "transpose configuration"));
+                                       auto it = config.find("order");
+                                       if (it == config.end() || !it->is_array()) {
+                                         return CorruptionError("transpose: 'order' must be a list");
+                                       }
+                                       std::vector<int64_t> order;
+                                       for (const Json& v : *it) {
+                                         if (!v.is_number_integer()) {
+                                           return CorruptionError("transpose: order entries must be integers");
+                                         }
+                                         order.push_back(v.get<int64_t>());
+                                       }
+                                       std::vector<int64_t> sorted = order;
+                                       std::sort(sorted.begin(), sorted.end());
+                                       std::vector<int64_t> expected(layout.shape.size());
+                                       std::iota(expected.begin(), expected.end(), 0);
+                                       if (sorted != expected) {
+                                         return CorruptionError("transpose: order is not a permutation of the " +
+                                                                std::to_string(layout.shape.size()) + " axes");
+                                       }
+                                       return std::make_shared<TransposeCodec>(std::move(order));
+                                     }));
 }
 
 }  // namespace cytonet

@@ -36,13 +36,12 @@ Status CheckClaimedSize(const char* codec, size_t claimed, std::optional<size_t>
 class BloscCodec final : public BytesToBytesCodec {
  public:
   BloscCodec(std::string cname, int clevel, int shuffle, size_t typesize, size_t blocksize)
-      : cname_(std::move(cname)), clevel_(clevel), shuffle_(shuffle), typesize_(typesize),
-        blocksize_(blocksize) {}
+      : cname_(std::move(cname)), clevel_(clevel), shuffle_(shuffle), typesize_(typesize), blocksize_(blocksize) {}
 
   Result<Bytes> Encode(ByteSpan decoded) const override {
     Bytes out(decoded.size() + BLOSC_MAX_OVERHEAD);
-    int n = blosc_compress_ctx(clevel_, shuffle_, typesize_, decoded.size(), decoded.data(),
-                               out.data(), out.size(), cname_.c_str(), blocksize_,
+    int n = blosc_compress_ctx(clevel_, shuffle_, typesize_, decoded.size(), decoded.data(), out.data(), out.size(),
+                               cname_.c_str(), blocksize_,
                                /*numinternalthreads=*/1);
     if (n <= 0) return InternalError("blosc compression failed (" + std::to_string(n) + ")");
     out.resize(static_cast<size_t>(n));
@@ -65,16 +64,15 @@ class BloscCodec final : public BytesToBytesCodec {
 
   // blosc_getitem decompresses only the blocks that cover the range; unlike the global
   // API it keeps its state on the stack, so it is safe from many threads.
-  Status DecodePartInto(ByteSpan encoded, size_t decoded_size, size_t offset,
-                        MutableByteSpan out) const override {
+  Status DecodePartInto(ByteSpan encoded, size_t decoded_size, size_t offset, MutableByteSpan out) const override {
     RETURN_IF_ERROR(Validate(encoded, decoded_size).status());
     const size_t item = encoded[3];  // the frame's typesize
     if (item == 0 || offset % item != 0 || out.size() % item != 0 || decoded_size > INT32_MAX) {
       return UnimplementedError("blosc part not aligned to items");
     }
     if (out.empty()) return Status::Ok();
-    int n = blosc_getitem(encoded.data(), static_cast<int>(offset / item),
-                          static_cast<int>(out.size() / item), out.data());
+    int n =
+        blosc_getitem(encoded.data(), static_cast<int>(offset / item), static_cast<int>(out.size() / item), out.data());
     if (n < 0 || static_cast<size_t>(n) != out.size()) {
       return CorruptionError("blosc decompression failed (" + std::to_string(n) + ")");
     }
@@ -96,14 +94,13 @@ class BloscCodec final : public BytesToBytesCodec {
   // Checks the 16-byte header against the buffer before blosc touches it.
   static Result<size_t> Validate(ByteSpan encoded, std::optional<size_t> expected) {
     if (encoded.size() < BLOSC_MIN_HEADER_LENGTH) {
-      return CorruptionError("blosc frame of " + std::to_string(encoded.size()) +
-                             " bytes is shorter than its header");
+      return CorruptionError("blosc frame of " + std::to_string(encoded.size()) + " bytes is shorter than its header");
     }
     size_t nbytes = 0, cbytes = 0, blocksize = 0;
     blosc_cbuffer_sizes(encoded.data(), &nbytes, &cbytes, &blocksize);
     if (cbytes != encoded.size()) {
-      return CorruptionError("blosc header says " + std::to_string(cbytes) +
-                             " compressed bytes, the chunk has " + std::to_string(encoded.size()));
+      return CorruptionError("blosc header says " + std::to_string(cbytes) + " compressed bytes, the chunk has " +
+                             std::to_string(encoded.size()));
     }
     RETURN_IF_ERROR(CheckClaimedSize("blosc", nbytes, expected));
     if (blosc_cbuffer_validate(encoded.data(), encoded.size(), &nbytes) != 0) {
@@ -134,8 +131,7 @@ class ZstdCodec final : public BytesToBytesCodec {
   ZstdCodec(int level, bool checksum) : level_(level), checksum_(checksum) {}
 
   Result<Bytes> Encode(ByteSpan decoded) const override {
-    thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(),
-                                                                         &ZSTD_freeCCtx);
+    thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(), &ZSTD_freeCCtx);
     ZSTD_CCtx_reset(ctx.get(), ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_compressionLevel, level_);
     ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_checksumFlag, checksum_ ? 1 : 0);
@@ -161,8 +157,7 @@ class ZstdCodec final : public BytesToBytesCodec {
     if (claimed == ZSTD_CONTENTSIZE_ERROR) return CorruptionError("not a zstd frame");
     if (claimed == ZSTD_CONTENTSIZE_UNKNOWN) return BytesToBytesCodec::DecodeInto(encoded, out);
     RETURN_IF_ERROR(CheckClaimedSize("zstd", claimed, out.size()));
-    size_t n = ZSTD_decompressDCtx(DecompressionContext(), out.data(), out.size(), encoded.data(),
-                                   encoded.size());
+    size_t n = ZSTD_decompressDCtx(DecompressionContext(), out.data(), out.size(), encoded.data(), encoded.size());
     if (ZSTD_isError(n)) return CorruptionError(std::string("zstd: ") + ZSTD_getErrorName(n));
     if (n != out.size()) return CorruptionError("zstd frame decoded to the wrong size");
     return Status::Ok();
@@ -174,8 +169,7 @@ class ZstdCodec final : public BytesToBytesCodec {
 
  private:
   static ZSTD_DCtx* DecompressionContext() {
-    thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(),
-                                                                         &ZSTD_freeDCtx);
+    thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), &ZSTD_freeDCtx);
     return ctx.get();
   }
 
@@ -202,8 +196,8 @@ class ZstdCodec final : public BytesToBytesCodec {
     }
     out.resize(produced);
     if (expected && produced != *expected) {
-      return CorruptionError("zstd frame decoded to " + std::to_string(produced) +
-                             " bytes, expected " + std::to_string(*expected));
+      return CorruptionError("zstd frame decoded to " + std::to_string(produced) + " bytes, expected " +
+                             std::to_string(*expected));
     }
     return out;
   }
@@ -219,21 +213,17 @@ class GzipCodec final : public BytesToBytesCodec {
   explicit GzipCodec(int level) : level_(level) {}
 
   Result<Bytes> Encode(ByteSpan decoded) const override {
-    thread_local std::map<int, std::unique_ptr<libdeflate_compressor,
-                                               decltype(&libdeflate_free_compressor)>>
+    thread_local std::map<int, std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>>
         compressors;
     auto it = compressors.find(level_);
     if (it == compressors.end()) {
       it = compressors
-               .emplace(level_, std::unique_ptr<libdeflate_compressor,
-                                                decltype(&libdeflate_free_compressor)>(
-                                    libdeflate_alloc_compressor(level_),
-                                    &libdeflate_free_compressor))
+               .emplace(level_, std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>(
+                                    libdeflate_alloc_compressor(level_), &libdeflate_free_compressor))
                .first;
     }
     Bytes out(libdeflate_gzip_compress_bound(it->second.get(), decoded.size()));
-    size_t n = libdeflate_gzip_compress(it->second.get(), decoded.data(), decoded.size(),
-                                        out.data(), out.size());
+    size_t n = libdeflate_gzip_compress(it->second.get(), decoded.data(), decoded.size(), out.data(), out.size());
     if (n == 0) return InternalError("gzip compression failed");
     out.resize(n);
     return out;
@@ -253,9 +243,9 @@ class GzipCodec final : public BytesToBytesCodec {
     // One member after another (RFC 1952 allows several).
     while (consumed < encoded.size()) {
       size_t in_used = 0, out_used = 0;
-      libdeflate_result r = libdeflate_gzip_decompress_ex(
-          Decompressor(), encoded.data() + consumed, encoded.size() - consumed,
-          out.data() + produced, out.size() - produced, &in_used, &out_used);
+      libdeflate_result r =
+          libdeflate_gzip_decompress_ex(Decompressor(), encoded.data() + consumed, encoded.size() - consumed,
+                                        out.data() + produced, out.size() - produced, &in_used, &out_used);
       if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
         if (expected_size || out.size() >= kMaxUnknownDecodedSize) {
           return CorruptionError("gzip stream decodes to more than expected");
@@ -269,8 +259,8 @@ class GzipCodec final : public BytesToBytesCodec {
     }
     out.resize(produced);
     if (expected_size && produced != *expected_size) {
-      return CorruptionError("gzip stream decoded to " + std::to_string(produced) +
-                             " bytes, expected " + std::to_string(*expected_size));
+      return CorruptionError("gzip stream decoded to " + std::to_string(produced) + " bytes, expected " +
+                             std::to_string(*expected_size));
     }
     return out;
   }
@@ -279,8 +269,8 @@ class GzipCodec final : public BytesToBytesCodec {
 
  private:
   static libdeflate_decompressor* Decompressor() {
-    thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)>
-        d(libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
+    thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)> d(
+        libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
     return d.get();
   }
   int level_;
@@ -296,8 +286,7 @@ class ZlibCodec final : public BytesToBytesCodec {
     libdeflate_compressor* compressor = Compressor(level_);
     if (compressor == nullptr) return InternalError("zlib: cannot allocate a compressor");
     Bytes out(libdeflate_zlib_compress_bound(compressor, decoded.size()));
-    size_t n = libdeflate_zlib_compress(compressor, decoded.data(), decoded.size(), out.data(),
-                                        out.size());
+    size_t n = libdeflate_zlib_compress(compressor, decoded.data(), decoded.size(), out.data(), out.size());
     if (n == 0) return InternalError("zlib compression failed");
     out.resize(n);
     return out;
@@ -309,8 +298,8 @@ class ZlibCodec final : public BytesToBytesCodec {
     Bytes out(expected_size.value_or(std::min(kMaxUnknownDecodedSize, encoded.size() * 4 + 4096)));
     while (true) {
       size_t in_used = 0, out_used = 0;
-      libdeflate_result r = libdeflate_zlib_decompress_ex(Decompressor(), encoded.data(), encoded.size(),
-                                                          out.data(), out.size(), &in_used, &out_used);
+      libdeflate_result r = libdeflate_zlib_decompress_ex(Decompressor(), encoded.data(), encoded.size(), out.data(),
+                                                          out.size(), &in_used, &out_used);
       if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
         if (expected_size || out.size() >= kMaxUnknownDecodedSize) {
           return CorruptionError("zlib stream decodes to more than expected");
@@ -328,15 +317,13 @@ class ZlibCodec final : public BytesToBytesCodec {
       break;
     }
     if (expected_size && out.size() != *expected_size) {
-      return CorruptionError("zlib stream decoded to " + std::to_string(out.size()) +
-                             " bytes, expected " + std::to_string(*expected_size));
+      return CorruptionError("zlib stream decoded to " + std::to_string(out.size()) + " bytes, expected " +
+                             std::to_string(*expected_size));
     }
     return out;
   }
 
-  Json ToJson() const override {
-    return {{"name", "numcodecs.zlib"}, {"configuration", {{"level", level_}}}};
-  }
+  Json ToJson() const override { return {{"name", "numcodecs.zlib"}, {"configuration", {{"level", level_}}}}; }
 
  private:
   // One compressor per thread and level (they hold large match-finder tables).
@@ -345,14 +332,13 @@ class ZlibCodec final : public BytesToBytesCodec {
     thread_local std::map<int, Owned> compressors;
     auto it = compressors.find(level);
     if (it == compressors.end()) {
-      it = compressors.emplace(level, Owned(libdeflate_alloc_compressor(level), &libdeflate_free_compressor))
-               .first;
+      it = compressors.emplace(level, Owned(libdeflate_alloc_compressor(level), &libdeflate_free_compressor)).first;
     }
     return it->second.get();
   }
   static libdeflate_decompressor* Decompressor() {
-    thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)>
-        d(libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
+    thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)> d(
+        libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
     return d.get();
   }
   int level_;
@@ -385,16 +371,13 @@ class Crc32cCodec final : public BytesToBytesCodec {
     uint32_t actual = Crc32c(payload);
     if (stored != actual) {
       char message[96];
-      std::snprintf(message, sizeof(message), "crc32c mismatch: stored %08x, computed %08x",
-                    stored, actual);
+      std::snprintf(message, sizeof(message), "crc32c mismatch: stored %08x, computed %08x", stored, actual);
       return CorruptionError(message);
     }
     return payload;
   }
 
-  std::optional<size_t> FixedEncodedSize(size_t decoded_size) const override {
-    return decoded_size + 4;
-  }
+  std::optional<size_t> FixedEncodedSize(size_t decoded_size) const override { return decoded_size + 4; }
 
   Json ToJson() const override { return {{"name", "crc32c"}}; }
 };
@@ -411,11 +394,9 @@ uint32_t Crc32c(ByteSpan data) {
   return crc ^ 0xFFFFFFFFu;
 }
 
-Result<std::shared_ptr<const BytesToBytesCodec>> MakeBloscCodec(const Json& config,
-                                                                const ChunkLayout& layout) {
+Result<std::shared_ptr<const BytesToBytesCodec>> MakeBloscCodec(const Json& config, const ChunkLayout& layout) {
   const std::string what = "blosc configuration";
-  RETURN_IF_ERROR(
-      CheckObjectKeys(config, {"cname", "clevel", "shuffle", "typesize", "blocksize"}, what));
+  RETURN_IF_ERROR(CheckObjectKeys(config, {"cname", "clevel", "shuffle", "typesize", "blocksize"}, what));
   ASSIGN_OR_RETURN(std::string cname, GetString(config, "cname", what));
   static const char* kNames[] = {"lz4", "lz4hc", "blosclz", "zstd", "snappy", "zlib"};
   bool known = false;
@@ -451,8 +432,7 @@ Result<std::shared_ptr<const BytesToBytesCodec>> MakeBloscCodec(const Json& conf
     ASSIGN_OR_RETURN(blocksize, GetInt(config, "blocksize", what));
     if (blocksize < 0) return CorruptionError("blosc: blocksize must be >= 0");
   }
-  return std::make_shared<BloscCodec>(cname, static_cast<int>(clevel), shuffle,
-                                      static_cast<size_t>(typesize),
+  return std::make_shared<BloscCodec>(cname, static_cast<int>(clevel), shuffle, static_cast<size_t>(typesize),
                                       static_cast<size_t>(blocksize));
 }
 
@@ -494,9 +474,7 @@ Result<std::shared_ptr<const BytesToBytesCodec>> MakeZlibCodec(const Json& confi
   return std::make_shared<ZlibCodec>(static_cast<int>(level));
 }
 
-std::shared_ptr<const BytesToBytesCodec> MakeCrc32cCodec() {
-  return std::make_shared<Crc32cCodec>();
-}
+std::shared_ptr<const BytesToBytesCodec> MakeCrc32cCodec() { return std::make_shared<Crc32cCodec>(); }
 
 void RegisterArrayCodecs(CodecRegistry& registry);
 void RegisterShardingCodec(CodecRegistry& registry);
@@ -506,18 +484,12 @@ void RegisterBuiltinCodecs(CodecRegistry& registry) {
   RegisterShardingCodec(registry);
   using Factory = CodecRegistry::BytesToBytesFactory;
   registry.Register("blosc", Factory(MakeBloscCodec));
-  registry.Register("zstd", Factory([](const Json& c, const ChunkLayout&) {
-                      return MakeZstdCodec(c);
-                    }));
-  registry.Register("gzip", Factory([](const Json& c, const ChunkLayout&) {
-                      return MakeGzipCodec(c);
-                    }));
+  registry.Register("zstd", Factory([](const Json& c, const ChunkLayout&) { return MakeZstdCodec(c); }));
+  registry.Register("gzip", Factory([](const Json& c, const ChunkLayout&) { return MakeGzipCodec(c); }));
   // numcodecs' name (zarr-python's v3 adapter); Zarr v2's "zlib" compressor maps to it.
-  registry.Register("numcodecs.zlib", Factory([](const Json& c, const ChunkLayout&) {
-                      return MakeZlibCodec(c);
-                    }));
-  registry.Register("crc32c", Factory([](const Json& c, const ChunkLayout&)
-                                          -> Result<std::shared_ptr<const BytesToBytesCodec>> {
+  registry.Register("numcodecs.zlib", Factory([](const Json& c, const ChunkLayout&) { return MakeZlibCodec(c); }));
+  registry.Register("crc32c",
+                    Factory([](const Json& c, const ChunkLayout&) -> Result<std::shared_ptr<const BytesToBytesCodec>> {
                       RETURN_IF_ERROR(CheckObjectKeys(c, {}, "crc32c configuration"));
                       return MakeCrc32cCodec();
                     }));

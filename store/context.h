@@ -52,8 +52,7 @@ using ShardIndexCache = LruCache<std::string, ShardIndex>;  // by the shard's De
 
 class StoreContext {
  public:
-  explicit StoreContext(StoreContextOptions options = {},
-                        const CodecRegistry& registry = BuiltinCodecRegistry());
+  explicit StoreContext(StoreContextOptions options = {}, const CodecRegistry& registry = BuiltinCodecRegistry());
 
   const StoreContextOptions& options() const { return options_; }
   const CodecRegistry& codec_registry() const { return registry_; }

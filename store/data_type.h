@@ -10,7 +10,17 @@
 namespace cytonet {
 
 enum class DataType {
-  kBool, kInt8, kUint8, kInt16, kUint16, kInt32, kUint32, kInt64, kUint64, kFloat32, kFloat64,
+  kBool,
+  kInt8,
+  kUint8,
+  kInt16,
+  kUint16,
+  kInt32,
+  kUint32,
+  kInt64,
+  kUint64,
+  kFloat32,
+  kFloat64,
 };
 
 size_t DataTypeSize(DataType type);

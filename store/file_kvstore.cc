@@ -53,8 +53,7 @@ class FileHandle {
 };
 
 // Reads exactly `length` bytes at `offset`, retrying short reads and EINTR.
-Status PreadFully(int fd, uint8_t* out, uint64_t length, uint64_t offset,
-                  const std::string& name) {
+Status PreadFully(int fd, uint8_t* out, uint64_t length, uint64_t offset, const std::string& name) {
   while (length > 0) {
     ssize_t n = ::pread(fd, out, std::min<uint64_t>(length, 1u << 30), static_cast<off_t>(offset));
     if (n < 0) {
@@ -86,8 +85,7 @@ Status WriteFully(int fd, ByteSpan data, const std::string& name) {
 
 class FileKvStore final : public KvStore {
  public:
-  FileKvStore(std::string root, FileKvStoreOptions options)
-      : root_(std::move(root)), options_(options) {}
+  FileKvStore(std::string root, FileKvStoreOptions options) : root_(std::move(root)), options_(options) {}
 
   Result<std::optional<Bytes>> Get(std::string_view key) override {
     ASSIGN_OR_RETURN(auto handle, OpenForRead(key));
@@ -109,9 +107,8 @@ class FileKvStore final : public KvStore {
     Status st = PreadFully(handle->fd(), value.data(), range.length, range.offset, Describe(key));
     if (!st.ok()) {
       if (st.code() == StatusCode::kOutOfRange) {
-        return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) +
-                               ", " + std::to_string(range.end()) +
-                               ") passes the end of the file (truncated?)");
+        return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) + ", " +
+                               std::to_string(range.end()) + ") passes the end of the file (truncated?)");
       }
       return st;
     }
@@ -123,8 +120,8 @@ class FileKvStore final : public KvStore {
     if (!handle) return std::optional<ByteView>();
     if (handle->mapping() == nullptr) return KvStore::GetRangeView(key, range);
     if (range.offset > handle->size() || range.length > handle->size() - range.offset) {
-      return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) +
-                             ", " + std::to_string(range.end()) + ") passes the end of the file (" +
+      return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) + ", " +
+                             std::to_string(range.end()) + ") passes the end of the file (" +
                              std::to_string(handle->size()) + " bytes, truncated?)");
     }
     ByteSpan bytes(handle->mapping() + range.offset, range.length);
@@ -146,8 +143,8 @@ class FileKvStore final : public KvStore {
     // The temporary name is unique per process and call, in the target's directory so the
     // rename stays on one file system; a crash leaves only a ".tmp." file behind.
     static std::atomic<uint64_t> counter{0};
-    const std::string temp_name = name + ".tmp." + std::to_string(::getpid()) + "." +
-                                  std::to_string(counter.fetch_add(1));
+    const std::string temp_name =
+        name + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
     const std::string temp = PathOf(JoinKey(dir_key, temp_name));
     int fd = ::openat(dir.get(), temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return ErrnoError("creating " + temp, errno);
@@ -204,9 +201,7 @@ class FileKvStore final : public KvStore {
   Result<std::vector<std::string>> List(std::string_view prefix) override {
     std::vector<std::string> keys;
     // List from the deepest directory named by the prefix, then filter by the full prefix.
-    std::string_view dir_part = prefix.substr(0, prefix.rfind('/') == std::string_view::npos
-                                                     ? 0
-                                                     : prefix.rfind('/'));
+    std::string_view dir_part = prefix.substr(0, prefix.rfind('/') == std::string_view::npos ? 0 : prefix.rfind('/'));
     if (!dir_part.empty()) RETURN_IF_ERROR(ValidateKey(dir_part));
     fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(PathOf(dir_part));
     std::error_code ec;
@@ -241,8 +236,8 @@ class FileKvStore final : public KvStore {
     }
     std::string_view r(resolved);
     if (r != root_ && !(r.starts_with(root_) && r.size() > root_.size() && r[root_.size()] == '/')) {
-      return InvalidArgumentError("key '" + std::string(key) + "' resolves to " +
-                                  std::string(r) + ", outside the store root " + root_);
+      return InvalidArgumentError("key '" + std::string(key) + "' resolves to " + std::string(r) +
+                                  ", outside the store root " + root_);
     }
     return Status::Ok();
   }
@@ -376,8 +371,7 @@ class FileKvStore final : public KvStore {
 
 }  // namespace
 
-Result<std::shared_ptr<KvStore>> OpenFileKvStore(const std::string& root, bool create,
-                                                 FileKvStoreOptions options) {
+Result<std::shared_ptr<KvStore>> OpenFileKvStore(const std::string& root, bool create, FileKvStoreOptions options) {
   std::error_code ec;
   if (create) {
     fs::create_directories(root, ec);

@@ -8,8 +8,7 @@
 
 namespace cytonet {
 
-Status CreateGroup(KvStore& kvstore, const std::string& path, const Json& attributes,
-                   int zarr_format) {
+Status CreateGroup(KvStore& kvstore, const std::string& path, const Json& attributes, int zarr_format) {
   if (zarr_format == 3) {
     Json j = {{"zarr_format", 3}, {"node_type", "group"}};
     if (!attributes.empty()) j["attributes"] = attributes;

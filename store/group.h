@@ -20,8 +20,7 @@ struct NodeInfo {
 };
 
 // Writes a group node (zarr.json for v3; .zgroup and .zattrs for v2), replacing any.
-Status CreateGroup(KvStore& kvstore, const std::string& path, const Json& attributes,
-                   int zarr_format = 3);
+Status CreateGroup(KvStore& kvstore, const std::string& path, const Json& attributes, int zarr_format = 3);
 
 // Reads the node at `path`: zarr.json, else .zarray / .zgroup (+ .zattrs). NotFound names
 // the path when there is none.

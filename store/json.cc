@@ -26,8 +26,7 @@ Result<Json> ReadJsonFile(const std::string& path, const std::string& what) {
   return ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), what + " '" + path + "'");
 }
 
-Status CheckObjectKeys(const Json& object, std::initializer_list<const char*> allowed,
-                       const std::string& what) {
+Status CheckObjectKeys(const Json& object, std::initializer_list<const char*> allowed, const std::string& what) {
   if (!object.is_object()) return CorruptionError(what + " must be a JSON object");
   for (const auto& [key, value] : object.items()) {
     bool known = false;
@@ -51,8 +50,7 @@ Result<int64_t> GetInt(const Json& object, const char* key, const std::string& w
   return it->get<int64_t>();
 }
 
-Status SplitNamedConfiguration(const Json& entry, const std::string& what, std::string* name,
-                               Json* configuration) {
+Status SplitNamedConfiguration(const Json& entry, const std::string& what, std::string* name, Json* configuration) {
   if (entry.is_string()) {
     *name = entry.get<std::string>();
     *configuration = Json::object();

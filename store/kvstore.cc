@@ -3,9 +3,7 @@
 namespace cytonet {
 
 Status ValidateKey(std::string_view key) {
-  auto bad = [&](const char* why) {
-    return InvalidArgumentError("invalid key '" + std::string(key) + "': " + why);
-  };
+  auto bad = [&](const char* why) { return InvalidArgumentError("invalid key '" + std::string(key) + "': " + why); };
   if (key.empty()) return bad("empty");
   if (key.front() == '/') return bad("absolute keys are not allowed");
   if (key.find('\0') != std::string_view::npos) return bad("contains NUL");

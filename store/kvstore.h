@@ -94,7 +94,6 @@ struct FileKvStoreOptions {
 // descriptor of that key; a file replaced by another process is seen only after the
 // descriptor falls out of the cache (the dataset writes every object once).
 // Fails with NotFound if `root` does not exist and `create` is false.
-Result<std::shared_ptr<KvStore>> OpenFileKvStore(const std::string& root, bool create,
-                                                 FileKvStoreOptions options = {});
+Result<std::shared_ptr<KvStore>> OpenFileKvStore(const std::string& root, bool create, FileKvStoreOptions options = {});
 
 }  // namespace cytonet

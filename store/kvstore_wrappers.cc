@@ -9,7 +9,6 @@ void KillBeforeWriteKvStore::CountWrite() {
   if (remaining_.fetch_sub(1) == 1) ::kill(::getpid(), SIGKILL);
 }
 
-
 Result<std::optional<Bytes>> MetricsKvStore::Get(std::string_view key) {
   gets_.fetch_add(1, std::memory_order_relaxed);
   auto result = base_->Get(key);
@@ -55,13 +54,12 @@ Result<std::vector<std::string>> MetricsKvStore::List(std::string_view prefix) {
 }
 
 MetricsKvStore::Counts MetricsKvStore::counts() const {
-  return {gets_.load(), range_gets_.load(), sizes_.load(),      puts_.load(),
-          erases_.load(), lists_.load(),    bytes_read_.load(), bytes_written_.load()};
+  return {gets_.load(),   range_gets_.load(), sizes_.load(),      puts_.load(),
+          erases_.load(), lists_.load(),      bytes_read_.load(), bytes_written_.load()};
 }
 
 void MetricsKvStore::Reset() {
-  for (auto* counter : {&gets_, &range_gets_, &sizes_, &puts_, &erases_, &lists_, &bytes_read_,
-                        &bytes_written_}) {
+  for (auto* counter : {&gets_, &range_gets_, &sizes_, &puts_, &erases_, &lists_, &bytes_read_, &bytes_written_}) {
     counter->store(0);
   }
 }
@@ -76,8 +74,7 @@ void FaultInjectingKvStore::ClearRules() {
   rules_.clear();
 }
 
-std::optional<FaultInjectingKvStore::Rule> FaultInjectingKvStore::Fire(Operation operation,
-                                                                       std::string_view key) {
+std::optional<FaultInjectingKvStore::Rule> FaultInjectingKvStore::Fire(Operation operation, std::string_view key) {
   std::lock_guard lock(mutex_);
   for (Rule& rule : rules_) {
     if (rule.operation != operation || rule.remaining == 0) continue;
@@ -88,8 +85,8 @@ std::optional<FaultInjectingKvStore::Rule> FaultInjectingKvStore::Fire(Operation
   return std::nullopt;
 }
 
-Result<std::optional<Bytes>> FaultInjectingKvStore::Read(
-    std::string_view key, const std::function<Result<std::optional<Bytes>>()>& read) {
+Result<std::optional<Bytes>> FaultInjectingKvStore::Read(std::string_view key,
+                                                         const std::function<Result<std::optional<Bytes>>()>& read) {
   auto rule = Fire(Operation::kRead, key);
   if (rule && !rule->error.ok()) return rule->error;
   auto result = read();
@@ -101,8 +98,7 @@ Result<std::optional<Bytes>> FaultInjectingKvStore::Get(std::string_view key) {
   return Read(key, [&] { return base_->Get(key); });
 }
 
-Result<std::optional<Bytes>> FaultInjectingKvStore::GetRange(std::string_view key,
-                                                             ByteRange range) {
+Result<std::optional<Bytes>> FaultInjectingKvStore::GetRange(std::string_view key, ByteRange range) {
   return Read(key, [&] { return base_->GetRange(key, range); });
 }
 

@@ -24,9 +24,7 @@ class ForwardingKvStore : public KvStore {
   Status Put(std::string_view key, ByteSpan value) override { return base_->Put(key, value); }
   Status Erase(std::string_view key) override { return base_->Erase(key); }
   Status EraseTree(std::string_view prefix) override { return base_->EraseTree(prefix); }
-  Result<std::vector<std::string>> List(std::string_view prefix) override {
-    return base_->List(prefix);
-  }
+  Result<std::vector<std::string>> List(std::string_view prefix) override { return base_->List(prefix); }
   std::string Describe(std::string_view key) const override { return base_->Describe(key); }
 
  protected:
@@ -118,8 +116,7 @@ class FaultInjectingKvStore final : public ForwardingKvStore {
  private:
   // The rule that fires for this call, consuming one of its uses.
   std::optional<Rule> Fire(Operation operation, std::string_view key);
-  Result<std::optional<Bytes>> Read(std::string_view key,
-                                    const std::function<Result<std::optional<Bytes>>()>& read);
+  Result<std::optional<Bytes>> Read(std::string_view key, const std::function<Result<std::optional<Bytes>>()>& read);
 
   std::mutex mutex_;
   std::vector<Rule> rules_;

@@ -28,9 +28,9 @@ class MemoryKvStore final : public KvStore {
     if (it == values_.end()) return std::optional<Bytes>();
     const Bytes& value = *it->second;
     if (range.offset > value.size() || range.length > value.size() - range.offset) {
-      return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) +
-                             ", " + std::to_string(range.end()) + ") passes the end (" +
-                             std::to_string(value.size()) + " bytes)");
+      return OutOfRangeError(Describe(key) + ": byte range [" + std::to_string(range.offset) + ", " +
+                             std::to_string(range.end()) + ") passes the end (" + std::to_string(value.size()) +
+                             " bytes)");
     }
     auto first = value.begin() + static_cast<ptrdiff_t>(range.offset);
     return std::optional<Bytes>(Bytes(first, first + static_cast<ptrdiff_t>(range.length)));

@@ -1,6 +1,5 @@
 #include "store/metadata.h"
 
-
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -20,9 +19,7 @@ std::string ChunkKeyEncoding::KeyFor(const std::vector<int64_t>& chunk_index) co
   return key;
 }
 
-ChunkLayout ArrayMetadata::chunk_layout() const {
-  return ChunkLayout{data_type, chunk_shape, fill_value};
-}
+ChunkLayout ArrayMetadata::chunk_layout() const { return ChunkLayout{data_type, chunk_shape, fill_value}; }
 
 std::vector<int64_t> ArrayMetadata::grid_shape() const {
   std::vector<int64_t> grid(rank());
@@ -55,8 +52,7 @@ Result<std::vector<uint8_t>> IntegerFill(const Json& v, DataType type) {
         return ElementBytes(static_cast<T>(s));
       }
     }
-    return CorruptionError("fill_value " + v.dump() + " out of range for " +
-                           std::string(DataTypeName(type)));
+    return CorruptionError("fill_value " + v.dump() + " out of range for " + std::string(DataTypeName(type)));
   }
   if (v.is_number_float()) {
     double d = v.get<double>();
@@ -66,8 +62,7 @@ Result<std::vector<uint8_t>> IntegerFill(const Json& v, DataType type) {
       return ElementBytes(static_cast<T>(d));
     }
   }
-  return CorruptionError("fill_value " + v.dump() + " is not a valid " +
-                         std::string(DataTypeName(type)));
+  return CorruptionError("fill_value " + v.dump() + " is not a valid " + std::string(DataTypeName(type)));
 }
 
 template <typename F, typename U>
@@ -91,8 +86,7 @@ Result<std::vector<uint8_t>> FloatFill(const Json& v, DataType type) {
       return ElementBytes(bits);
     }
   }
-  return CorruptionError("fill_value " + v.dump() + " is not a valid " +
-                         std::string(DataTypeName(type)));
+  return CorruptionError("fill_value " + v.dump() + " is not a valid " + std::string(DataTypeName(type)));
 }
 
 // Largest decoded chunk (or shard) we accept: far above any real one, and small enough that
@@ -113,17 +107,15 @@ Status CheckChunkSize(const std::vector<int64_t>& chunk_shape, DataType type, co
 
 namespace {
 
-Result<std::vector<int64_t>> ParseShape(const Json& json, const char* key, const std::string& where,
-                                        bool positive) {
+Result<std::vector<int64_t>> ParseShape(const Json& json, const char* key, const std::string& where, bool positive) {
   auto it = json.find(key);
   if (it == json.end()) return CorruptionError(where + ": missing '" + key + "'");
   if (!it->is_array()) return CorruptionError(where + ": '" + key + "' must be a list");
   std::vector<int64_t> shape;
   for (const Json& v : *it) {
     if (!v.is_number_integer() || v.get<int64_t>() < (positive ? 1 : 0)) {
-      return CorruptionError(where + ": '" + key + "' must hold " +
-                             (positive ? "positive" : "non-negative") + " integers, got " +
-                             it->dump());
+      return CorruptionError(where + ": '" + key + "' must hold " + (positive ? "positive" : "non-negative") +
+                             " integers, got " + it->dump());
     }
     shape.push_back(v.get<int64_t>());
   }
@@ -137,16 +129,26 @@ Result<std::vector<uint8_t>> ParseFillValue(const Json& v, DataType type) {
     case DataType::kBool:
       if (v.is_boolean()) return std::vector<uint8_t>{static_cast<uint8_t>(v.get<bool>())};
       return CorruptionError("fill_value " + v.dump() + " is not a bool");
-    case DataType::kInt8: return IntegerFill<int8_t>(v, type);
-    case DataType::kUint8: return IntegerFill<uint8_t>(v, type);
-    case DataType::kInt16: return IntegerFill<int16_t>(v, type);
-    case DataType::kUint16: return IntegerFill<uint16_t>(v, type);
-    case DataType::kInt32: return IntegerFill<int32_t>(v, type);
-    case DataType::kUint32: return IntegerFill<uint32_t>(v, type);
-    case DataType::kInt64: return IntegerFill<int64_t>(v, type);
-    case DataType::kUint64: return IntegerFill<uint64_t>(v, type);
-    case DataType::kFloat32: return FloatFill<float, uint32_t>(v, type);
-    case DataType::kFloat64: return FloatFill<double, uint64_t>(v, type);
+    case DataType::kInt8:
+      return IntegerFill<int8_t>(v, type);
+    case DataType::kUint8:
+      return IntegerFill<uint8_t>(v, type);
+    case DataType::kInt16:
+      return IntegerFill<int16_t>(v, type);
+    case DataType::kUint16:
+      return IntegerFill<uint16_t>(v, type);
+    case DataType::kInt32:
+      return IntegerFill<int32_t>(v, type);
+    case DataType::kUint32:
+      return IntegerFill<uint32_t>(v, type);
+    case DataType::kInt64:
+      return IntegerFill<int64_t>(v, type);
+    case DataType::kUint64:
+      return IntegerFill<uint64_t>(v, type);
+    case DataType::kFloat32:
+      return FloatFill<float, uint32_t>(v, type);
+    case DataType::kFloat64:
+      return FloatFill<double, uint64_t>(v, type);
   }
   return InternalError("unknown data type");
 }
@@ -163,17 +165,28 @@ Json FillValueToJson(ByteSpan fill, DataType type) {
     return d;
   };
   switch (type) {
-    case DataType::kBool: return fill[0] != 0;
-    case DataType::kInt8: return as(int8_t{});
-    case DataType::kUint8: return as(uint8_t{});
-    case DataType::kInt16: return as(int16_t{});
-    case DataType::kUint16: return as(uint16_t{});
-    case DataType::kInt32: return as(int32_t{});
-    case DataType::kUint32: return as(uint32_t{});
-    case DataType::kInt64: return as(int64_t{});
-    case DataType::kUint64: return as(uint64_t{});
-    case DataType::kFloat32: return float_json(as(float{}));
-    case DataType::kFloat64: return float_json(as(double{}));
+    case DataType::kBool:
+      return fill[0] != 0;
+    case DataType::kInt8:
+      return as(int8_t{});
+    case DataType::kUint8:
+      return as(uint8_t{});
+    case DataType::kInt16:
+      return as(int16_t{});
+    case DataType::kUint16:
+      return as(uint16_t{});
+    case DataType::kInt32:
+      return as(int32_t{});
+    case DataType::kUint32:
+      return as(uint32_t{});
+    case DataType::kInt64:
+      return as(int64_t{});
+    case DataType::kUint64:
+      return as(uint64_t{});
+    case DataType::kFloat32:
+      return float_json(as(float{}));
+    case DataType::kFloat64:
+      return float_json(as(double{}));
   }
   return 0;
 }
@@ -181,20 +194,18 @@ Json FillValueToJson(ByteSpan fill, DataType type) {
 Result<ArrayMetadata> ParseArrayMetadataV3(const Json& json, const std::string& where) {
   return GuardJson(where, [&]() -> Result<ArrayMetadata> {
     if (!json.is_object()) return CorruptionError(where + ": not a JSON object");
-    static const char* kKnown[] = {"zarr_format", "node_type",  "shape",           "data_type",
-                                   "chunk_grid",  "chunk_key_encoding", "fill_value", "codecs",
-                                   "attributes",  "dimension_names", "storage_transformers"};
+    static const char* kKnown[] = {"zarr_format",         "node_type",  "shape",  "data_type",  "chunk_grid",
+                                   "chunk_key_encoding",  "fill_value", "codecs", "attributes", "dimension_names",
+                                   "storage_transformers"};
     for (const auto& [key, value] : json.items()) {
       bool known = false;
       for (const char* k : kKnown) known = known || key == k;
       if (known) continue;
       // v3 core spec: unknown members must be objects with must_understand = false.
-      if (value.is_object() && value.contains("must_understand") &&
-          value["must_understand"] == false) {
+      if (value.is_object() && value.contains("must_understand") && value["must_understand"] == false) {
         continue;
       }
-      return CorruptionError(where + ": unknown member '" + key +
-                             "' (not marked \"must_understand\": false)");
+      return CorruptionError(where + ": unknown member '" + key + "' (not marked \"must_understand\": false)");
     }
     ArrayMetadata m;
     if (json.value("zarr_format", Json()) != 3) return CorruptionError(where + ": zarr_format is not 3");
@@ -275,9 +286,8 @@ Json ToJsonV3(const ArrayMetadata& m) {
   j["data_type"] = DataTypeName(m.data_type);
   j["chunk_grid"] = {{"name", "regular"}, {"configuration", {{"chunk_shape", m.chunk_shape}}}};
   const bool v2_keys = m.chunk_key_encoding.kind == ChunkKeyEncoding::Kind::kV2;
-  j["chunk_key_encoding"] = {
-      {"name", v2_keys ? "v2" : "default"},
-      {"configuration", {{"separator", std::string(1, m.chunk_key_encoding.separator)}}}};
+  j["chunk_key_encoding"] = {{"name", v2_keys ? "v2" : "default"},
+                             {"configuration", {{"separator", std::string(1, m.chunk_key_encoding.separator)}}}};
   j["fill_value"] = FillValueToJson(m.fill_value, m.data_type);
   j["codecs"] = m.codecs;
   if (!m.attributes.empty()) j["attributes"] = m.attributes;
@@ -288,8 +298,8 @@ Json ToJsonV3(const ArrayMetadata& m) {
 Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& where) {
   return GuardJson(where, [&]() -> Result<ArrayMetadata> {
     RETURN_IF_ERROR(CheckObjectKeys(json,
-                                    {"zarr_format", "shape", "chunks", "dtype", "compressor",
-                                     "fill_value", "order", "filters", "dimension_separator"},
+                                    {"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value", "order",
+                                     "filters", "dimension_separator"},
                                     where));
     ArrayMetadata m;
     m.zarr_format = 2;
@@ -319,8 +329,7 @@ Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& 
       if (!fill.ok()) return fill.status().WithContext(where);
       m.fill_value = *fill;
     }
-    if (auto it = json.find("filters"); it != json.end() && !it->is_null() &&
-                                        !(it->is_array() && it->empty())) {
+    if (auto it = json.find("filters"); it != json.end() && !it->is_null() && !(it->is_array() && it->empty())) {
       return UnimplementedError(where + ": v2 filters are not supported");
     }
     // Express the v2 layout as a v3 codec chain: F order is a transpose.
@@ -357,9 +366,9 @@ Result<ArrayMetadata> ParseArrayMetadataV2(const Json& json, const std::string& 
                               {"typesize", item},
                               {"blocksize", c.value("blocksize", 0)}}}});
       } else if (id == "zstd") {
-        m.codecs.push_back({{"name", "zstd"},
-                            {"configuration",
-                             {{"level", c.value("level", 1)}, {"checksum", c.value("checksum", false)}}}});
+        m.codecs.push_back(
+            {{"name", "zstd"},
+             {"configuration", {{"level", c.value("level", 1)}, {"checksum", c.value("checksum", false)}}}});
       } else if (id == "gzip") {
         m.codecs.push_back({{"name", "gzip"}, {"configuration", {{"level", c.value("level", 1)}}}});
       } else if (id == "zlib") {
@@ -402,6 +411,4 @@ Json ToJsonV2(const ArrayMetadata& m) {
 
 }  // namespace cytonet
 
-namespace cytonet {
-
-}  // namespace cytonet
+namespace cytonet {}  // namespace cytonet

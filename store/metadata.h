@@ -53,14 +53,12 @@ Json ToJsonV2(const ArrayMetadata& metadata);  // the .zarray
 
 // Corruption unless a chunk of `chunk_shape` elements of `type` stays below 1 TiB (so no
 // size computation overflows and no header can demand an absurd allocation).
-Status CheckChunkSize(const std::vector<int64_t>& chunk_shape, DataType type,
-                      const std::string& where);
+Status CheckChunkSize(const std::vector<int64_t>& chunk_shape, DataType type, const std::string& where);
 
 // Parses a fill value (numbers, true/false, "NaN", "Infinity", "-Infinity", "0x...") into
 // one element of `type`.
 Result<std::vector<uint8_t>> ParseFillValue(const Json& value, DataType type);
 // The JSON a writer stores for `fill` ("NaN" etc. for non-finite floats).
 Json FillValueToJson(ByteSpan fill, DataType type);
-
 
 }  // namespace cytonet

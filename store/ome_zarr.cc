@@ -14,8 +14,7 @@ Multiscale AreaMeanPyramid(const std::string& name, int num_levels, double pixel
   for (int k = 0; k < num_levels; ++k) {
     const double factor = std::ldexp(1.0, k);
     const double shift = (factor - 1.0) / 2.0 * pixel_size_um;
-    m.levels.push_back({std::to_string(k), {pixel_size_um * factor, pixel_size_um * factor},
-                        {shift, shift}});
+    m.levels.push_back({std::to_string(k), {pixel_size_um * factor, pixel_size_um * factor}, {shift, shift}});
   }
   return m;
 }
@@ -68,8 +67,7 @@ Result<Multiscale> ParseMultiscale(const Json& attributes, const std::string& wh
       if (!a.is_object() || !a.contains("name") || !a["name"].is_string()) {
         return CorruptionError(where + ": every axis needs a name");
       }
-      m.axes.push_back({a["name"].get<std::string>(), a.value("type", std::string()),
-                        a.value("unit", std::string())});
+      m.axes.push_back({a["name"].get<std::string>(), a.value("type", std::string()), a.value("unit", std::string())});
     }
     auto datasets = entry.find("datasets");
     if (datasets == entry.end() || !datasets->is_array() || datasets->empty()) {
@@ -121,8 +119,7 @@ Status WriteMultiscaleGroup(KvStore& kvstore, const std::string& path, const Mul
   return CreateGroup(kvstore, path, attributes, 3);
 }
 
-Result<MultiscaleImage> OpenMultiscaleImage(std::shared_ptr<KvStore> kvstore,
-                                            const std::string& path,
+Result<MultiscaleImage> OpenMultiscaleImage(std::shared_ptr<KvStore> kvstore, const std::string& path,
                                             std::shared_ptr<StoreContext> context) {
   MultiscaleImage image;
   ASSIGN_OR_RETURN(image.group, ReadNode(*kvstore, path));
@@ -133,15 +130,13 @@ Result<MultiscaleImage> OpenMultiscaleImage(std::shared_ptr<KvStore> kvstore,
     ASSIGN_OR_RETURN(auto array, ZarrArray::Open(kvstore, JoinKey(path, level.path), context));
     const ArrayMetadata& m = array->metadata();
     if (m.rank() != image.multiscale.axes.size()) {
-      return CorruptionError(where + ": level '" + level.path + "' has rank " +
-                             std::to_string(m.rank()) + ", the axes list " +
-                             std::to_string(image.multiscale.axes.size()));
+      return CorruptionError(where + ": level '" + level.path + "' has rank " + std::to_string(m.rank()) +
+                             ", the axes list " + std::to_string(image.multiscale.axes.size()));
     }
     if (image.multiscale.version == "0.5" && m.dimension_names) {
       for (size_t d = 0; d < m.rank(); ++d) {
         if ((*m.dimension_names)[d] != image.multiscale.axes[d].name) {
-          return CorruptionError(where + ": level '" + level.path +
-                                 "' dimension_names do not match the axes");
+          return CorruptionError(where + ": level '" + level.path + "' dimension_names do not match the axes");
         }
       }
     }

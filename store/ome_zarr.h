@@ -50,13 +50,12 @@ struct MultiscaleImage {
 };
 
 // Writes the 0.5 image group metadata at `path` (with extra attributes merged in).
-Status WriteMultiscaleGroup(KvStore& kvstore, const std::string& path,
-                            const Multiscale& multiscale, const Json& extra_attributes = {});
+Status WriteMultiscaleGroup(KvStore& kvstore, const std::string& path, const Multiscale& multiscale,
+                            const Json& extra_attributes = {});
 
 // Opens an image group and every level array; checks that levels agree with the axes
 // (rank, dimension_names for 0.5).
-Result<MultiscaleImage> OpenMultiscaleImage(std::shared_ptr<KvStore> kvstore,
-                                            const std::string& path,
+Result<MultiscaleImage> OpenMultiscaleImage(std::shared_ptr<KvStore> kvstore, const std::string& path,
                                             std::shared_ptr<StoreContext> context);
 
 }  // namespace cytonet

@@ -26,17 +26,14 @@ bool ShardIndex::AllEmpty() const {
   return true;
 }
 
-Result<std::shared_ptr<const ShardingCodec>> ShardingCodec::Make(const Json& config,
-                                                                 const ChunkLayout& shard_layout,
+Result<std::shared_ptr<const ShardingCodec>> ShardingCodec::Make(const Json& config, const ChunkLayout& shard_layout,
                                                                  const CodecRegistry& registry) {
   const std::string what = "sharding_indexed configuration";
-  RETURN_IF_ERROR(
-      CheckObjectKeys(config, {"chunk_shape", "codecs", "index_codecs", "index_location"}, what));
+  RETURN_IF_ERROR(CheckObjectKeys(config, {"chunk_shape", "codecs", "index_codecs", "index_location"}, what));
   auto codec = std::make_shared<ShardingCodec>();
   codec->shard_layout_ = shard_layout;
   auto shape_it = config.find("chunk_shape");
-  if (shape_it == config.end() || !shape_it->is_array() ||
-      shape_it->size() != shard_layout.shape.size()) {
+  if (shape_it == config.end() || !shape_it->is_array() || shape_it->size() != shard_layout.shape.size()) {
     return CorruptionError(what + ": chunk_shape must list one extent per dimension");
   }
   codec->num_inner_chunks_ = 1;
@@ -89,8 +86,7 @@ Result<std::shared_ptr<const ShardingCodec>> ShardingCodec::Make(const Json& con
 
 Result<ByteRange> ShardingCodec::IndexRange(uint64_t shard_size) const {
   if (shard_size < encoded_index_size_) {
-    return CorruptionError("shard of " + std::to_string(shard_size) +
-                           " bytes is shorter than its index (" +
+    return CorruptionError("shard of " + std::to_string(shard_size) + " bytes is shorter than its index (" +
                            std::to_string(encoded_index_size_) + " bytes): truncated");
   }
   uint64_t offset = index_location_ == IndexLocation::kStart ? 0 : shard_size - encoded_index_size_;
@@ -109,8 +105,8 @@ Result<ShardIndex> ShardingCodec::IndexOfShard(ByteSpan shard) const {
 
 Result<ShardIndex> ShardingCodec::DecodeIndex(ByteSpan encoded_index, uint64_t shard_size) const {
   if (encoded_index.size() != encoded_index_size_) {
-    return CorruptionError("shard index has " + std::to_string(encoded_index.size()) +
-                           " bytes, expected " + std::to_string(encoded_index_size_));
+    return CorruptionError("shard index has " + std::to_string(encoded_index.size()) + " bytes, expected " +
+                           std::to_string(encoded_index_size_));
   }
   Bytes raw(index_codecs_->layout().num_bytes());
   Status st = index_codecs_->Decode(encoded_index, raw);
@@ -124,19 +120,18 @@ Result<ShardIndex> ShardingCodec::DecodeIndex(ByteSpan encoded_index, uint64_t s
     std::memcpy(&e.offset, &raw[16 * i], 8);
     std::memcpy(&e.nbytes, &raw[16 * i + 8], 8);
     if (e.empty()) continue;
-    if (e.offset == ShardIndexEntry::kEmpty || e.nbytes == ShardIndexEntry::kEmpty ||
-        e.offset + e.nbytes < e.offset || e.offset + e.nbytes > shard_size) {
-      return CorruptionError("shard index entry " + std::to_string(i) + " (offset " +
-                             std::to_string(e.offset) + ", nbytes " + std::to_string(e.nbytes) +
-                             ") points outside the shard of " + std::to_string(shard_size) +
-                             " bytes");
+    if (e.offset == ShardIndexEntry::kEmpty || e.nbytes == ShardIndexEntry::kEmpty || e.offset + e.nbytes < e.offset ||
+        e.offset + e.nbytes > shard_size) {
+      return CorruptionError("shard index entry " + std::to_string(i) + " (offset " + std::to_string(e.offset) +
+                             ", nbytes " + std::to_string(e.nbytes) + ") points outside the shard of " +
+                             std::to_string(shard_size) + " bytes");
     }
   }
   return index;
 }
 
-Result<std::optional<Bytes>> ShardingCodec::AssembleShard(
-    const std::vector<std::optional<Bytes>>& inner, bool keep_if_all_empty) const {
+Result<std::optional<Bytes>> ShardingCodec::AssembleShard(const std::vector<std::optional<Bytes>>& inner,
+                                                          bool keep_if_all_empty) const {
   if (inner.size() != num_inner_chunks_) return InternalError("wrong number of inner chunks");
   size_t data_bytes = 0;
   bool any = false;
@@ -178,8 +173,8 @@ Box ShardingCodec::InnerChunkBox(size_t linear) const {
 
 Result<std::optional<Bytes>> ShardingCodec::EncodeShard(ByteSpan decoded_shard) const {
   if (decoded_shard.size() != shard_layout_.num_bytes()) {
-    return InvalidArgumentError("shard buffer of " + std::to_string(decoded_shard.size()) +
-                                " bytes, expected " + std::to_string(shard_layout_.num_bytes()));
+    return InvalidArgumentError("shard buffer of " + std::to_string(decoded_shard.size()) + " bytes, expected " +
+                                std::to_string(shard_layout_.num_bytes()));
   }
   const Box shard_box{std::vector<int64_t>(shard_layout_.shape.size(), 0), shard_layout_.shape};
   const size_t item = DataTypeSize(shard_layout_.data_type);
@@ -207,13 +202,11 @@ Result<Bytes> ShardingCodec::Encode(const ChunkLayout& layout, ByteSpan decoded)
   ASSIGN_OR_RETURN(auto shard, EncodeShard(decoded));
   if (shard) return std::move(*shard);
   // An all-fill shard nested inside another chunk still needs bytes: an index of empties.
-  ASSIGN_OR_RETURN(auto index_only,
-                   AssembleShard(std::vector<std::optional<Bytes>>(num_inner_chunks_), true));
+  ASSIGN_OR_RETURN(auto index_only, AssembleShard(std::vector<std::optional<Bytes>>(num_inner_chunks_), true));
   return std::move(*index_only);
 }
 
-Status ShardingCodec::Decode(const ChunkLayout& layout, ByteSpan encoded,
-                             MutableByteSpan out) const {
+Status ShardingCodec::Decode(const ChunkLayout& layout, ByteSpan encoded, MutableByteSpan out) const {
   ASSIGN_OR_RETURN(ShardIndex index, IndexOfShard(encoded));
   const Box shard_box{std::vector<int64_t>(layout.shape.size(), 0), layout.shape};
   const size_t item = DataTypeSize(layout.data_type);
@@ -245,8 +238,7 @@ void RegisterShardingCodec(CodecRegistry& registry) {
   registry.Register("sharding_indexed",
                     CodecRegistry::ArrayToBytesFactory(
                         [](const Json& config, const ChunkLayout& layout,
-                           const CodecRegistry& registry)
-                            -> Result<std::shared_ptr<const ArrayToBytesCodec>> {
+                           const CodecRegistry& registry) -> Result<std::shared_ptr<const ArrayToBytesCodec>> {
                           ASSIGN_OR_RETURN(auto codec, ShardingCodec::Make(config, layout, registry));
                           return std::shared_ptr<const ArrayToBytesCodec>(codec);
                         }));

@@ -9,8 +9,8 @@
 
 #include <limits>
 #include <map>
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "store/box.h"
@@ -53,8 +53,8 @@ enum class IndexLocation { kStart, kEnd };
 // codec list (the sharding codec must stand alone there).
 struct ShardingSpec {
   std::vector<int64_t> inner_chunk_shape;
-  Json inner_codecs;                    // the inner chunks' codec list
-  bool index_checksum = true;           // index codecs [bytes, crc32c], else [bytes]
+  Json inner_codecs;           // the inner chunks' codec list
+  bool index_checksum = true;  // index codecs [bytes, crc32c], else [bytes]
   IndexLocation index_location = IndexLocation::kEnd;
   Json ToJson() const;
 };
@@ -62,8 +62,7 @@ struct ShardingSpec {
 class ShardingCodec final : public ArrayToBytesCodec {
  public:
   // `shard_layout` is the outer chunk (shard) layout.
-  static Result<std::shared_ptr<const ShardingCodec>> Make(const Json& configuration,
-                                                           const ChunkLayout& shard_layout,
+  static Result<std::shared_ptr<const ShardingCodec>> Make(const Json& configuration, const ChunkLayout& shard_layout,
                                                            const CodecRegistry& registry);
 
   const std::vector<int64_t>& inner_chunk_shape() const { return inner_chunk_shape_; }

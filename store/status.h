@@ -16,12 +16,12 @@ namespace cytonet {
 
 enum class StatusCode {
   kOk = 0,
-  kNotFound,          // a key, file or array that does not exist
-  kInvalidArgument,   // the caller asked for something malformed (bad key, bad box)
-  kCorruption,        // stored bytes or metadata that violate the format
-  kUnimplemented,     // a valid format feature this build does not support
-  kIOError,           // the operating system failed a read or write
-  kOutOfRange,        // a point or region outside what exists
+  kNotFound,         // a key, file or array that does not exist
+  kInvalidArgument,  // the caller asked for something malformed (bad key, bad box)
+  kCorruption,       // stored bytes or metadata that violate the format
+  kUnimplemented,    // a valid format feature this build does not support
+  kIOError,          // the operating system failed a read or write
+  kOutOfRange,       // a point or region outside what exists
   kFailedPrecondition,
   kInternal,
 };
@@ -51,18 +51,12 @@ class [[nodiscard]] Status {
 };
 
 inline Status NotFoundError(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status InvalidArgumentError(std::string m) {
-  return {StatusCode::kInvalidArgument, std::move(m)};
-}
+inline Status InvalidArgumentError(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
 inline Status CorruptionError(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
-inline Status UnimplementedError(std::string m) {
-  return {StatusCode::kUnimplemented, std::move(m)};
-}
+inline Status UnimplementedError(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status IOError(std::string m) { return {StatusCode::kIOError, std::move(m)}; }
 inline Status OutOfRangeError(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
-inline Status FailedPreconditionError(std::string m) {
-  return {StatusCode::kFailedPrecondition, std::move(m)};
-}
+inline Status FailedPreconditionError(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // An IOError whose message ends in strerror(errno_value).
@@ -71,12 +65,12 @@ Status ErrnoError(const std::string& what, int errno_value);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}               // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   template <typename U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Status>)
-  Result(U&& value) : value_(T(std::forward<U>(value))) {}   // NOLINT
-  Result(Status status) : value_(std::move(status)) {          // NOLINT
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Status>) Result(U&& value)
+      : value_(T(std::forward<U>(value))) {}           // NOLINT
+  Result(Status status) : value_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(value_).ok() && "Result built from an OK status");
   }
 
@@ -104,15 +98,14 @@ class [[nodiscard]] Result {
 #define CYTONET_CONCAT(a, b) CYTONET_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    ::cytonet::Status _st = (expr);             \
-    if (!_st.ok()) return _st;                  \
+#define RETURN_IF_ERROR(expr)       \
+  do {                              \
+    ::cytonet::Status _st = (expr); \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, FunctionReturningResult())`.
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(CYTONET_CONCAT(_result_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(CYTONET_CONCAT(_result_, __LINE__), lhs, expr)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \

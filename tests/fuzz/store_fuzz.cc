@@ -28,11 +28,12 @@ const CodecChain& CompressedChain(uint8_t which) {
   static const auto chains = [] {
     std::vector<std::shared_ptr<const CodecChain>> v;
     ChunkLayout layout{DataType::kUint16, {16, 16}};
-    for (const char* c : {R"({"name": "blosc", "configuration": {"cname": "zstd", "clevel": 3, "shuffle": "shuffle", "typesize": 2}})",
-                          R"({"name": "zstd", "configuration": {"level": 1}})",
-                          R"({"name": "gzip", "configuration": {"level": 1}})",
-                          R"({"name": "crc32c"})"}) {
-      Json codecs = Json::array({Json::parse(R"({"name": "bytes", "configuration": {"endian": "big"}})"), Json::parse(c)});
+    for (const char* c :
+         {R"({"name": "blosc", "configuration": {"cname": "zstd", "clevel": 3, "shuffle": "shuffle", "typesize": 2}})",
+          R"({"name": "zstd", "configuration": {"level": 1}})", R"({"name": "gzip", "configuration": {"level": 1}})",
+          R"({"name": "crc32c"})"}) {
+      Json codecs =
+          Json::array({Json::parse(R"({"name": "bytes", "configuration": {"endian": "big"}})"), Json::parse(c)});
       v.push_back(*CodecChain::FromJson(codecs, layout, BuiltinCodecRegistry()));
     }
     return v;

@@ -213,7 +213,8 @@ TEST(SlideFiles, TiledPyramidTiffRoundTripsThroughOurReader) {
   std::vector<uint8_t> tile(256 * 256);
   ASSERT_GT(TIFFReadEncodedTile(tif, 0, tile.data(), tmsize_t(tile.size())), 0);
   const auto level1 = ReferenceDownsample(image, h, w);
-  for (int r = 0; r < 256; ++r) ASSERT_TRUE(std::equal(tile.begin() + r * 256, tile.begin() + (r + 1) * 256, level1.begin() + r * 450));
+  for (int r = 0; r < 256; ++r)
+    ASSERT_TRUE(std::equal(tile.begin() + r * 256, tile.begin() + (r + 1) * 256, level1.begin() + r * 450));
   TIFFClose(tif);
   // Outside the image is a clear error.
   EXPECT_EQ(reader->ReadRegion(690, 0, 20, 10, part.data()).code(), StatusCode::kOutOfRange);
@@ -233,7 +234,8 @@ TEST(SlideFiles, StripedRgbTiffReadsAsLuma) {
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 7);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_LZW);
-  for (int64_t r = 0; r < h; ++r) ASSERT_EQ(TIFFWriteScanline(tif, const_cast<uint8_t*>(&rgb[r * w * 3]), uint32_t(r)), 1);
+  for (int64_t r = 0; r < h; ++r)
+    ASSERT_EQ(TIFFWriteScanline(tif, const_cast<uint8_t*>(&rgb[r * w * 3]), uint32_t(r)), 1);
   TIFFClose(tif);
   auto reader = testing::ValueOrDie(OpenSlideFile(path));
   const auto grey = ReadAll(*reader);
@@ -397,7 +399,8 @@ TEST(PyramidWriter, LevelsHoldTheImageAndItsTwoByTwoMeans) {
   auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore, "img", h, w, options));
   EXPECT_EQ(writer->num_levels(), 4);  // 1300 → 650 → 325 → 163 (fits a shard)
   EXPECT_EQ(writer->AppendRows(image.data(), 10, w).code(), StatusCode::kInvalidArgument);
-  for (int64_t y = 0; y < h; y += 64) ASSERT_OK(writer->AppendRows(&image[size_t(y * w)], std::min<int64_t>(64, h - y), w));
+  for (int64_t y = 0; y < h; y += 64)
+    ASSERT_OK(writer->AppendRows(&image[size_t(y * w)], std::min<int64_t>(64, h - y), w));
   ASSERT_OK(writer->FinishLevels());
   ASSERT_OK(writer->WriteGroup({{"note", 1}}));
 
@@ -468,7 +471,8 @@ TEST(StudyFile, ResolvesPathsAndRejectsBadEntries) {
                                                         {"brain": "B01", "section": "0001", "image": "b"}]})"),
         std::string(R"({"cytonet_study": 1, "sections": [{"brain": "../x", "section": "0001", "image": "a"}]})"),
         std::string(R"({"cytonet_study": 1, "sections": [{"brain": "B01", "section": "0001"}]})"),
-        std::string(R"({"cytonet_study": 1, "sections": [{"brain": "B01", "section": "1", "image": "a", "colour": 1}]})"),
+        std::string(
+            R"({"cytonet_study": 1, "sections": [{"brain": "B01", "section": "1", "image": "a", "colour": 1}]})"),
         std::string(R"({"cytonet_study": 1, "sections": [)")}) {
     std::ofstream(path) << text;
     auto bad = ReadStudy(path);
@@ -478,7 +482,8 @@ TEST(StudyFile, ResolvesPathsAndRejectsBadEntries) {
 }
 
 TEST(PointsCsv, ParsesByHeaderNameAndRejectsBadFieldsWithTheirLine) {
-  auto points = testing::ValueOrDie(ParsePointsCsv("y_px,extra,x_px,hemisphere,layer\n2.5,z,1.5,R,3\n7,z,nan,L,0\n", "p.csv"));
+  auto points =
+      testing::ValueOrDie(ParsePointsCsv("y_px,extra,x_px,hemisphere,layer\n2.5,z,1.5,R,3\n7,z,nan,L,0\n", "p.csv"));
   ASSERT_EQ(points.size(), 2u);
   EXPECT_EQ(points[0].x_px, 1.5);
   EXPECT_EQ(points[0].y_px, 2.5);
@@ -490,14 +495,14 @@ TEST(PointsCsv, ParsesByHeaderNameAndRejectsBadFieldsWithTheirLine) {
   auto crlf = testing::ValueOrDie(ParsePointsCsv("x_px,y_px,hemisphere\r\n1,2,L\r\n\r\n", "p.csv"));
   ASSERT_EQ(crlf.size(), 1u);
   EXPECT_EQ(crlf[0].hemisphere, 0);
-  for (const auto& [text, needle] : std::vector<std::pair<std::string, std::string>>{
-           {"x_px,y_px,layer\n1,2,3\n1,2,300\n", "line 3: layer '300'"},
-           {"x_px,y_px,area\n1,2,1.5\n", "line 2: area '1.5'"},
-           {"x_px,y_px,point_id\n1,2,-1\n", "line 2: point_id '-1'"},
-           {"x_px,y_px\n1,abc\n", "line 2: y_px 'abc'"},
-           {"x_px,y_px\n1\n", "line 2: 1 fields"},
-           {"x,y\n1,2\n", "needs x_px and y_px"},
-           {"", "empty file"}}) {
+  for (const auto& [text, needle] :
+       std::vector<std::pair<std::string, std::string>>{{"x_px,y_px,layer\n1,2,3\n1,2,300\n", "line 3: layer '300'"},
+                                                        {"x_px,y_px,area\n1,2,1.5\n", "line 2: area '1.5'"},
+                                                        {"x_px,y_px,point_id\n1,2,-1\n", "line 2: point_id '-1'"},
+                                                        {"x_px,y_px\n1,abc\n", "line 2: y_px 'abc'"},
+                                                        {"x_px,y_px\n1\n", "line 2: 1 fields"},
+                                                        {"x,y\n1,2\n", "needs x_px and y_px"},
+                                                        {"", "empty file"}}) {
     auto bad = ParsePointsCsv(text, "p.csv");
     ASSERT_FALSE(bad.ok()) << text;
     EXPECT_NE(bad.status().message().find(needle), std::string::npos) << bad.status().ToString();
@@ -576,8 +581,7 @@ TEST_F(SectionIngest, FailuresNameTheInputAndLeaveTheSectionIncomplete) {
   study.sections = {missing, wrong_size, no_pixel_size};
   ASSERT_OK(FinalizeDataset(*kvstore_, study));
   auto root = testing::ValueOrDie(ReadNode(*kvstore_, ""));
-  EXPECT_EQ(root.attributes["cytonet"]["brains"],
-            Json::parse(R"([{"name": "B01", "sections": ["0004"]}])"));
+  EXPECT_EQ(root.attributes["cytonet"]["brains"], Json::parse(R"([{"name": "B01", "sections": ["0004"]}])"));
 }
 
 TEST_F(SectionIngest, RedoingASectionRemovesWhatAnInterruptedRunLeft) {

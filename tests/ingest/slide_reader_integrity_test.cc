@@ -35,13 +35,13 @@ bool Contains(const std::string& text, const std::string& part) { return text.fi
 
 struct TiffLayout {
   int64_t width = 0, height = 0;
-  int samples = 1;                 // 1 grey, 3 RGB
-  uint32_t tile = 0;               // tile side; 0: striped
-  uint32_t rows_per_strip = 16;    // when striped
+  int samples = 1;               // 1 grey, 3 RGB
+  uint32_t tile = 0;             // tile side; 0: striped
+  uint32_t rows_per_strip = 16;  // when striped
   uint16_t compression = COMPRESSION_NONE;
-  std::string description;         // ImageDescription, when not empty
-  float xres = 0;                  // XResolution (and YResolution), when > 0
-  int resolution_unit = -1;        // ResolutionUnit, when >= 0
+  std::string description;   // ImageDescription, when not empty
+  float xres = 0;            // XResolution (and YResolution), when > 0
+  int resolution_unit = -1;  // ResolutionUnit, when >= 0
 };
 
 std::vector<uint8_t> Pattern(const TiffLayout& l) {
@@ -238,7 +238,8 @@ TEST(TiffIntegrity, MessagesStayWithTheirHandleAcrossThreads) {
       for (int i = 0; i < 12; ++i) {
         if ((t + i) % 2 == 0) {
           auto bad = OpenSlideFile(damaged, {SlideFormat::kTiff});
-          if (bad.ok() || !Contains(bad.status().message(), damaged) || !Contains(bad.status().message(), "TileOffsets")) {
+          if (bad.ok() || !Contains(bad.status().message(), damaged) ||
+              !Contains(bad.status().message(), "TileOffsets")) {
             ++wrong_opens;
           }
         } else {

@@ -1,5 +1,7 @@
 // Unit tests of loader/: counter-based randomness, the sampler, augmentation draws and
 // patch geometry.
+#include "loader/loader.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +16,6 @@
 #include "ingest/pyramid_writer.h"
 #include "loader/augmentation.h"
 #include "loader/counter_rng.h"
-#include "loader/loader.h"
 #include "loader/patch_reader.h"
 #include "loader/sampler.h"
 #include "loader/warp.h"
@@ -119,14 +120,16 @@ TEST(Sampler, ResumingAtAStepGivesTheBatchesOfAnUninterruptedRunWhateverTheThrea
   const Sampler sampler = *Sampler::Make(rows, {9, 16, 1, 2});
   std::vector<std::vector<SampleRef>> uninterrupted;
   const auto order = sampler.EpochOrder(5);
-  for (int64_t step = 0; step < sampler.steps_per_epoch(); ++step) uninterrupted.push_back(sampler.Batch(5, step, &order));
+  for (int64_t step = 0; step < sampler.steps_per_epoch(); ++step)
+    uninterrupted.push_back(sampler.Batch(5, step, &order));
   // A fresh sampler (a restarted job) asked for step 7 directly, from several threads.
   const Sampler restarted = *Sampler::Make(rows, {9, 16, 1, 2});
   std::vector<std::vector<SampleRef>> resumed(size_t(restarted.steps_per_epoch()));
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&, t] {
-      for (int64_t step = 7 + t; step < restarted.steps_per_epoch(); step += 3) resumed[size_t(step)] = restarted.Batch(5, step);
+      for (int64_t step = 7 + t; step < restarted.steps_per_epoch(); step += 3)
+        resumed[size_t(step)] = restarted.Batch(5, step);
     });
   }
   for (auto& th : threads) th.join();
@@ -137,7 +140,7 @@ TEST(Sampler, ResumingAtAStepGivesTheBatchesOfAnUninterruptedRunWhateverTheThrea
     }
   }
   EXPECT_FALSE(Sampler::Make(std::vector<int64_t>(10), {1, 16, 0, 1}).ok());  // fewer rows than a batch
-  EXPECT_FALSE(Sampler::Make(rows, {1, 16, 2, 2}).ok());                     // rank out of range
+  EXPECT_FALSE(Sampler::Make(rows, {1, 16, 2, 2}).ok());                      // rank out of range
 }
 
 TEST(Augmentation, ParametersStayInsideThePapersRanges) {
@@ -202,9 +205,11 @@ TEST(Warp, FastKernelEqualsOpenCVBitForBit) {
     const int size = 1 + int(rng.Uniform(draw++) * 70);
     std::vector<uint8_t> source(size_t(width * height) + kWarpSourcePadding);
     for (size_t i = 0; i < source.size(); ++i) source[i] = uint8_t(rng.Bits(draw++));
-    const double theta = rng.Uniform(draw++, -std::numbers::pi, std::numbers::pi), m = rng.Uniform(draw++) < 0.5 ? -1 : 1;
+    const double theta = rng.Uniform(draw++, -std::numbers::pi, std::numbers::pi),
+                 m = rng.Uniform(draw++) < 0.5 ? -1 : 1;
     // Centre anywhere from well outside to the middle of the source.
-    const double cx = rng.Uniform(draw++, -20, width + 20), cy = rng.Uniform(draw++, -20, height + 20), h = (size - 1) / 2.0;
+    const double cx = rng.Uniform(draw++, -20, width + 20), cy = rng.Uniform(draw++, -20, height + 20),
+                 h = (size - 1) / 2.0;
     const double a = std::cos(theta), b = -std::sin(theta) * m, c = std::sin(theta), d = std::cos(theta) * m;
     const std::array<double, 6> map = {a, b, cx - (a + b) * h, c, d, cy - (c + d) * h};
     const GreyView view{source.data(), width, height, width};
@@ -216,10 +221,12 @@ TEST(Warp, FastKernelEqualsOpenCVBitForBit) {
       WarpAffineBilinearOpenCV(view, map, fill, table, size, reference.data());
       size_t first = 0;
       while (first < fast.size() && fast[first] == reference[first]) ++first;
-      ASSERT_EQ(fast, reference) << "first difference at (" << first % size_t(size) << ", " << first / size_t(size) << "): "
-                                 << int(fast[first < fast.size() ? first : 0]) << " vs " << int(reference[first < fast.size() ? first : 0])
-                                 << ", fill " << int(fill) << "; trial " << trial << ": " << width << "×" << height << " source, size " << size
-                                 << ", θ " << theta << ", centre (" << cx << ", " << cy << ")" << (table ? ", gamma" : "");
+      ASSERT_EQ(fast, reference) << "first difference at (" << first % size_t(size) << ", " << first / size_t(size)
+                                 << "): " << int(fast[first < fast.size() ? first : 0]) << " vs "
+                                 << int(reference[first < fast.size() ? first : 0]) << ", fill " << int(fill)
+                                 << "; trial " << trial << ": " << width << "×" << height << " source, size " << size
+                                 << ", θ " << theta << ", centre (" << cx << ", " << cy << ")"
+                                 << (table ? ", gamma" : "");
     }
   }
 }
@@ -231,13 +238,15 @@ class PatchGeometry : public ::testing::Test {
     kvstore_ = NewMemoryKvStore();
     image_.resize(size_t(kHeight * kWidth));
     for (int64_t y = 0; y < kHeight; ++y) {
-      for (int64_t x = 0; x < kWidth; ++x) image_[size_t(y * kWidth + x)] = uint8_t((x * 7 + y * 13 + (x * y) % 11) % 250);
+      for (int64_t x = 0; x < kWidth; ++x)
+        image_[size_t(y * kWidth + x)] = uint8_t((x * 7 + y * 13 + (x * y) % 11) % 250);
     }
     PyramidOptions options;
     options.shard_size = 256;
     options.chunk_size = 64;
     auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore_, "sections/B1/0001", kHeight, kWidth, options));
-    for (int64_t y = 0; y < kHeight; y += 64) ASSERT_OK(writer->AppendRows(&image_[size_t(y * kWidth)], std::min<int64_t>(64, kHeight - y), kWidth));
+    for (int64_t y = 0; y < kHeight; y += 64)
+      ASSERT_OK(writer->AppendRows(&image_[size_t(y * kWidth)], std::min<int64_t>(64, kHeight - y), kWidth));
     ASSERT_OK(writer->FinishLevels());
     // The manifest ingest writes, with the level records readers check shards against.
     Json levels = Json::array();
@@ -327,7 +336,8 @@ TEST_F(PatchGeometry, LevelsSampleTheCoarserImageAroundTheSameCentre) {
   // Level-1 pixel i covers level-0 pixels 2i and 2i+1, so level-0 centre (199.5, 99.5) is
   // level-1 (99.5, 49.5); with h = 7.5 the crop's top-left is (92, 42).
   auto level1 = testing::ValueOrDie(reader_->Read(PatchRequest{"B1", "0001", 1, 199.5, 99.5, 16, {}}));
-  const MultiscaleImage image = testing::ValueOrDie(OpenMultiscaleImage(kvstore_, "sections/B1/0001", std::make_shared<StoreContext>()));
+  const MultiscaleImage image =
+      testing::ValueOrDie(OpenMultiscaleImage(kvstore_, "sections/B1/0001", std::make_shared<StoreContext>()));
   auto expected = testing::ValueOrDie(image.levels[1]->Read(Box{{42, 92}, {16, 16}}));
   EXPECT_EQ(level1, expected);
 }

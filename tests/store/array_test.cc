@@ -1,4 +1,6 @@
 // Region reads and writes of sharded and unsharded arrays, caches, and corrupt shards.
+#include "store/array.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -7,7 +9,6 @@
 #include <random>
 #include <thread>
 
-#include "store/array.h"
 #include "store/buffer_pool.h"
 #include "store/group.h"
 #include "store/kvstore_wrappers.h"
@@ -75,9 +76,9 @@ TEST_P(ArrayRoundTrip, RegionsReadBackWhatWasWritten) {
   ASSERT_OK(array->Write(array->domain(), ref.data));
 
   auto reopened = ValueOrDie(ZarrArray::Open(kv, "img/0", context));
-  for (const Box& box : {Box{{0, 0}, {300, 500}}, Box{{17, 33}, {100, 211}}, Box{{250, 450}, {100, 100}},
-                         Box{{-20, -30}, {50, 60}}, Box{{400, 600}, {10, 10}}, Box{{5, 5}, {1, 1}},
-                         Box{{0, 0}, {0, 7}}}) {
+  for (const Box& box :
+       {Box{{0, 0}, {300, 500}}, Box{{17, 33}, {100, 211}}, Box{{250, 450}, {100, 100}}, Box{{-20, -30}, {50, 60}},
+        Box{{400, 600}, {10, 10}}, Box{{5, 5}, {1, 1}}, Box{{0, 0}, {0, 7}}}) {
     ExpectRegion(*reopened, ref, box);
   }
   // The background band leaves the first column of chunks (shards) unstored.
@@ -89,7 +90,8 @@ TEST_P(ArrayRoundTrip, PartialWritesMergeIntoExistingChunks) {
   auto kv = NewMemoryKvStore();
   auto context = std::make_shared<StoreContext>();
   const Layout& layout = GetParam();
-  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({300, 500}, {128, 128}, layout.inner, layout.index_location), context));
+  auto array = ValueOrDie(
+      ZarrArray::Create(kv, "", Uint8Metadata({300, 500}, {128, 128}, layout.inner, layout.index_location), context));
   Reference ref = MakeReference(300, 500);
   ASSERT_OK(array->Write(array->domain(), ref.data));
   Box patch{{100, 100}, {50, 70}};
@@ -111,7 +113,8 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ArrayRoundTrip,
 TEST(ShardedArray, IndexCachedAndRangesCoalesced) {
   auto metrics = std::make_shared<MetricsKvStore>(NewMemoryKvStore());
   auto context = std::make_shared<StoreContext>();
-  auto array = ValueOrDie(ZarrArray::Create(metrics, "a", Uint8Metadata({512, 512}, {512, 512}, std::vector<int64_t>{64, 64}), context));
+  auto array = ValueOrDie(
+      ZarrArray::Create(metrics, "a", Uint8Metadata({512, 512}, {512, 512}, std::vector<int64_t>{64, 64}), context));
   Bytes data = testing::PatternBytes(512 * 512, 5);
   ASSERT_OK(array->Write(array->domain(), data));
   metrics->Reset();
@@ -132,8 +135,9 @@ TEST(ShardedArray, CoalescingStopsAtTheConfiguredGap) {
     auto metrics = std::make_shared<MetricsKvStore>(NewMemoryKvStore());
     StoreContextOptions options;
     options.coalesce_gap_bytes = limit;
-    auto array = ValueOrDie(ZarrArray::Create(metrics, "a", Uint8Metadata({64, 192}, {64, 192}, std::vector<int64_t>{64, 64}),
-                                              std::make_shared<StoreContext>(options)));
+    auto array =
+        ValueOrDie(ZarrArray::Create(metrics, "a", Uint8Metadata({64, 192}, {64, 192}, std::vector<int64_t>{64, 64}),
+                                     std::make_shared<StoreContext>(options)));
     // Noise (1…255, never the fill value): the middle inner chunk is ~4 KiB between the others.
     std::mt19937 rng(3);
     Bytes noise(64 * 192);
@@ -154,7 +158,8 @@ TEST(ShardedArray, CoalescingStopsAtTheConfiguredGap) {
 
 TEST(ShardedArray, AShardRewrittenToAllFillIsErased) {
   auto kv = NewMemoryKvStore();
-  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{64, 64}), std::make_shared<StoreContext>()));
+  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{64, 64}),
+                                            std::make_shared<StoreContext>()));
   ASSERT_OK(array->Write(array->domain(), Bytes(256 * 256, 5)));
   EXPECT_EQ(kv->List("c/")->size(), 4u);
   ASSERT_OK(array->Write(Box{{128, 0}, {128, 128}}, Bytes(128 * 128, 0)));  // shard (1, 0) back to the fill value
@@ -164,7 +169,8 @@ TEST(ShardedArray, AShardRewrittenToAllFillIsErased) {
 
 TEST(ShardedArray, AllEmptyShardIsNotStored) {
   auto kv = NewMemoryKvStore();
-  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{64, 64}), std::make_shared<StoreContext>()));
+  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{64, 64}),
+                                            std::make_shared<StoreContext>()));
   Bytes data(256 * 256, 0);
   data[200 * 256 + 200] = 9;  // only shard (1,1) holds anything
   ASSERT_OK(array->Write(array->domain(), data));
@@ -180,13 +186,15 @@ std::shared_ptr<StoreContext> ContextWithChunkCache(size_t bytes) {
 TEST(ShardedArray, ConcurrentReadersAgree) {
   auto kv = NewMemoryKvStore();
   auto context = ContextWithChunkCache(1 << 20);
-  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({300, 500}, {128, 128}, std::vector<int64_t>{32, 32}), context));
+  auto array = ValueOrDie(
+      ZarrArray::Create(kv, "", Uint8Metadata({300, 500}, {128, 128}, std::vector<int64_t>{32, 32}), context));
   Reference ref = MakeReference(300, 500);
   ASSERT_OK(array->Write(array->domain(), ref.data));
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 20; ++i) ExpectRegion(*array, ref, Box{{(t * 37 + i * 11) % 250, (t * 53 + i * 29) % 400}, {61, 97}});
+      for (int i = 0; i < 20; ++i)
+        ExpectRegion(*array, ref, Box{{(t * 37 + i * 11) % 250, (t * 53 + i * 29) % 400}, {61, 97}});
     });
   }
   for (auto& th : threads) th.join();
@@ -196,7 +204,8 @@ TEST(ShardedArray, ConcurrentReadersAgree) {
 TEST(ShardedArray, ReadsAfterAWriteSeeTheNewData) {
   auto kv = NewMemoryKvStore();
   auto context = ContextWithChunkCache(8 << 20);
-  auto array = ValueOrDie(ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
+  auto array = ValueOrDie(
+      ZarrArray::Create(kv, "", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
   ASSERT_OK(array->Write(array->domain(), Bytes(256 * 256, 7)));
   EXPECT_EQ((*array->Read(Box{{0, 0}, {64, 64}}))[100], 7);  // now cached
   ASSERT_OK(array->Write(Box{{0, 0}, {128, 128}}, Bytes(128 * 128, 9)));
@@ -211,7 +220,8 @@ TEST(LruCache, InsertAfterAnEraseIsDropped) {
   EXPECT_EQ(cache.Find("k"), nullptr);
   cache.Insert("k", std::make_shared<Bytes>(10), 10, cache.generation());
   EXPECT_NE(cache.Find("k"), nullptr);
-  for (int i = 0; i < 200; ++i) cache.Insert("k" + std::to_string(i), std::make_shared<Bytes>(8192), 8192, cache.generation());
+  for (int i = 0; i < 200; ++i)
+    cache.Insert("k" + std::to_string(i), std::make_shared<Bytes>(8192), 8192, cache.generation());
   EXPECT_LE(cache.used_bytes(), size_t{1} << 20);  // the budget holds
 }
 
@@ -249,7 +259,8 @@ TEST(BufferPool, EvictedBuffersAreReusedUpToTheBound) {
 TEST(ShardedArray, TwoOpensOfOneArrayShareCachedChunksAndInvalidations) {
   auto kv = NewMemoryKvStore();
   auto context = ContextWithChunkCache(8 << 20);
-  auto writer = ValueOrDie(ZarrArray::Create(kv, "a", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
+  auto writer = ValueOrDie(
+      ZarrArray::Create(kv, "a", Uint8Metadata({256, 256}, {128, 128}, std::vector<int64_t>{32, 32}), context));
   ASSERT_OK(writer->Write(writer->domain(), Bytes(256 * 256, 7)));
   auto reader = ValueOrDie(ZarrArray::Open(kv, "a", context));
   EXPECT_EQ((*reader->Read(Box{{0, 0}, {64, 64}}))[100], 7);
@@ -266,15 +277,14 @@ class CorruptShard : public ::testing::Test {
  protected:
   void SetUp() override {
     kv_ = ValueOrDie(OpenFileKvStore(dir_.path(), true));
-    array_ = ValueOrDie(ZarrArray::Create(kv_, "a", Uint8Metadata({256, 256}, {256, 256}, std::vector<int64_t>{64, 64}), std::make_shared<StoreContext>()));
+    array_ = ValueOrDie(ZarrArray::Create(kv_, "a", Uint8Metadata({256, 256}, {256, 256}, std::vector<int64_t>{64, 64}),
+                                          std::make_shared<StoreContext>()));
     ASSERT_OK(array_->Write(array_->domain(), testing::PatternBytes(256 * 256, 3)));
     shard_path_ = dir_.path() + "/a/c/0/0";
     std::ifstream in(shard_path_, std::ios::binary);
     bytes_.assign(std::istreambuf_iterator<char>(in), {});
   }
-  void Rewrite(const std::string& bytes) {
-    std::ofstream(shard_path_, std::ios::binary | std::ios::trunc) << bytes;
-  }
+  void Rewrite(const std::string& bytes) { std::ofstream(shard_path_, std::ios::binary | std::ios::trunc) << bytes; }
   Status ReadAll() {
     // A fresh store and context, so neither a cached descriptor nor a cached index is used.
     auto kv = ValueOrDie(OpenFileKvStore(dir_.path(), false));
@@ -331,7 +341,8 @@ TEST_F(CorruptShard, DamagedInnerChunk) {
 TEST(CorruptMetadata, WrongDataTypeForStoredChunks) {
   testing::TempDir dir;
   auto kv = ValueOrDie(OpenFileKvStore(dir.path(), true));
-  auto array = ValueOrDie(ZarrArray::Create(kv, "a", Uint8Metadata({64, 64}, {64, 64}, std::vector<int64_t>{32, 32}), std::make_shared<StoreContext>()));
+  auto array = ValueOrDie(ZarrArray::Create(kv, "a", Uint8Metadata({64, 64}, {64, 64}, std::vector<int64_t>{32, 32}),
+                                            std::make_shared<StoreContext>()));
   ASSERT_OK(array->Write(array->domain(), testing::PatternBytes(64 * 64, 2)));
   // Someone edits the metadata to uint16: the stored chunks decode to half the bytes.
   Json json = ToJsonV3(array->metadata());
@@ -389,7 +400,8 @@ TEST(OmeZarr, PyramidMetadataRoundTrip) {
   EXPECT_DOUBLE_EQ(ms.levels[2].translation[1], 1.5);  // (2^2 - 1) / 2 µm
   ASSERT_OK(WriteMultiscaleGroup(*kv, "img", ms, {{"cytonet", {{"brain", "b01"}}}}));
   for (int k = 0; k < 3; ++k) {
-    ASSERT_OK(ZarrArray::Create(kv, "img/" + std::to_string(k), Uint8Metadata({64 >> k, 64 >> k}, {16, 16}), context).status());
+    ASSERT_OK(ZarrArray::Create(kv, "img/" + std::to_string(k), Uint8Metadata({64 >> k, 64 >> k}, {16, 16}), context)
+                  .status());
   }
   auto image = ValueOrDie(OpenMultiscaleImage(kv, "img", context));
   EXPECT_EQ(image.multiscale.version, "0.5");
@@ -399,7 +411,8 @@ TEST(OmeZarr, PyramidMetadataRoundTrip) {
 }
 
 TEST(OmeZarr, Reads04Attributes) {
-  Json attrs = Json::parse(R"({"multiscales": [{"version": "0.4", "axes": [{"name": "y", "type": "space", "unit": "micrometer"}, {"name": "x", "type": "space", "unit": "micrometer"}],
+  Json attrs = Json::parse(
+      R"({"multiscales": [{"version": "0.4", "axes": [{"name": "y", "type": "space", "unit": "micrometer"}, {"name": "x", "type": "space", "unit": "micrometer"}],
      "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0.5, 0.5]}]}]}]})");
   auto ms = ParseMultiscale(attrs, "g");
   ASSERT_OK(ms.status());

@@ -1,10 +1,11 @@
 // Round trips and corruption handling of every codec and of codec chains.
+#include "store/codec.h"
+
 #include <blosc.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "store/codec.h"
 #include "tests/store/test_util.h"
 
 namespace cytonet {
@@ -48,17 +49,34 @@ INSTANTIATE_TEST_SUITE_P(
     Codecs, ChainRoundTrip,
     ::testing::Values(
         ChainCase{"bytes", Json::array({{{"name", "bytes"}}}), DataType::kUint8},
-        ChainCase{"bytes_big_u16", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "big"}}}}}), DataType::kUint16},
-        ChainCase{"transpose_f32", Json::array({{{"name", "transpose"}, {"configuration", {{"order", {1, 0}}}}},
-                                                {{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}}), DataType::kFloat32},
+        ChainCase{"bytes_big_u16", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "big"}}}}}),
+                  DataType::kUint16},
+        ChainCase{"transpose_f32",
+                  Json::array({{{"name", "transpose"}, {"configuration", {{"order", {1, 0}}}}},
+                               {{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}}),
+                  DataType::kFloat32},
         ChainCase{"blosc_lz4_bit", Json::array({{{"name", "bytes"}}, Blosc("lz4", "bitshuffle")}), DataType::kUint8},
         ChainCase{"blosc_lz4hc", Json::array({{{"name", "bytes"}}, Blosc("lz4hc", "noshuffle")}), DataType::kUint8},
         ChainCase{"blosc_blosclz", Json::array({{{"name", "bytes"}}, Blosc("blosclz", "shuffle")}), DataType::kUint8},
-        ChainCase{"blosc_zstd_i32", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, Blosc("zstd", "shuffle", 4)}), DataType::kInt32},
-        ChainCase{"blosc_zlib_f64", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, Blosc("zlib", "shuffle", 8)}), DataType::kFloat64},
-        ChainCase{"zstd", Json::array({{{"name", "bytes"}}, {{"name", "zstd"}, {"configuration", {{"level", 3}, {"checksum", true}}}}}), DataType::kUint8},
-        ChainCase{"gzip", Json::array({{{"name", "bytes"}}, {{"name", "gzip"}, {"configuration", {{"level", 5}}}}}), DataType::kUint8},
-        ChainCase{"zstd_crc32c", Json::array({{{"name", "bytes"}}, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}, {{"name", "crc32c"}}}), DataType::kUint8}),
+        ChainCase{
+            "blosc_zstd_i32",
+            Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, Blosc("zstd", "shuffle", 4)}),
+            DataType::kInt32},
+        ChainCase{
+            "blosc_zlib_f64",
+            Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, Blosc("zlib", "shuffle", 8)}),
+            DataType::kFloat64},
+        ChainCase{"zstd",
+                  Json::array({{{"name", "bytes"}},
+                               {{"name", "zstd"}, {"configuration", {{"level", 3}, {"checksum", true}}}}}),
+                  DataType::kUint8},
+        ChainCase{"gzip", Json::array({{{"name", "bytes"}}, {{"name", "gzip"}, {"configuration", {{"level", 5}}}}}),
+                  DataType::kUint8},
+        ChainCase{"zstd_crc32c",
+                  Json::array({{{"name", "bytes"}},
+                               {{"name", "zstd"}, {"configuration", {{"level", 1}}}},
+                               {{"name", "crc32c"}}}),
+                  DataType::kUint8}),
     [](const auto& info) { return info.param.name; });
 
 // Found in review: nested sharding re-enters the shard encoder on the same thread.
@@ -67,14 +85,17 @@ TEST(ShardingCodec, NestedShardsRoundTrip) {
                       {"configuration",
                        {{"chunk_shape", {8, 8}},
                         {"codecs", Json::array({{{"name", "bytes"}}, Blosc("lz4", "noshuffle")})},
-                        {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}})},
+                        {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                                                      {{"name", "crc32c"}}})},
                         {"index_location", "start"}}}};
-  Json outer = Json::array({{{"name", "sharding_indexed"},
-                             {"configuration",
-                              {{"chunk_shape", {32, 32}},
-                               {"codecs", Json::array({inner_shard})},
-                               {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}})},
-                               {"index_location", "end"}}}}});
+  Json outer = Json::array(
+      {{{"name", "sharding_indexed"},
+        {"configuration",
+         {{"chunk_shape", {32, 32}},
+          {"codecs", Json::array({inner_shard})},
+          {"index_codecs",
+           Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}})},
+          {"index_location", "end"}}}}});
   ChunkLayout layout{DataType::kUint8, {128, 128}};
   auto chain = Chain(outer, layout);
   Bytes input = testing::PatternBytes(layout.num_bytes(), 11);
@@ -92,11 +113,13 @@ TEST(CodecChain, DecodePartEqualsSliceOfWholeDecode) {
   const Json bytes_le = {{"name", "bytes"}, {"configuration", {{"endian", "little"}}}};
   Json small_blocks = Blosc("lz4", "bitshuffle", 2);
   small_blocks["configuration"]["blocksize"] = 8192;  // many blocks per chunk
-  for (const Json& codecs : {Json::array({bytes_le, small_blocks}), Json::array({bytes_le, Blosc("zstd", "shuffle", 2)}),
-                             Json::array({bytes_le, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}})}) {
+  for (const Json& codecs :
+       {Json::array({bytes_le, small_blocks}), Json::array({bytes_le, Blosc("zstd", "shuffle", 2)}),
+        Json::array({bytes_le, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}})}) {
     auto chain = Chain(codecs, layout);
     Bytes encoded = *chain->Encode(input);
-    for (auto [offset, size] : {std::pair<size_t, size_t>{0, 400}, {400 * 17, 400 * 50}, {400 * 299, 400}, {8190, 8196}, {0, 120000}}) {
+    for (auto [offset, size] :
+         {std::pair<size_t, size_t>{0, 400}, {400 * 17, 400 * 50}, {400 * 299, 400}, {8190, 8196}, {0, 120000}}) {
       Bytes part(size);
       ASSERT_OK(chain->DecodePart(encoded, offset, part));
       EXPECT_TRUE(std::equal(part.begin(), part.end(), input.begin() + offset)) << codecs.dump() << " @" << offset;
@@ -112,7 +135,8 @@ TEST(CodecChain, DecodePartEqualsSliceOfWholeDecode) {
 
 TEST(TransposeCodec, EncodedLayoutIsTransposed) {
   ChunkLayout layout{DataType::kUint8, {2, 3}};
-  auto chain = Chain(Json::array({{{"name", "transpose"}, {"configuration", {{"order", {1, 0}}}}}, {{"name", "bytes"}}}), layout);
+  auto chain = Chain(
+      Json::array({{{"name", "transpose"}, {"configuration", {{"order", {1, 0}}}}}, {{"name", "bytes"}}}), layout);
   Bytes input = {1, 2, 3, 4, 5, 6};
   EXPECT_EQ(*chain->Encode(input), (Bytes{1, 4, 2, 5, 3, 6}));
 }
@@ -126,8 +150,9 @@ TEST(CodecChain, RejectsBadLists) {
   EXPECT_EQ(reg(Json::array({{{"name", "rot13"}}})).code(), StatusCode::kUnimplemented);
   EXPECT_EQ(reg(Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}, {"extra", 1}}}}})).code(),
             StatusCode::kCorruption);
-  auto bad_blosc = reg(Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-                                    {{"name", "blosc"}, {"configuration", {{"cname", "lz5"}, {"clevel", 5}, {"shuffle", "noshuffle"}}}}}));
+  auto bad_blosc = reg(Json::array(
+      {{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+       {{"name", "blosc"}, {"configuration", {{"cname", "lz5"}, {"clevel", 5}, {"shuffle", "noshuffle"}}}}}));
   EXPECT_EQ(bad_blosc.code(), StatusCode::kCorruption);
   EXPECT_NE(bad_blosc.message().find("lz5"), std::string::npos);
 }
@@ -146,8 +171,7 @@ class CorruptInput : public ::testing::Test {
 };
 
 TEST_F(CorruptInput, BadCrc32c) {
-  Status st = DecodeWith(Json::array({{{"name", "bytes"}}, {{"name", "crc32c"}}}),
-                         [](Bytes& b) { b[10] ^= 1; });
+  Status st = DecodeWith(Json::array({{{"name", "bytes"}}, {{"name", "crc32c"}}}), [](Bytes& b) { b[10] ^= 1; });
   EXPECT_EQ(st.code(), StatusCode::kCorruption);
   EXPECT_NE(st.message().find("crc32c mismatch"), std::string::npos);
 }
@@ -168,8 +192,9 @@ TEST_F(CorruptInput, BloscFrameSizeDisagrees) {
 }
 
 TEST_F(CorruptInput, BloscGarbageHeader) {
-  Status st = DecodeWith(Json::array({{{"name", "bytes"}}, Blosc("lz4", "noshuffle")}),
-                         [](Bytes& b) { for (size_t i = 0; i < 16; ++i) b[i] = 0xAB; });
+  Status st = DecodeWith(Json::array({{{"name", "bytes"}}, Blosc("lz4", "noshuffle")}), [](Bytes& b) {
+    for (size_t i = 0; i < 16; ++i) b[i] = 0xAB;
+  });
   EXPECT_EQ(st.code(), StatusCode::kCorruption);
 }
 
@@ -182,7 +207,8 @@ TEST_F(CorruptInput, TruncatedZstdAndGzip) {
 }
 
 TEST_F(CorruptInput, WrongDecodedSize) {
-  auto chain = Chain(Json::array({{{"name", "bytes"}}, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}}), layout_);
+  auto chain =
+      Chain(Json::array({{{"name", "bytes"}}, {{"name", "zstd"}, {"configuration", {{"level", 1}}}}}), layout_);
   ChunkLayout smaller{DataType::kUint8, {32, 64}};
   Bytes encoded = *Chain(chain->ToJson(), smaller)->Encode(testing::PatternBytes(32 * 64, 1));
   Bytes out(layout_.num_bytes());

@@ -1,11 +1,12 @@
 // One conformance suite for every KvStore implementation, plus file-store specifics.
+#include "store/kvstore.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <thread>
 
-#include "store/kvstore.h"
 #include "store/kvstore_wrappers.h"
 #include "tests/store/test_util.h"
 
@@ -83,7 +84,7 @@ TEST_P(KvStoreConformance, EraseTreeRemovesOneSubtreeOnly) {
   ASSERT_OK(store_->Put("s/a/zarr.json", AsBytes("a")));
   ASSERT_OK(store_->Put("s/a/0/c/0/0", AsBytes("b")));
   ASSERT_OK(store_->Put("s/ab/zarr.json", AsBytes("c")));  // shares the string prefix only
-  ASSERT_OK(store_->Get("s/a/0/c/0/0").status());            // cached handle must not survive
+  ASSERT_OK(store_->Get("s/a/0/c/0/0").status());          // cached handle must not survive
   ASSERT_OK(store_->EraseTree("s/a"));
   EXPECT_EQ(*store_->List("s/"), (std::vector<std::string>{"s/ab/zarr.json"}));
   EXPECT_FALSE(store_->Get("s/a/0/c/0/0")->has_value());
@@ -211,8 +212,7 @@ TEST(FaultInjectingKvStore, FailsAndCorruptsByRule) {
   EXPECT_EQ(faulty->Put("a/shard", AsBytes("zzz")).code(), StatusCode::kIOError);
   EXPECT_EQ(AsStringView(**faulty->Get("a/shard")), "abcdef");  // old value kept
   ASSERT_OK(faulty->Put("a/shard", AsBytes("ghijkl")));         // rule used up
-  faulty->AddRule({FaultInjectingKvStore::Operation::kRead, "shard", Status(),
-                   [](Bytes& b) { b[0] ^= 0xFF; }, -1});
+  faulty->AddRule({FaultInjectingKvStore::Operation::kRead, "shard", Status(), [](Bytes& b) { b[0] ^= 0xFF; }, -1});
   EXPECT_NE(AsStringView(**faulty->Get("a/shard")), "ghijkl");
 }
 

@@ -1,8 +1,9 @@
 // Strict Zarr v3/v2 metadata parsing and writing.
+#include "store/metadata.h"
+
 #include <cmath>
 #include <cstring>
 
-#include "store/metadata.h"
 #include "store/ome_zarr.h"
 #include "tests/store/test_util.h"
 

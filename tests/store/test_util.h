@@ -27,15 +27,15 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-#define ASSERT_OK(expr)                                   \
-  do {                                                    \
-    const auto& _s = (expr);                              \
-    ASSERT_TRUE(_s.ok()) << _s.ToString();                \
+#define ASSERT_OK(expr)                    \
+  do {                                     \
+    const auto& _s = (expr);               \
+    ASSERT_TRUE(_s.ok()) << _s.ToString(); \
   } while (0)
-#define EXPECT_OK(expr)                                   \
-  do {                                                    \
-    const auto& _s = (expr);                              \
-    EXPECT_TRUE(_s.ok()) << _s.ToString();                \
+#define EXPECT_OK(expr)                    \
+  do {                                     \
+    const auto& _s = (expr);               \
+    EXPECT_TRUE(_s.ok()) << _s.ToString(); \
   } while (0)
 
 template <typename T>
@@ -56,15 +56,14 @@ inline Bytes PatternBytes(size_t n, uint32_t seed) {
 }
 
 // Metadata of a 2-D uint8 array, sharded or not.
-inline ArrayMetadata Uint8Metadata(std::vector<int64_t> shape, std::vector<int64_t> chunk,
-                                   std::optional<std::vector<int64_t>> inner = std::nullopt,
-                                   const std::string& index_location = "end",
-                                   Json inner_codecs = Json::array(
-                                       {{{"name", "bytes"}},
-                                        {{"name", "blosc"},
-                                         {"configuration",
-                                          {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "bitshuffle"},
-                                           {"typesize", 1}, {"blocksize", 0}}}}})) {
+inline ArrayMetadata Uint8Metadata(
+    std::vector<int64_t> shape, std::vector<int64_t> chunk, std::optional<std::vector<int64_t>> inner = std::nullopt,
+    const std::string& index_location = "end",
+    Json inner_codecs = Json::array(
+        {{{"name", "bytes"}},
+         {{"name", "blosc"},
+          {"configuration",
+           {{"cname", "lz4"}, {"clevel", 5}, {"shuffle", "bitshuffle"}, {"typesize", 1}, {"blocksize", 0}}}}})) {
   ArrayMetadata m;
   m.shape = std::move(shape);
   m.chunk_shape = std::move(chunk);
@@ -73,13 +72,14 @@ inline ArrayMetadata Uint8Metadata(std::vector<int64_t> shape, std::vector<int64
   m.fill_value_json = 0;
   m.dimension_names = std::vector<std::string>{"y", "x"};
   if (inner) {
-    m.codecs = Json::array({{{"name", "sharding_indexed"},
-                             {"configuration",
-                              {{"chunk_shape", *inner},
-                               {"codecs", inner_codecs},
-                               {"index_codecs", Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
-                                                             {{"name", "crc32c"}}})},
-                               {"index_location", index_location}}}}});
+    m.codecs = Json::array(
+        {{{"name", "sharding_indexed"},
+          {"configuration",
+           {{"chunk_shape", *inner},
+            {"codecs", inner_codecs},
+            {"index_codecs",
+             Json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, {{"name", "crc32c"}}})},
+            {"index_location", index_location}}}}});
   } else {
     m.codecs = inner_codecs;
   }

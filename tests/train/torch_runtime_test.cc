@@ -1,8 +1,8 @@
 // LibTorch is found through the torch wheel, links, and computes on the CPU.
+#include "train/torch_runtime.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include "train/torch_runtime.h"
 
 namespace cytonet::train {
 namespace {
