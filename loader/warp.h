@@ -2,12 +2,15 @@
 // with the gamma table applied to each output pixel in the same pass.
 //
 // Why not just cv::warpAffine: at 2048² with full augmentation the warp was 60 % of a
-// patch's time. OpenCV's 8-bit bilinear path (4.6 in Debian, 5.0 on PyPI alike) builds
+// patch's time. OpenCV 4.6's 8-bit bilinear path (Debian's, which we link) builds
 // coordinate maps in one pass and gathers pixels with 128-bit code in a second, about
 // 3.2 ns per output pixel here. The AVX2 kernel below does the same fixed-point arithmetic
 // in one pass with hardware gathers, about 2× faster (benchmarks/warp_bench.cc). It is
-// bit-identical to cv::warpAffine(INTER_LINEAR | WARP_INVERSE_MAP, BORDER_CONSTANT), which
-// stays the oracle in the tests and the path on CPUs without AVX2.
+// bit-identical to OpenCV 4.6's cv::warpAffine(INTER_LINEAR | WARP_INVERSE_MAP,
+// BORDER_CONSTANT), which stays the oracle in the tests and the path on CPUs without AVX2.
+// PyPI's OpenCV 5.0 interpolates differently (on noise about 60 % of pixels differ, by up
+// to 6 levels): linking another OpenCV than 4.6 would break both the oracle tests and the
+// promise that CPUs with and without AVX2 give the same bytes.
 #pragma once
 
 #include <array>

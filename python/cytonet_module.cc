@@ -16,11 +16,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
 #include <tbb/global_control.h>
+#include <unistd.h>
 
 #include <map>
-#include <unistd.h>
 
 #include "dataset/dataset.h"
 #include "dataset/layout.h"
@@ -35,10 +34,17 @@ namespace {
 [[noreturn]] void Raise(const Status& status) {
   PyObject* type = PyExc_RuntimeError;
   switch (status.code()) {
-    case StatusCode::kNotFound: type = PyExc_KeyError; break;
-    case StatusCode::kInvalidArgument: type = PyExc_ValueError; break;
-    case StatusCode::kOutOfRange: type = PyExc_IndexError; break;
-    default: break;
+    case StatusCode::kNotFound:
+      type = PyExc_KeyError;
+      break;
+    case StatusCode::kInvalidArgument:
+      type = PyExc_ValueError;
+      break;
+    case StatusCode::kOutOfRange:
+      type = PyExc_IndexError;
+      break;
+    default:
+      break;
   }
   // Messages name files, and file names are bytes: decoding strictly (what pybind11 does
   // with an exception's what()) turns a message with one non-UTF-8 byte into ''. Keep the
@@ -120,30 +126,34 @@ struct BatchIterator {
 PYBIND11_MODULE(cytonet, m) {
   using namespace cytonet;
   m.doc() = "cytonet: chunked microscopy datasets, random-access patches and the training loader";
+  m.attr("__version__") = CYTONET_VERSION;
 
   py::class_<Dataset, std::shared_ptr<Dataset>>(m, "Dataset")
-      .def("brains", [](const Dataset& d) {
-        d.CheckProcess();
-        auto root = ReadDatasetRoot(*d.kvstore);
-        if (!root.ok()) Raise(root.status());
-        return root->brains;
-      })
-      .def_property_readonly("index", [](py::object self) {
-        const Dataset& d = self.cast<const Dataset&>();
-        d.CheckProcess();
-        const IndexTable* t = d.reader->index();
-        if (!t) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
-        py::dict columns;
-        ForEachIndexColumn(*t, [&](const char* name, DataType, const auto& column) {
-          columns[name] = ColumnView(column, self);
-        });
-        return columns;
-      })
-      .def_property_readonly("index_sections", [](const Dataset& d) {
-        d.CheckProcess();
-        if (!d.reader->index()) throw std::runtime_error("the dataset has no index/");
-        return d.reader->index()->sections;
-      })
+      .def("brains",
+           [](const Dataset& d) {
+             d.CheckProcess();
+             auto root = ReadDatasetRoot(*d.kvstore);
+             if (!root.ok()) Raise(root.status());
+             return root->brains;
+           })
+      .def_property_readonly("index",
+                             [](py::object self) {
+                               const Dataset& d = self.cast<const Dataset&>();
+                               d.CheckProcess();
+                               const IndexTable* t = d.reader->index();
+                               if (!t) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
+                               py::dict columns;
+                               ForEachIndexColumn(*t, [&](const char* name, DataType, const auto& column) {
+                                 columns[name] = ColumnView(column, self);
+                               });
+                               return columns;
+                             })
+      .def_property_readonly("index_sections",
+                             [](const Dataset& d) {
+                               d.CheckProcess();
+                               if (!d.reader->index()) throw std::runtime_error("the dataset has no index/");
+                               return d.reader->index()->sections;
+                             })
       .def(
           "read",
           [](const Dataset& d, const std::string& brain, const std::string& section, int level,
@@ -226,7 +236,8 @@ PYBIND11_MODULE(cytonet, m) {
 
   py::class_<BatchIterator, std::shared_ptr<BatchIterator>>(m, "Loader")
       .def("__iter__", [](std::shared_ptr<BatchIterator> self) { return self; })
-      .def_property_readonly("steps_per_epoch", [](const BatchIterator& it) { return it.loader->sampler().steps_per_epoch(); })
+      .def_property_readonly("steps_per_epoch",
+                             [](const BatchIterator& it) { return it.loader->sampler().steps_per_epoch(); })
       .def("__next__", [](std::shared_ptr<BatchIterator> self) {
         BatchIterator& it = *self;
         it.dataset->CheckProcess();
@@ -273,7 +284,9 @@ PYBIND11_MODULE(cytonet, m) {
           p["alpha"] = a.alpha;
           p["beta"] = a.beta;
           p["gamma"] = a.gamma;
-          p["filter"] = a.filter == PatchFilter::kBlur ? "blur" : a.filter == PatchFilter::kSharpen ? "sharpen" : "none";
+          p["filter"] = a.filter == PatchFilter::kBlur      ? "blur"
+                        : a.filter == PatchFilter::kSharpen ? "sharpen"
+                                                            : "none";
           p["sigma"] = a.sigma;
           p["delta"] = a.delta;
           augmentation.append(p);
@@ -290,7 +303,8 @@ PYBIND11_MODULE(cytonet, m) {
       [](int threads) {
         static std::unique_ptr<tbb::global_control> limit;
         limit.reset();
-        if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+        if (threads > 0)
+          limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
       },
       py::arg("threads"), "Caps the threads one read decodes with (0: all cores). Loader workers are separate.");
 
@@ -315,7 +329,11 @@ PYBIND11_MODULE(cytonet, m) {
 
   py::class_<ArrayHandle, std::shared_ptr<ArrayHandle>>(m, "Array")
       .def_property_readonly("shape", [](const ArrayHandle& a) { return a.array->metadata().shape; })
-      .def_property_readonly("dtype", [](const ArrayHandle& a) { return py::dtype::from_args(py::str(std::string(DataTypeName(a.array->metadata().data_type)))); })
+      .def_property_readonly(
+          "dtype",
+          [](const ArrayHandle& a) {
+            return py::dtype::from_args(py::str(std::string(DataTypeName(a.array->metadata().data_type))));
+          })
       .def(
           "read",
           [](const ArrayHandle& a, std::vector<int64_t> origin, std::vector<int64_t> shape) {
@@ -328,8 +346,8 @@ PYBIND11_MODULE(cytonet, m) {
             const std::vector<py::ssize_t> extents(shape.begin(), shape.end());
             std::vector<py::ssize_t> strides(shape.size(), py::ssize_t(item));
             for (size_t d = shape.size(); d-- > 1;) strides[d - 1] = strides[d] * extents[d];
-            py::array out(py::dtype::from_args(py::str(std::string(DataTypeName(a.array->metadata().data_type)))), extents,
-                          strides);
+            py::array out(py::dtype::from_args(py::str(std::string(DataTypeName(a.array->metadata().data_type)))),
+                          extents, strides);
             const MutableByteSpan bytes(static_cast<uint8_t*>(out.mutable_data()), size_t(box.num_elements()) * item);
             Status status;
             {

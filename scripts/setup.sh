@@ -19,7 +19,7 @@ apt_packages=(
   libblosc-dev libzstd-dev libdeflate-dev libisal-dev zlib1g-dev
   libtbb-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libpng-dev libtiff-dev
-  pybind11-dev python3-dev python3-venv clang-14 libclang-rt-14-dev
+  pybind11-dev python3-dev python3-venv clang-14 libclang-rt-14-dev clang-format-14
   libopenslide-dev libhdf5-dev libopenmpi-dev openmpi-bin libnanoflann-dev
   libvips-tools libtiff-tools slurmctld slurmd slurm-client munge
   libopencv-core-dev libopencv-imgproc-dev
@@ -62,6 +62,16 @@ fi
 log "building"
 cmake --build "$build" --parallel "$(nproc)"
 
-# The Python module (build/python/cytonet*.so) goes on the virtual environment's path.
+# The Python module goes into the virtual environment the way users install it: pip
+# install of the checkout (pyproject.toml, scikit-build-core). Redone only when its sources
+# changed; the tests import the module of $build/python instead.
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-printf '%s\n' "$build/python" > "$site/cytonet-build.pth"
+rm -f "$site/cytonet-build.pth"  # what earlier set-ups used instead
+package_stamp="$venv/.cytonet-package"
+package_sources="$(cd "$root" && find CMakeLists.txt pyproject.toml store dataset loader python -type f \
+  -not -name '*.pyc' | sort | xargs sha1sum | sha1sum)"
+if [[ "$(cat "$package_stamp" 2>/dev/null)" != "$package_sources" ]] || ! "$venv/bin/python" -c 'import cytonet' 2>/dev/null; then
+  log "installing the cytonet Python package into $venv"
+  "$venv/bin/python" -m pip install -q "$root"
+  printf '%s' "$package_sources" > "$package_stamp"
+fi
