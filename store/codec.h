@@ -83,7 +83,7 @@ class BytesToBytesCodec {
 
 class CodecRegistry;
 
-// The prepared codec list of one array (or of a shard's inner chunks or index).
+// The prepared codec list of one array's chunks (or of the parts a codec nests inside them).
 class CodecChain {
  public:
   // Parses `codecs` (the metadata's list) for chunks of `layout`.
@@ -105,7 +105,7 @@ class CodecChain {
   // for a codec that packs inner chunks into the stored chunk).
   std::shared_ptr<const ArrayToBytesCodec> array_to_bytes() const { return array_to_bytes_; }
   bool has_only_array_to_bytes() const { return array_to_array_.empty() && bytes_to_bytes_.empty(); }
-  // Encoded size when it does not depend on the content (used for shard indexes).
+  // Encoded size when it does not depend on the content (for indexes of a known size).
   std::optional<size_t> FixedEncodedSize() const;
   Json ToJson() const;
 
@@ -147,7 +147,7 @@ class CodecRegistry {
   std::map<std::string, BytesToBytesFactory> bytes_to_bytes_;
 };
 
-// Registers transpose, bytes, sharding_indexed, blosc, zstd, gzip and crc32c.
+// Registers every codec the store implements (the list is in docs/store.md).
 void RegisterBuiltinCodecs(CodecRegistry& registry);
 // A registry with the builtin codecs, built on first use.
 const CodecRegistry& BuiltinCodecRegistry();
