@@ -304,3 +304,22 @@ def test_reads_release_the_gil_so_other_python_threads_run_meanwhile(module, tmp
         sys.setswitchinterval(interval)
         thread.join()
     assert during > 20, f"the other thread took {during} steps during 20 reads: the reads held the GIL"
+
+
+def test_read_arrays_reuse_freed_memory_and_never_share_live_memory(module, tmp_path):
+    """Arrays that reads return come from a pool: a freed array's memory serves the next read
+    (no page faults per read), and an array still alive is never handed out again."""
+    data = np.random.default_rng(6).integers(0, 255, (256, 256), dtype=np.uint8)
+    zarr.create_array(str(tmp_path / "a"), shape=data.shape, chunks=(64, 64), shards=(128, 128), dtype="uint8",
+                      fill_value=0)[:] = data
+    array = module.open_array(str(tmp_path), "a")
+    first = array.read((0, 0), (200, 200))
+    address = first.__array_interface__["data"][0]
+    kept = array.read((10, 10), (200, 200))
+    assert kept.__array_interface__["data"][0] != address
+    del first
+    again = array.read((20, 20), (200, 200))
+    assert again.__array_interface__["data"][0] == address  # the freed one, reused
+    np.testing.assert_array_equal(kept, data[10:210, 10:210])  # untouched by the later reads
+    np.testing.assert_array_equal(again, data[20:220, 20:220])
+    assert again.flags["C_CONTIGUOUS"] and again.flags["WRITEABLE"] and again.flags["OWNDATA"] is False
