@@ -24,6 +24,32 @@ std::optional<std::array<uint8_t, 256>> IntensityTable(const AugmentationParams&
   return table;
 }
 
+// Whether the pixels of `part` ([y, y + h) × [x, x + w), array coordinates), grown by
+// `margin` pixels, meet the parallelogram with `corners` (in order around it): the
+// separating-axis test on the two axes and the parallelogram's two edge normals.
+bool RectangleMeetsParallelogram(const Box& part, const std::array<std::array<double, 2>, 4>& corners, double margin) {
+  const double x0 = double(part.origin[1]) - margin, x1 = double(part.origin[1] + part.shape[1]) + margin;
+  const double y0 = double(part.origin[0]) - margin, y1 = double(part.origin[0] + part.shape[0]) + margin;
+  const std::array<std::array<double, 2>, 4> rectangle = {{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}}};
+  const std::array<std::array<double, 2>, 4> axes = {{{1, 0},
+                                                      {0, 1},
+                                                      {corners[0][1] - corners[1][1], corners[1][0] - corners[0][0]},
+                                                      {corners[1][1] - corners[2][1], corners[2][0] - corners[1][0]}}};
+  for (const auto& axis : axes) {
+    double a_min = 1e300, a_max = -1e300, b_min = 1e300, b_max = -1e300;
+    for (const auto& p : rectangle) {
+      const double d = p[0] * axis[0] + p[1] * axis[1];
+      a_min = std::min(a_min, d), a_max = std::max(a_max, d);
+    }
+    for (const auto& p : corners) {
+      const double d = p[0] * axis[0] + p[1] * axis[1];
+      b_min = std::min(b_min, d), b_max = std::max(b_max, d);
+    }
+    if (a_max < b_min || b_max < a_min) return false;
+  }
+  return true;
+}
+
 void ApplyFilter(const AugmentationParams& p, cv::Mat& patch) {
   if (p.filter == PatchFilter::kNone) return;
   // One blurred copy per thread, kept: the loader's memory bound counts it, and 4 MB
@@ -131,7 +157,14 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     const size_t source_bytes = size_t(box.num_elements());
     if (source.size() < source_bytes + kWarpSourcePadding)
       source = HostBuffer(source_bytes + kWarpSourcePadding, false);
-    if (Status st = level.Read(box, MutableByteSpan(source.data(), source_bytes)); !st.ok())
+    // Only the chunks under the rotated square (plus the bilinear taps' reach) are read:
+    // the corners of its bounding box are up to half of it and the warp never samples them.
+    const std::array<std::array<double, 2>, 4> corners = {{{cx + A[0] * -h + A[1] * -h, cy + A[2] * -h + A[3] * -h},
+                                                           {cx + A[0] * h + A[1] * -h, cy + A[2] * h + A[3] * -h},
+                                                           {cx + A[0] * h + A[1] * h, cy + A[2] * h + A[3] * h},
+                                                           {cx + A[0] * -h + A[1] * h, cy + A[2] * -h + A[3] * h}}};
+    const auto under_square = [&](const Box& part) { return RectangleMeetsParallelogram(part, corners, 2.0); };
+    if (Status st = level.Read(box, MutableByteSpan(source.data(), source_bytes), under_square); !st.ok())
       return st.WithContext(where());
     read_ns_ += since(t);
     t = Clock::now();

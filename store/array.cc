@@ -127,7 +127,9 @@ Result<Bytes> ZarrArray::Read(const Box& box) const {
   return out;
 }
 
-Status ZarrArray::Read(const Box& box, MutableByteSpan out) const {
+Status ZarrArray::Read(const Box& box, MutableByteSpan out) const { return Read(box, out, nullptr); }
+
+Status ZarrArray::Read(const Box& box, MutableByteSpan out, const std::function<bool(const Box&)>& wanted) const {
   if (box.rank() != metadata_.rank() || box.origin.size() != box.shape.size()) {
     return InvalidArgumentError("box " + box.ToString() + " has the wrong rank for " + kvstore_->Describe(path_));
   }
@@ -154,6 +156,9 @@ Status ZarrArray::Read(const Box& box, MutableByteSpan out) const {
     return b;
   };
   auto cells = CellsOverlapping(region, chunk_shape);
+  if (wanted) {
+    std::erase_if(cells, [&](const GridCell& cell) { return !wanted(*Intersect(chunk_box(cell), region)); });
+  }
 
   // Chunks in the decoded-chunk cache are copied from there; the rest are fetched.
   ChunkCache* cache = context_->chunk_cache();

@@ -11,6 +11,7 @@
 // same chunk from two threads or processes at once (each shard has one writer).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,11 @@ class ZarrArray {
 
   // Reads `box` into `out` (C order, box.num_elements() * item_size() bytes).
   Status Read(const Box& box, MutableByteSpan out) const;
+  // Reads only the parts of `box` in read chunks for which `wanted(part)` is true (`part`:
+  // the chunk's intersection with the array and `box`, array coordinates); the rest of
+  // `out` is left as it was. For callers that use a known part of the box (the loader's
+  // rotated patches need the rotated square, not the corners of its bounding box).
+  Status Read(const Box& box, MutableByteSpan out, const std::function<bool(const Box&)>& wanted) const;
   Result<Bytes> Read(const Box& box) const;
 
   // Writes `data` (C order over `box`); `box` must lie inside the array.

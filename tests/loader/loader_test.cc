@@ -288,6 +288,28 @@ TEST_F(PatchGeometry, PlainCropsAndRotationByAFullTurnEqualTheImage) {
   EXPECT_EQ(Patch(10.5, 5.5, 32, {}), Crop(-5, -10, 32));
 }
 
+// Rotated patches read only the chunks under the rotated square (not the corners of its
+// bounding box): every patch must still equal OpenCV's warp of the whole image, also right
+// after other patches left other pixels in the reader's source buffer.
+TEST_F(PatchGeometry, RotatedPatchesEqualTheWarpOfTheWholeImage) {
+  const int64_t n = 160;  // bounding boxes up to 227² over 64² chunks: corners skip chunks
+  const double cx = 209.5, cy = 149.5, h = double(n - 1) / 2;
+  const GreyView whole{image_.data(), int(kWidth), int(kHeight), ptrdiff_t(kWidth)};
+  for (int k = 0; k < 24; ++k) {
+    AugmentationParams a;
+    a.theta = -std::numbers::pi + (k + 0.37) * std::numbers::pi / 12;
+    a.mirror = k % 3 == 0;
+    (void)Patch(60 + 7 * k, 80, 64, a);  // another patch first: other bytes in the buffer
+    const double m = a.mirror ? -1.0 : 1.0;
+    const std::array<double, 4> A = {std::cos(a.theta), -std::sin(a.theta) * m, std::sin(a.theta),
+                                     std::cos(a.theta) * m};
+    const std::array<double, 6> map = {A[0], A[1], cx - A[0] * h - A[1] * h, A[2], A[3], cy - A[2] * h - A[3] * h};
+    std::vector<uint8_t> expected(size_t(n * n));
+    WarpAffineBilinearOpenCV(whole, map, 255, nullptr, int(n), expected.data());
+    ASSERT_EQ(Patch(cx, cy, n, a), expected) << "theta " << a.theta << (a.mirror ? ", mirrored" : "");
+  }
+}
+
 TEST_F(PatchGeometry, RotationMirrorAndShiftLandWhereGeometrySays) {
   const int64_t n = 48;
   const auto crop = Crop(200 - 24, 150 - 24, n);  // centre 199.5, 149.5 → h = 23.5 → top-left 176, 126
