@@ -7,8 +7,6 @@
 
 #include <cerrno>
 
-#include "store/directory_beneath.h"
-
 namespace cytonet {
 namespace {
 

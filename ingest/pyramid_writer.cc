@@ -182,10 +182,9 @@ Status PyramidWriter::FinishLevels() {
                                      " of " + std::to_string(level->height) + " rows");
     }
     RETURN_IF_ERROR(ZarrArray::Create(kvstore_, level->path, level->metadata, context).status());
-    // The manifest records the metadata as written: a changed fill value or shape is caught.
-    const std::string metadata_key = JoinKey(level->path, "zarr.json");
-    ASSIGN_OR_RETURN(auto metadata, kvstore_->Get(metadata_key));
-    if (!metadata) return IOError(kvstore_->Describe(metadata_key) + " vanished after it was written");
+    // The manifest records the metadata as written (the bytes Create stored): a changed
+    // fill value or shape is caught.
+    const Bytes metadata = JsonToBytes(ToJsonV3(level->metadata));
     LevelRecord record;
     record.height = level->height;
     record.width = level->width;
@@ -193,7 +192,7 @@ Status PyramidWriter::FinishLevels() {
     record.chunks_skipped = level->chunks_skipped.load();
     record.shards_stored = level->shards_stored.load();
     record.bytes_stored = level->bytes_stored.load();
-    record.metadata_crc32c = Crc32c(*metadata);
+    record.metadata_crc32c = Crc32c(metadata);
     record.shards = level->shards;
     stats_.push_back(std::move(record));
   }

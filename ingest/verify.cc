@@ -129,9 +129,7 @@ bool VerifyReport::ok() const {
 Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const VerifyOptions& options,
                                    const std::function<void(const SectionReport&)>& on_section) {
   VerifyReport report;
-  RETURN_IF_ERROR(ReadDatasetRoot(*dataset).status());
-  auto root = ReadNode(*dataset, "");
-  if (!root.ok()) return root.status();
+  ASSIGN_OR_RETURN(const DatasetRoot root, ReadDatasetRoot(*dataset));
   // Every section that has any key, complete or not.
   ASSIGN_OR_RETURN(auto keys, dataset->List("sections/"));
   std::set<std::pair<std::string, std::string>> found;
@@ -193,13 +191,9 @@ Result<VerifyReport> VerifyDataset(std::shared_ptr<KvStore> dataset, const Verif
   }
   // The root's list of brains and sections must be exactly the complete ones.
   std::set<std::pair<std::string, std::string>> listed;
-  Status brains = GuardJson(dataset->Describe("zarr.json") + ": attributes.cytonet.brains", [&] {
-    for (const Json& brain : root->attributes.at("cytonet").at("brains")) {
-      for (const Json& section : brain.at("sections")) listed.insert({brain.at("name"), section.get<std::string>()});
-    }
-    return Status::Ok();
-  });
-  if (!brains.ok()) report.dataset_problems.push_back(brains.message());
+  for (const auto& [brain, sections] : root.brains) {
+    for (const std::string& section : sections) listed.insert({brain, section});
+  }
   for (const auto& [brain, section] : listed) {
     if (!complete.count({brain, section})) {
       report.dataset_problems.push_back(dataset->Describe("zarr.json") + " lists " + brain + "/" + section +

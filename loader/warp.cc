@@ -79,7 +79,8 @@ class TableLookupAvx2 {
       slices_[slice] = _mm256_broadcastsi128_si256(entries);
     }
     table_ = &table;
-    vbmi_ = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+    static const bool vbmi = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+    vbmi_ = vbmi;
   }
 
   // With AVX-512 VBMI (Zen 4, Ice Lake and later): two 128-entry permutes and a blend on

@@ -5,7 +5,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-formatter="$(command -v clang-format-14 || command -v clang-format || true)"
+# The pinned version only: another clang-format formats differently.
+formatter="$(command -v clang-format-14 || true)"
 if [[ -z "$formatter" ]]; then
   echo "check_format: clang-format-14 is missing (scripts/setup.sh installs it)" >&2
   exit 1

@@ -45,8 +45,9 @@ class ZarrArray {
   const std::string& path() const { return path_; }
   const KvStore& kvstore() const { return *kvstore_; }
   const CodecChain& codecs() const { return *codecs_; }
-  // How the chunks are stored; the shard layer when the array is sharded, else nullptr.
+  // How the chunks are stored.
   const ChunkStore& chunk_store() const { return *chunks_; }
+  // The shard layer when the array is sharded, else nullptr.
   const ShardedChunkStore* shards() const { return shards_; }
   Box domain() const;
   size_t item_size() const { return DataTypeSize(metadata_.data_type); }

@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "store/box.h"
 #include "store/codec.h"
 #include "store/context.h"
 #include "store/kvstore.h"

@@ -206,6 +206,25 @@ class ZstdCodec final : public BytesToBytesCodec {
   bool checksum_;
 };
 
+// ---- libdeflate's (de)compressors, one per thread and level (they hold large match-finder
+// tables), shared by gzip and zlib ----
+
+libdeflate_compressor* DeflateCompressor(int level) {
+  using Owned = std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>;
+  thread_local std::map<int, Owned> compressors;
+  auto it = compressors.find(level);
+  if (it == compressors.end()) {
+    it = compressors.emplace(level, Owned(libdeflate_alloc_compressor(level), &libdeflate_free_compressor)).first;
+  }
+  return it->second.get();
+}
+
+libdeflate_decompressor* DeflateDecompressor() {
+  thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)> d(
+      libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
+  return d.get();
+}
+
 // ---- gzip (RFC 1952) through libdeflate ----
 
 class GzipCodec final : public BytesToBytesCodec {
@@ -213,17 +232,10 @@ class GzipCodec final : public BytesToBytesCodec {
   explicit GzipCodec(int level) : level_(level) {}
 
   Result<Bytes> Encode(ByteSpan decoded) const override {
-    thread_local std::map<int, std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>>
-        compressors;
-    auto it = compressors.find(level_);
-    if (it == compressors.end()) {
-      it = compressors
-               .emplace(level_, std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>(
-                                    libdeflate_alloc_compressor(level_), &libdeflate_free_compressor))
-               .first;
-    }
-    Bytes out(libdeflate_gzip_compress_bound(it->second.get(), decoded.size()));
-    size_t n = libdeflate_gzip_compress(it->second.get(), decoded.data(), decoded.size(), out.data(), out.size());
+    libdeflate_compressor* compressor = DeflateCompressor(level_);
+    if (compressor == nullptr) return InternalError("gzip: cannot allocate a compressor");
+    Bytes out(libdeflate_gzip_compress_bound(compressor, decoded.size()));
+    size_t n = libdeflate_gzip_compress(compressor, decoded.data(), decoded.size(), out.data(), out.size());
     if (n == 0) return InternalError("gzip compression failed");
     out.resize(n);
     return out;
@@ -244,7 +256,7 @@ class GzipCodec final : public BytesToBytesCodec {
     while (consumed < encoded.size()) {
       size_t in_used = 0, out_used = 0;
       libdeflate_result r =
-          libdeflate_gzip_decompress_ex(Decompressor(), encoded.data() + consumed, encoded.size() - consumed,
+          libdeflate_gzip_decompress_ex(DeflateDecompressor(), encoded.data() + consumed, encoded.size() - consumed,
                                         out.data() + produced, out.size() - produced, &in_used, &out_used);
       if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
         if (expected_size || out.size() >= kMaxUnknownDecodedSize) {
@@ -268,11 +280,6 @@ class GzipCodec final : public BytesToBytesCodec {
   Json ToJson() const override { return {{"name", "gzip"}, {"configuration", {{"level", level_}}}}; }
 
  private:
-  static libdeflate_decompressor* Decompressor() {
-    thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)> d(
-        libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
-    return d.get();
-  }
   int level_;
 };
 
@@ -283,7 +290,7 @@ class ZlibCodec final : public BytesToBytesCodec {
   explicit ZlibCodec(int level) : level_(level) {}
 
   Result<Bytes> Encode(ByteSpan decoded) const override {
-    libdeflate_compressor* compressor = Compressor(level_);
+    libdeflate_compressor* compressor = DeflateCompressor(level_);
     if (compressor == nullptr) return InternalError("zlib: cannot allocate a compressor");
     Bytes out(libdeflate_zlib_compress_bound(compressor, decoded.size()));
     size_t n = libdeflate_zlib_compress(compressor, decoded.data(), decoded.size(), out.data(), out.size());
@@ -298,8 +305,8 @@ class ZlibCodec final : public BytesToBytesCodec {
     Bytes out(expected_size.value_or(std::min(kMaxUnknownDecodedSize, encoded.size() * 4 + 4096)));
     while (true) {
       size_t in_used = 0, out_used = 0;
-      libdeflate_result r = libdeflate_zlib_decompress_ex(Decompressor(), encoded.data(), encoded.size(), out.data(),
-                                                          out.size(), &in_used, &out_used);
+      libdeflate_result r = libdeflate_zlib_decompress_ex(DeflateDecompressor(), encoded.data(), encoded.size(),
+                                                          out.data(), out.size(), &in_used, &out_used);
       if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
         if (expected_size || out.size() >= kMaxUnknownDecodedSize) {
           return CorruptionError("zlib stream decodes to more than expected");
@@ -326,21 +333,6 @@ class ZlibCodec final : public BytesToBytesCodec {
   Json ToJson() const override { return {{"name", "numcodecs.zlib"}, {"configuration", {{"level", level_}}}}; }
 
  private:
-  // One compressor per thread and level (they hold large match-finder tables).
-  static libdeflate_compressor* Compressor(int level) {
-    using Owned = std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)>;
-    thread_local std::map<int, Owned> compressors;
-    auto it = compressors.find(level);
-    if (it == compressors.end()) {
-      it = compressors.emplace(level, Owned(libdeflate_alloc_compressor(level), &libdeflate_free_compressor)).first;
-    }
-    return it->second.get();
-  }
-  static libdeflate_decompressor* Decompressor() {
-    thread_local std::unique_ptr<libdeflate_decompressor, decltype(&libdeflate_free_decompressor)> d(
-        libdeflate_alloc_decompressor(), &libdeflate_free_decompressor);
-    return d.get();
-  }
   int level_;
 };
 

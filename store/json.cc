@@ -1,8 +1,5 @@
 #include "store/json.h"
 
-#include <fstream>
-#include <iterator>
-
 namespace cytonet {
 
 Result<Json> ParseJson(ByteSpan text, const std::string& where) {
@@ -17,13 +14,6 @@ Bytes JsonToBytes(const Json& json) {
   std::string text = json.dump(2);
   text.push_back('\n');
   return ToBytes(AsBytes(text));
-}
-
-Result<Json> ReadJsonFile(const std::string& path, const std::string& what) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return NotFoundError(what + " '" + path + "' cannot be opened");
-  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  return ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), what + " '" + path + "'");
 }
 
 Status CheckObjectKeys(const Json& object, std::initializer_list<const char*> allowed, const std::string& what) {

@@ -17,8 +17,6 @@ using Json = nlohmann::ordered_json;
 
 // Parses JSON text; Corruption with the file name and position when malformed.
 Result<Json> ParseJson(ByteSpan text, const std::string& where);
-// Reads and parses a JSON file of the local file system; errors call it "<what> '<path>'".
-Result<Json> ReadJsonFile(const std::string& path, const std::string& what);
 // Two-space indented text with a final newline (how every metadata document is written).
 Bytes JsonToBytes(const Json& json);
 

@@ -19,13 +19,6 @@ Json ShardingSpec::ToJson() const {
             {"index_location", index_location == IndexLocation::kStart ? "start" : "end"}}}};
 }
 
-bool ShardIndex::AllEmpty() const {
-  for (const ShardIndexEntry& e : entries) {
-    if (!e.empty()) return false;
-  }
-  return true;
-}
-
 Result<std::shared_ptr<const ShardingCodec>> ShardingCodec::Make(const Json& config, const ChunkLayout& shard_layout,
                                                                  const CodecRegistry& registry) {
   const std::string what = "sharding_indexed configuration";

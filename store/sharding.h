@@ -31,7 +31,6 @@ struct ShardIndex {
   std::vector<ShardIndexEntry> entries;  // C order over the inner chunk grid
   uint64_t shard_bytes = 0;              // size of the shard it was read from
   uint32_t encoded_crc32c = 0;           // CRC-32C of the encoded index bytes
-  bool AllEmpty() const;
   size_t MemoryBytes() const { return entries.size() * sizeof(ShardIndexEntry) + sizeof(*this); }
 };
 
