@@ -42,6 +42,17 @@ std::vector<SectionOutcome> GatherOutcomes(MpiSession& mpi, const Study& study,
   return outcomes;
 }
 
+// The dataset's root lock for `purpose`, taken on rank 0 only (`take`); other ranks get OK
+// and no lock.
+Status TakeRootLock(bool take, const std::string& dataset_root, const std::string& purpose,
+                    std::optional<DatasetLock>* lock) {
+  if (!take) return Status::Ok();
+  auto taken = DatasetLock::Acquire(dataset_root, "root", purpose);
+  if (!taken.ok()) return taken.status();
+  lock->emplace(std::move(*taken));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status RunIngestJob(std::shared_ptr<KvStore> dataset, const std::string& dataset_root, const Study& study,
@@ -55,15 +66,7 @@ Status RunIngestJob(std::shared_ptr<KvStore> dataset, const std::string& dataset
   const bool writable = ::access(dataset_root.c_str(), W_OK) == 0;
   if (writable) options.lock_root = dataset_root;
   std::optional<DatasetLock> lock;
-  Status prepared = Status::Ok();
-  if (root && writable) {
-    auto taken = DatasetLock::Acquire(dataset_root, "root", "cytonet ingest");
-    if (taken.ok()) {
-      lock.emplace(std::move(*taken));
-    } else {
-      prepared = taken.status();
-    }
-  }
+  Status prepared = TakeRootLock(root && writable, dataset_root, "cytonet ingest", &lock);
   if (root && lock) prepared = RemoveStaleTemporaries(dataset_root);
   if (root && prepared.ok()) prepared = PrepareDataset(*dataset);
   // Every rank learns whether rank 0 could prepare, so none waits in a collective.
@@ -95,23 +98,17 @@ Status RunIndexJob(std::shared_ptr<KvStore> dataset, const std::string& dataset_
   const bool root = result->rank == 0;
   // No ingest or other index job may write the dataset meanwhile (rank 0 holds the lock).
   std::optional<DatasetLock> lock;
-  Status locked = Status::Ok();
-  if (root) {
-    auto taken = DatasetLock::Acquire(dataset_root, "root", "cytonet index");
-    if (taken.ok()) {
-      lock.emplace(std::move(*taken));
-    } else {
-      locked = taken.status();
-    }
-  }
+  const Status locked = TakeRootLock(root, dataset_root, "cytonet index", &lock);
   RETURN_IF_ERROR(mpi ? mpi->Agree(locked) : locked);
   auto table = BuildIndex(dataset, study, options, &result->stats, result->rank, result->ranks);
   // A failure on one rank must not leave the others waiting in a collective.
   RETURN_IF_ERROR(mpi ? mpi->Agree(table.status()) : table.status());
-  RETURN_IF_ERROR(WriteIndex(dataset, *table, options, &result->stats, mpi.get(), dataset_root));
+  // WriteIndex ends with metadata only rank 0 writes: its verdict and the transforms' are
+  // agreed on together, so no rank waits in a collective that a failed rank 0 left.
+  Status written = WriteIndex(dataset, *table, options, &result->stats, mpi.get(), dataset_root);
   result->sections = table->sections.size();
-  const Status transforms = root ? WriteTransforms(*dataset, study, *table) : Status::Ok();
-  return mpi ? mpi->Agree(transforms) : transforms;
+  if (written.ok() && root) written = WriteTransforms(*dataset, study, *table);
+  return mpi ? mpi->Agree(written) : written;
 }
 
 }  // namespace cytonet

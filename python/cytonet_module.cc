@@ -127,8 +127,18 @@ BufferPool& ReadBuffers() {
 
 // A C-order numpy array of `dtype` and `extents` whose memory comes from ReadBuffers().
 py::array PooledArray(const py::dtype& dtype, size_t item_size, const std::vector<py::ssize_t>& extents) {
+  auto shape_text = [&] {
+    std::string text;
+    for (py::ssize_t extent : extents) text += (text.empty() ? "" : ", ") + std::to_string(extent);
+    return "(" + text + ")";
+  };
   size_t bytes = item_size;
-  for (py::ssize_t extent : extents) bytes *= size_t(extent);
+  for (py::ssize_t extent : extents) {
+    if (extent < 0) throw py::value_error("read shape " + shape_text() + " has a negative extent");
+    if (__builtin_mul_overflow(bytes, size_t(extent), &bytes) || bytes > (size_t{1} << 46)) {
+      throw py::value_error("read shape " + shape_text() + " is too large for memory");
+    }
+  }
   auto* buffer = new std::shared_ptr<Bytes>(ReadBuffers().Take(std::max<size_t>(bytes, 1)));
   py::capsule owner(buffer, [](void* p) { delete static_cast<std::shared_ptr<Bytes>*>(p); });
   // Strides from our own item size: this pybind11 reads NumPy 2's dtype item size as 0.
@@ -386,7 +396,8 @@ PYBIND11_MODULE(cytonet, m) {
       "open_array",
       [](const std::string& root, const std::string& path, int64_t cache_mb, bool map_files) {
         auto [kvstore, context] = OpenStore(root, cache_mb, map_files);
-        auto array = ZarrArray::Open(kvstore, path, context);
+        // A section level of a dataset comes with its manifest's shard checks, as in the CLI.
+        auto array = OpenDatasetArray(kvstore, path, context);
         if (!array.ok()) Raise(array.status());
         auto handle = std::make_shared<ArrayHandle>();
         handle->array = *array;

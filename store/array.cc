@@ -165,8 +165,8 @@ Status ZarrArray::Read(const Box& box, MutableByteSpan out, const std::function<
   if (cache) {
     std::vector<GridCell> missing;
     for (GridCell& cell : cells) {
-      // Size check: an array re-created at the same path with other chunks must miss.
-      if (auto hit = cache->Find(chunks_->CacheKey(cell)); hit && hit->size() == chunk_bytes) {
+      // The key's array id covers the metadata: an array re-created with other chunks misses.
+      if (auto hit = cache->Find(chunks_->CacheKey(cell))) {
         const Box b = chunk_box(cell);
         CopyRegion(hit->data(), b, out.data(), box, *Intersect(b, region), item_size());
         continue;
@@ -229,13 +229,16 @@ Result<std::optional<Bytes>> ZarrArray::ReadChunk(const std::vector<int64_t>& ch
 
 Status ZarrArray::WriteChunk(const std::vector<int64_t>& chunk_index, ByteSpan decoded) const {
   const std::string key = ChunkKey(chunk_index);
-  Status st;
-  if (AllEqual(decoded, metadata_.fill_value)) {
-    st = kvstore_->Erase(key);
-  } else {
-    auto encoded = codecs_->Encode(decoded);
-    st = encoded.ok() ? kvstore_->Put(key, *encoded) : encoded.status();
+  // nullopt: nothing to store (all fill value). A shard's encoder checks each inner chunk
+  // for fill value anyway, so the whole shard is not scanned a second time here.
+  Result<std::optional<Bytes>> encoded = std::optional<Bytes>();
+  if (shards_) {
+    encoded = shards_->sharding().EncodeShard(decoded);
+  } else if (!AllEqual(decoded, metadata_.fill_value)) {
+    auto chunk = codecs_->Encode(decoded);
+    encoded = chunk.ok() ? Result<std::optional<Bytes>>(std::optional<Bytes>(std::move(*chunk))) : chunk.status();
   }
+  Status st = !encoded.ok() ? encoded.status() : *encoded ? kvstore_->Put(key, **encoded) : kvstore_->Erase(key);
   chunks_->Forget(chunk_index);
   return st.ok() ? st : st.WithContext("writing " + kvstore_->Describe(key));
 }

@@ -18,12 +18,22 @@ std::vector<int64_t> GridOf(const std::vector<int64_t>& shape, const std::vector
   return grid;
 }
 
+// What identifies an array's decoded chunks in a context's caches: its name and everything
+// that decides what a chunk's bytes mean. An array re-created at the same path with another
+// shape, grid, type, fill value or codecs gets another id, so it never sees the old chunks.
+std::string CacheIdentity(const KvStore& kvstore, const std::string& path, const ArrayMetadata& metadata) {
+  return kvstore.Describe(path) + '\n' +
+         Json({metadata.shape, metadata.chunk_shape, DataTypeName(metadata.data_type), metadata.fill_value,
+               metadata.codecs})
+             .dump();
+}
+
 // Each chunk under its own key; read chunks are the array's chunks.
 class PlainChunkStore final : public ChunkStore {
  public:
   PlainChunkStore(std::shared_ptr<KvStore> kvstore, std::string path, const ArrayMetadata& metadata,
                   std::shared_ptr<const CodecChain> codecs, std::shared_ptr<StoreContext> context)
-      : ChunkStore(*context, kvstore->Describe(path), GridOf(metadata.shape, metadata.chunk_shape)),
+      : ChunkStore(*context, CacheIdentity(*kvstore, path, metadata), GridOf(metadata.shape, metadata.chunk_shape)),
         kvstore_(std::move(kvstore)),
         path_(std::move(path)),
         keys_(metadata.chunk_key_encoding),
@@ -74,7 +84,8 @@ std::optional<uint64_t> ChunkStore::LinearIfInside(const GridCell& cell) const {
 ShardedChunkStore::ShardedChunkStore(std::shared_ptr<KvStore> kvstore, std::string array_path,
                                      const ArrayMetadata& metadata, std::shared_ptr<const ShardingCodec> sharding,
                                      std::shared_ptr<StoreContext> context)
-    : ChunkStore(*context, kvstore->Describe(array_path), GridOf(metadata.shape, sharding->inner_chunk_shape())),
+    : ChunkStore(*context, CacheIdentity(*kvstore, array_path, metadata),
+                 GridOf(metadata.shape, sharding->inner_chunk_shape())),
       kvstore_(std::move(kvstore)),
       path_(std::move(array_path)),
       keys_(metadata.chunk_key_encoding),

@@ -61,8 +61,9 @@ class StoreContext {
   ChunkCache* chunk_cache() { return chunks_ ? chunks_.get() : nullptr; }
   // Buffers for chunks decoded into the chunk cache; evicted ones come back here.
   BufferPool& decode_buffers() { return *decode_buffers_; }
-  // One number per array name (its Describe() of the array path), the same every time it
-  // is asked within this context: arrays opened twice share cached chunks and invalidations.
+  // One number per array identity (its name and what decides its chunks' meaning, see
+  // chunk_store.cc), the same every time it is asked within this context: an array opened
+  // twice shares cached chunks and invalidations.
   uint64_t ArrayCacheId(const std::string& array_name);
 
  private:

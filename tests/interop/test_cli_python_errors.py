@@ -323,3 +323,12 @@ def test_read_arrays_reuse_freed_memory_and_never_share_live_memory(module, tmp_
     np.testing.assert_array_equal(kept, data[10:210, 10:210])  # untouched by the later reads
     np.testing.assert_array_equal(again, data[20:220, 20:220])
     assert again.flags["C_CONTIGUOUS"] and again.flags["WRITEABLE"] and again.flags["OWNDATA"] is False
+
+
+def test_read_shapes_that_are_negative_or_too_large_are_clear_errors(module, tmp_path):
+    zarr.create_array(str(tmp_path / "a"), shape=(64, 64), chunks=(32, 32), dtype="uint8", fill_value=0)[:] = 1
+    array = module.open_array(str(tmp_path), "a")
+    with pytest.raises(ValueError, match=r"read shape \(-4, 4\) has a negative extent"):
+        array.read((0, 0), (-4, 4))
+    with pytest.raises(ValueError, match="too large"):
+        array.read((0, 0), (1 << 40, 1 << 40))

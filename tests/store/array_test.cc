@@ -225,6 +225,20 @@ TEST(LruCache, InsertAfterAnEraseIsDropped) {
   EXPECT_LE(cache.used_bytes(), size_t{1} << 20);  // the budget holds
 }
 
+// A small budget still holds whole chunks: the cache is not split into parts too small
+// for one 512² chunk (256 KiB).
+TEST(ShardedArray, ASmallChunkCacheStillHoldsChunks) {
+  auto kv = NewMemoryKvStore();
+  auto context = ContextWithChunkCache(1 << 20);
+  auto array = ValueOrDie(
+      ZarrArray::Create(kv, "", Uint8Metadata({1024, 1024}, {1024, 1024}, std::vector<int64_t>{512, 512}), context));
+  ASSERT_OK(array->Write(array->domain(), testing::PatternBytes(1024 * 1024, 4)));
+  ASSERT_OK(array->Read(Box{{0, 0}, {100, 100}}).status());
+  const uint64_t hits = context->chunk_cache()->hits();
+  ASSERT_OK(array->Read(Box{{10, 10}, {100, 100}}).status());
+  EXPECT_GT(context->chunk_cache()->hits(), hits);
+}
+
 TEST(LruCache, EvictsLeastRecentlyUsedWithinEachPart) {
   LruCache<std::string, Bytes> cache(4 * 100, /*parts=*/1);
   for (int i = 0; i < 4; ++i) cache.Insert(std::to_string(i), std::make_shared<Bytes>(100), 100, cache.generation());
