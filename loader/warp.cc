@@ -127,10 +127,13 @@ class TableLookupAvx2 {
   bool vbmi_ = false;
 };
 
-// Output pixels [u_begin, u_end) of row v, then the table while they are in L1.
+// Output pixels [u_begin, u_end) of row v, then the table while they are in L1. Each step
+// also prefetches the source under every fourth of its pixels `prefetch_ahead` bytes on:
+// the source lines a later block will read (see WarpAvx2).
 __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::array<double, 6>& m,
                                                  const FixedPointMap& map, uint8_t fill, const TableLookupAvx2* lookup,
-                                                 int v, int u_begin, int u_end, uint8_t* line) {
+                                                 int v, int u_begin, int u_end, ptrdiff_t prefetch_ahead,
+                                                 uint8_t* line) {
   // Bytes 0 and 1 of each 32-bit gather (taps x and x + 1) into 16-bit lanes for madd.
   const __m256i taps_to_words = _mm256_setr_epi8(0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1,  //
                                                  0, -1, 1, -1, 4, -1, 5, -1, 8, -1, 9, -1, 12, -1, 13, -1);
@@ -161,6 +164,10 @@ __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::a
     }
     const __m256i fx = _mm256_and_si256(x, fraction_mask), fy = _mm256_and_si256(y, fraction_mask);
     const __m256i offset = _mm256_add_epi32(_mm256_mullo_epi32(sy, stride), sx);
+    // uintptr_t: the address may lie past the source, where a prefetch is harmless.
+    const uintptr_t ahead = reinterpret_cast<uintptr_t>(s.data) + uintptr_t(prefetch_ahead);
+    _mm_prefetch(reinterpret_cast<const char*>(ahead + uintptr_t(_mm256_extract_epi32(offset, 0))), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(ahead + uintptr_t(_mm256_extract_epi32(offset, 4))), _MM_HINT_T0);
     const __m256i top_taps = _mm256_shuffle_epi8(_mm256_i32gather_epi32(base, offset, 1), taps_to_words);
     const __m256i bottom_taps =
         _mm256_shuffle_epi8(_mm256_i32gather_epi32(base, _mm256_add_epi32(offset, stride), 1), taps_to_words);
@@ -188,11 +195,20 @@ __attribute__((target("avx2"))) void WarpAvx2(const GreyView& s, const std::arra
   // Output blocks keep the source footprint of consecutive rows in cache: the rows of a
   // rotated patch cross the source diagonally.
   constexpr int kBlockRows = 16, kBlockColumns = 256;
+  // The hardware prefetcher cannot follow those diagonal lines, so on a source larger than
+  // L2 every new line was a miss to L3 (the warp ran at 2.7 ns per pixel at 2048², 1.1 at
+  // 256²). Each pixel therefore prefetches the source of the pixel two block rows below it,
+  // which the warp reads a strip of blocks later (a 2048² strip reads about 200 KB: it
+  // waits in L2). `warp_bench`: 1.7× → 3.2× OpenCV's time at 2048².
+  constexpr int kPrefetchRows = 2 * kBlockRows;
+  const ptrdiff_t prefetch_ahead = ptrdiff_t(std::lround(kPrefetchRows * m[1])) +
+                                   ptrdiff_t(s.stride) * ptrdiff_t(std::lround(kPrefetchRows * m[4]));
   for (int v0 = 0; v0 < size; v0 += kBlockRows) {
     for (int u0 = 0; u0 < size; u0 += kBlockColumns) {
       const int u_end = std::min(size, u0 + kBlockColumns);
       for (int v = v0; v < std::min(size, v0 + kBlockRows); ++v) {
-        WarpRowAvx2(s, m, map, fill, lookup ? &*lookup : nullptr, v, u0, u_end, out + ptrdiff_t(v) * size);
+        WarpRowAvx2(s, m, map, fill, lookup ? &*lookup : nullptr, v, u0, u_end, prefetch_ahead,
+                    out + ptrdiff_t(v) * size);
       }
     }
   }
