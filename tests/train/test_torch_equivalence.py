@@ -1,0 +1,73 @@
+"""train/ against plain PyTorch (python/cytonet_torch.py): the losses and their gradients on
+the same inputs, and the networks parameter for parameter and output for output, through
+the weight files Python users load."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "python"))
+import cytonet_torch as ct  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dumped(request, tmp_path_factory):
+    build = pathlib.Path(request.config.getoption("--cytonet-bin")).resolve()
+    tool = build / "tests" / "torch_oracle_dump"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: build the project first")
+    out = tmp_path_factory.mktemp("oracle")
+    subprocess.run([str(tool), str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_losses_and_gradients_equal_torch(dumped):
+    d = torch.load(dumped / "losses.pt")
+    references = {
+        "spatial_nce": lambda z: ct.spatial_nce_loss(z, d["positions"]),
+        "nt_xent": lambda z: ct.nt_xent_loss(z, 0.1),
+        "supcon": lambda z: ct.supervised_contrastive_loss(z, d["labels"], 0.1),
+    }
+    for name, loss in references.items():
+        z = d["features"].clone().requires_grad_(True)
+        value = loss(z)
+        value.backward()
+        assert torch.allclose(d[f"{name}.loss"], value.detach(), rtol=1e-6, atol=1e-6), name
+        assert torch.allclose(d[f"{name}.grad"], z.grad, rtol=1e-5, atol=1e-6), name
+        assert z.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("name, config", [("small", ct.ResNetConfig.small()), ("resnet50", ct.ResNetConfig.resnet50())])
+def test_networks_equal_torch_parameter_for_parameter(dumped, name, config):
+    d = torch.load(dumped / f"{name}.pt")
+    backbone, head = ct.CytoNetResNet(config), ct.ProjectionHead(4 * config.stage_widths[-1])
+    for prefix, module in (("backbone.", backbone), ("head.", head)):
+        ours = {k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)}
+        theirs = module.state_dict()
+        assert sorted(ours) == sorted(theirs), prefix
+        for key, value in theirs.items():
+            assert ours[key].shape == value.shape, key
+        module.load_state_dict(ours, strict=True)
+        module.eval()
+    count = sum(v.numel() for k, v in d.items() if k.startswith("backbone.") and "running" not in k
+                and "num_batches" not in k)
+    assert count == sum(p.numel() for p in backbone.parameters())
+    if name == "resnet50":
+        # torchvision's ResNet-50 without its classifier (23,508,032), with the CytoNet stem
+        # (1×5×5×64 + 64×3×3×64 conv weights and one more BN) instead of its 3×7×7×64 conv.
+        assert count == 23_508_032 - 3 * 7 * 7 * 64 + 5 * 5 * 64 + 9 * 64 * 64 + 2 * 64
+    with torch.no_grad():
+        feature_map = backbone(d["input"])
+        features = backbone.features(d["input"])
+        projection = head(features)
+    assert torch.allclose(d["output.map"], feature_map, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(d["output.features"], features, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(d["output.projection"], projection, rtol=1e-5, atol=1e-5)
+
+
+def test_exported_weights_load_with_torch_load(dumped):
+    state = torch.load(dumped / "exported.pt")
+    model = ct.CytoNetResNet(ct.ResNetConfig.small())
+    model.load_state_dict({k[len("backbone."):]: v for k, v in state.items()}, strict=True)
