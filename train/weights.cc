@@ -1,44 +1,13 @@
 #include "train/weights.h"
 
 #include <caffe2/serialize/inline_container.h>
-#include <fcntl.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickler.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
+#include "train/files.h"
 
 namespace cytonet::train {
 namespace {
-
-void WriteAtomically(const std::string& path, const std::vector<char>& bytes) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  TORCH_CHECK(fd >= 0, "cannot create ", temporary, ": ", std::strerror(errno));
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      TORCH_CHECK(false, "writing ", temporary, ": ", std::strerror(error));
-    }
-    written += size_t(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  const int sync_error = errno;
-  ::close(fd);
-  if (!synced || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = synced ? errno : sync_error;
-    ::unlink(temporary.c_str());
-    TORCH_CHECK(false, "writing ", path, ": ", std::strerror(error));
-  }
-}
 
 // torch.save's zip container around a pickle of `value`. Unlike torch::pickle_save, the
 // pickle carries no TorchScript type tags (torch.jit._pickle.restore_type_tag), which
@@ -81,13 +50,11 @@ std::vector<char> TorchSaveBytes(const c10::Dict<std::string, torch::Tensor>& di
 }
 
 void ExportWeights(const NamedModules& modules, const std::string& path) {
-  WriteAtomically(path, TorchSaveBytes(WeightDict(modules)));
+  WriteFileAtomically(path, TorchSaveBytes(WeightDict(modules)));
 }
 
 c10::Dict<std::string, torch::Tensor> ReadWeightDict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "cannot open ", path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<char> bytes = ReadWholeFile(path);
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);

@@ -1,0 +1,131 @@
+#include "train/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace cytonet::train {
+namespace {
+
+// One table of every key: how to read it into the config and how to write it back. Ranges
+// are checked as each value is read, so the message names the key.
+struct Field {
+  std::function<Status(const Json&, TrainConfig&, const std::string& where)> read;
+  std::function<Json(const TrainConfig&)> write;
+};
+
+template <typename T>
+Field Number(T TrainConfig::*member, double min, double max) {
+  return {[member, min, max](const Json& v, TrainConfig& c, const std::string& where) -> Status {
+            const bool integral = std::is_integral_v<T>;
+            if (!v.is_number() || (integral && !v.is_number_integer())) {
+              return InvalidArgumentError(where + " must be " + (integral ? "an integer" : "a number"));
+            }
+            const double x = v.get<double>();
+            if (!(x >= min && x <= max)) {
+              std::ostringstream range;
+              range << where << " must be in [" << min << ", " << max << "], got " << v.dump();
+              return InvalidArgumentError(range.str());
+            }
+            c.*member = integral ? T(v.get<int64_t>()) : T(x);
+            return Status::Ok();
+          },
+          [member](const TrainConfig& c) { return Json(c.*member); }};
+}
+
+Field Text(std::string TrainConfig::*member, std::vector<std::string> choices = {}) {
+  return {[member, choices](const Json& v, TrainConfig& c, const std::string& where) -> Status {
+            if (!v.is_string() || v.get<std::string>().empty())
+              return InvalidArgumentError(where + " must be a non-empty string");
+            const std::string s = v.get<std::string>();
+            if (!choices.empty() && std::find(choices.begin(), choices.end(), s) == choices.end()) {
+              std::string list;
+              for (const auto& choice : choices) list += (list.empty() ? "" : ", ") + choice;
+              return InvalidArgumentError(where + " must be one of " + list + ", got \"" + s + "\"");
+            }
+            c.*member = s;
+            return Status::Ok();
+          },
+          [member](const TrainConfig& c) { return Json(c.*member); }};
+}
+
+Field Flag(bool TrainConfig::*member) {
+  return {[member](const Json& v, TrainConfig& c, const std::string& where) -> Status {
+            if (!v.is_boolean()) return InvalidArgumentError(where + " must be true or false");
+            c.*member = v.get<bool>();
+            return Status::Ok();
+          },
+          [member](const TrainConfig& c) { return Json(c.*member); }};
+}
+
+const std::map<std::string, Field>& Fields() {
+  static const auto* fields = new std::map<std::string, Field>{
+      {"dataset", Text(&TrainConfig::dataset)},
+      {"run_dir", Text(&TrainConfig::run_dir)},
+      {"level", Number(&TrainConfig::level, 0, 16)},
+      {"patch_size", Number(&TrainConfig::patch_size, 32, 8192)},
+      {"augment", Flag(&TrainConfig::augment)},
+      {"loader_threads", Number(&TrainConfig::loader_threads, 1, 1024)},
+      {"ring_depth", Number(&TrainConfig::ring_depth, 2, 1024)},
+      {"model", Text(&TrainConfig::model, {"resnet50", "small"})},
+      {"loss", Text(&TrainConfig::loss, {"spatial_nce", "supcon"})},
+      {"temperature", Number(&TrainConfig::temperature, 1e-4, 100)},
+      {"sigma_mm", Number(&TrainConfig::sigma_mm, 1e-3, 1e4)},
+      {"projection_dim", Number(&TrainConfig::projection_dim, 1, 65536)},
+      {"batch_size", Number(&TrainConfig::batch_size, 2, 1 << 20)},
+      {"steps", Number(&TrainConfig::steps, 1, 999999999)},
+      {"base_lr", Number(&TrainConfig::base_lr, 1e-9, 100)},
+      {"schedule", Text(&TrainConfig::schedule, {"constant", "cosine"})},
+      {"warmup_steps", Number(&TrainConfig::warmup_steps, 0, 999999999)},
+      {"momentum", Number(&TrainConfig::momentum, 0, 0.999999)},
+      {"weight_decay", Number(&TrainConfig::weight_decay, 0, 1)},
+      {"trust_coefficient", Number(&TrainConfig::trust_coefficient, 1e-9, 100)},
+      {"lars_clip", Flag(&TrainConfig::lars_clip)},
+      {"adapt_bias_and_norm", Flag(&TrainConfig::adapt_bias_and_norm)},
+      {"seed", Number(&TrainConfig::seed, 0, 9007199254740991.0)},
+      {"torch_threads", Number(&TrainConfig::torch_threads, 0, 1024)},
+      {"device", Text(&TrainConfig::device, {"cpu", "cuda"})},
+      {"checkpoint_every", Number(&TrainConfig::checkpoint_every, 1, 999999999)},
+      {"keep_last", Number(&TrainConfig::keep_last, 1, 1000)},
+      {"log_every", Number(&TrainConfig::log_every, 1, 999999999)},
+  };
+  return *fields;
+}
+
+}  // namespace
+
+Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where) {
+  if (!json.is_object()) return InvalidArgumentError(where + ": the configuration must be a JSON object");
+  TrainConfig config;
+  for (const auto& [key, value] : json.items()) {
+    const auto field = Fields().find(key);
+    if (field == Fields().end()) return InvalidArgumentError(where + ": unknown key \"" + key + "\"");
+    RETURN_IF_ERROR(field->second.read(value, config, where + ": " + key));
+  }
+  for (const char* required : {"dataset", "run_dir"}) {
+    if (!json.contains(required)) return InvalidArgumentError(where + ": " + required + " is required");
+  }
+  if (config.warmup_steps >= config.steps && config.warmup_steps > 0) {
+    return InvalidArgumentError(where + ": warmup_steps (" + std::to_string(config.warmup_steps) +
+                                ") must be fewer than steps (" + std::to_string(config.steps) + ")");
+  }
+  return config;
+}
+
+Result<TrainConfig> ReadTrainConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot open the training configuration " + path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSIGN_OR_RETURN(Json json, ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), path));
+  return ParseTrainConfig(json, path);
+}
+
+Json TrainConfigToJson(const TrainConfig& config) {
+  Json json = Json::object();
+  for (const auto& [key, field] : Fields()) json[key] = field.write(config);
+  return json;
+}
+
+}  // namespace cytonet::train

@@ -1,0 +1,58 @@
+// The configuration of a pretraining run (`cytonet train --config FILE`), read from JSON.
+// No LibTorch here: the CLI includes this header. Every key is documented in
+// docs/train.md and described by schemas/train.schema.json; an unknown key, a value of the
+// wrong type or out of range is an InvalidArgument naming the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "store/json.h"
+#include "store/status.h"
+
+namespace cytonet::train {
+
+struct TrainConfig {
+  // Data
+  std::string dataset;        // dataset root (ingested and indexed)
+  std::string run_dir;        // checkpoints, metrics.jsonl, weights.pt
+  int level = 1;              // pyramid level of the patches (1: 2 µm/px)
+  int64_t patch_size = 2048;  // px at `level`
+  bool augment = true;        // the paper's augmentations (§3.4)
+  int loader_threads = 2;
+  int ring_depth = 3;
+  // Model and loss
+  std::string model = "resnet50";    // "resnet50" | "small"
+  std::string loss = "spatial_nce";  // "spatial_nce" | "supcon"
+  double temperature = 0.07;
+  double sigma_mm = 10.0;  // SpatialNCE's σ
+  int64_t projection_dim = 256;
+  // Optimisation
+  int64_t batch_size = 32;
+  int64_t steps = 1000;               // optimiser steps of the whole run
+  double base_lr = 0.01;              // lr = base_lr × batch_size / 256
+  std::string schedule = "constant";  // "constant" | "cosine" (after the warm-up)
+  int64_t warmup_steps = 0;
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  double trust_coefficient = 0.02;
+  bool lars_clip = true;
+  bool adapt_bias_and_norm = false;
+  // Run
+  uint64_t seed = 0;
+  int torch_threads = 0;           // 0: LibTorch's default
+  std::string device = "cpu";      // "cpu" | "cuda"
+  int64_t checkpoint_every = 100;  // steps
+  int keep_last = 3;               // checkpoints kept
+  int64_t log_every = 1;           // steps between progress lines
+};
+
+// Reads a config object; InvalidArgument naming `where` and the key on any problem.
+Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where);
+Result<TrainConfig> ReadTrainConfig(const std::string& path);
+
+// The config as JSON (every key, defaults included): stored in checkpoints and compared on
+// resume.
+Json TrainConfigToJson(const TrainConfig& config);
+
+}  // namespace cytonet::train

@@ -1,0 +1,326 @@
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <signal.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "dataset/lock.h"
+#include "loader/loader.h"
+#include "store/kvstore.h"
+#include "train/checkpoint.h"
+#include "train/files.h"
+#include "train/lars.h"
+#include "train/losses.h"
+#include "train/resnet.h"
+#include "train/weights.h"
+
+namespace cytonet::train {
+namespace {
+
+volatile sig_atomic_t stop_requested = 0;
+
+void OnStopSignal(int) { stop_requested = 1; }
+
+// SIGTERM and SIGUSR1 set the stop flag while a run is in progress; the previous handlers
+// come back afterwards.
+class StopSignals {
+ public:
+  StopSignals() {
+    stop_requested = 0;
+    struct sigaction action = {};
+    action.sa_handler = OnStopSignal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, &previous_term_);
+    sigaction(SIGUSR1, &action, &previous_usr1_);
+  }
+  ~StopSignals() {
+    sigaction(SIGTERM, &previous_term_, nullptr);
+    sigaction(SIGUSR1, &previous_usr1_, nullptr);
+  }
+
+ private:
+  struct sigaction previous_term_ = {}, previous_usr1_ = {};
+};
+
+// Keys that may change between a run and its resumption (they change neither the
+// parameters nor the batches).
+bool MayChangeOnResume(const std::string& key) {
+  return key == "steps" || key == "checkpoint_every" || key == "keep_last" || key == "log_every" ||
+         key == "loader_threads" || key == "run_dir" || key == "dataset";
+}
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The network the loss sees, and the modules' parameters in the optimiser's order.
+struct Network {
+  CytoNetResNet backbone{nullptr};
+  ProjectionHead head{nullptr};
+  NamedModules Named() const { return {{"backbone", backbone.get()}, {"head", head.get()}}; }
+  ParameterGroups Groups() const {
+    ParameterGroups groups = SplitForWeightDecay(*backbone), of_head = SplitForWeightDecay(*head);
+    groups.decayed.insert(groups.decayed.end(), of_head.decayed.begin(), of_head.decayed.end());
+    groups.other.insert(groups.other.end(), of_head.other.begin(), of_head.other.end());
+    return groups;
+  }
+};
+
+class Run {
+ public:
+  Run(const TrainConfig& config, const TrainCallbacks& callbacks)
+      : config_(config), callbacks_(callbacks), checkpoints_(config.run_dir, config.keep_last) {}
+
+  TrainOutcome Go();
+
+ private:
+  void Notice(const std::string& text) const {
+    if (callbacks_.notice) callbacks_.notice(text);
+  }
+  Checkpoint Snapshot() const;
+  void Restore(const std::string& path, const Checkpoint& checkpoint);
+  void RewriteMetricsUpTo(int64_t step) const;
+  torch::Tensor Loss(const Batch& batch, const torch::Tensor& projections) const;
+
+  TrainConfig config_;
+  TrainCallbacks callbacks_;
+  CheckpointFolder checkpoints_;
+  torch::Device device_{torch::kCPU};
+  Network net_;
+  std::unique_ptr<LarsSgd> optimiser_;
+  LearningRateSchedule schedule_;
+  int64_t step_ = 0;         // optimiser steps done
+  uint32_t next_epoch_ = 0;  // the loader's next batch
+  int64_t next_batch_ = 0;
+};
+
+Checkpoint Run::Snapshot() const {
+  Checkpoint c;
+  for (const auto& entry : WeightDict(net_.Named())) c.Set("model." + entry.key(), entry.value());
+  const auto buffers = optimiser_->MomentumBuffers();
+  c.SetInt("optimizer.count", int64_t(buffers.size()));
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (buffers[i].defined()) c.Set("optimizer." + std::to_string(i), buffers[i]);
+  }
+  c.SetInt("state.step", step_);
+  c.SetInt("state.epoch", next_epoch_);
+  c.SetInt("state.loader_step", next_batch_);
+  c.SetInt("state.seed", int64_t(config_.seed));
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    c.Set("rng.torch_cpu", generator.get_state());
+  }
+  const std::string text = TrainConfigToJson(config_).dump();
+  c.Set("config", torch::from_blob(const_cast<char*>(text.data()), {int64_t(text.size())}, torch::kUInt8).clone());
+  return c;
+}
+
+void Run::Restore(const std::string& path, const Checkpoint& c) {
+  // Same configuration, but for the keys that change nothing the run computes.
+  const torch::Tensor text = c.Get("config");
+  const Json saved = Json::parse(std::string(static_cast<const char*>(text.data_ptr()), size_t(text.numel())), nullptr,
+                                 /*allow_exceptions=*/false);
+  TORCH_CHECK(saved.is_object(), "checkpoint ", path, " holds no readable configuration");
+  const Json now = TrainConfigToJson(config_);
+  for (const auto& [key, value] : now.items()) {
+    if (MayChangeOnResume(key)) continue;
+    TORCH_CHECK(saved.contains(key) && saved[key] == value, "cannot resume from ", path, ": its ", key, " is ",
+                saved.contains(key) ? saved[key].dump() : "absent", ", the configuration says ", value.dump());
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& [prefix, module] : net_.Named()) {
+    auto copy_into = [&](const std::string& name, torch::Tensor& target) {
+      const torch::Tensor& value = c.Get("model." + prefix + "." + name);
+      TORCH_CHECK(value.sizes() == target.sizes(), "checkpoint ", path, ": ", prefix, ".", name, " has shape ",
+                  value.sizes(), ", the model ", target.sizes());
+      target.copy_(value);
+    };
+    for (auto& item : module->named_parameters()) copy_into(item.key(), item.value());
+    for (auto& item : module->named_buffers()) copy_into(item.key(), item.value());
+  }
+  std::vector<torch::Tensor> buffers(size_t(c.GetInt("optimizer.count")));
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    const std::string key = "optimizer." + std::to_string(i);
+    if (c.Has(key)) buffers[i] = c.Get(key).to(device_);
+  }
+  optimiser_->LoadMomentumBuffers(buffers);
+  step_ = c.GetInt("state.step");
+  next_epoch_ = uint32_t(c.GetInt("state.epoch"));
+  next_batch_ = c.GetInt("state.loader_step");
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(c.Get("rng.torch_cpu"));
+}
+
+// After a kill, metrics.jsonl may hold steps past the checkpoint: they are run again, so
+// their lines go.
+void Run::RewriteMetricsUpTo(int64_t step) const {
+  const std::string path = config_.run_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (row.is_object() && row.contains("step") && row["step"].is_number_integer() &&
+        row["step"].get<int64_t>() <= step) {
+      kept += line + "\n";
+    }
+  }
+  WriteFileAtomically(path, std::vector<char>(kept.begin(), kept.end()));
+}
+
+torch::Tensor Run::Loss(const Batch& batch, const torch::Tensor& projections) const {
+  const int64_t n = batch.size;
+  if (config_.loss == "supcon") {
+    const auto labels =
+        torch::from_blob(const_cast<int32_t*>(batch.area.data()), {n}, torch::kInt).to(device_, torch::kLong);
+    return SupervisedContrastiveLoss(projections, labels, config_.temperature);
+  }
+  const auto positions =
+      torch::from_blob(const_cast<double*>(batch.mni.data()), {n, 3}, torch::kDouble).to(device_, torch::kFloat);
+  return SpatialNceLoss(projections, positions, {config_.temperature, config_.sigma_mm});
+}
+
+TrainOutcome Run::Go() {
+  TrainOutcome outcome;
+  if (config_.device == "cuda") {
+    TORCH_CHECK(torch::cuda::is_available(), "device \"cuda\" was asked for, but LibTorch sees no GPU");
+    device_ = torch::Device(torch::kCUDA, 0);
+  }
+  if (config_.torch_threads > 0) torch::set_num_threads(config_.torch_threads);
+  torch::manual_seed(config_.seed);
+  net_.backbone = CytoNetResNet(config_.model == "small" ? ResNetConfig::Small() : ResNetConfig::ResNet50());
+  net_.head = ProjectionHead(net_.backbone->config().feature_channels(), config_.projection_dim);
+  net_.backbone->to(device_);
+  net_.head->to(device_);
+  LarsOptions lars;
+  lars.momentum = config_.momentum;
+  lars.weight_decay = config_.weight_decay;
+  lars.trust_coefficient = config_.trust_coefficient;
+  lars.clip = config_.lars_clip;
+  lars.adapt_bias_and_norm = config_.adapt_bias_and_norm;
+  optimiser_ = std::make_unique<LarsSgd>(net_.Groups(), lars);
+  schedule_ = {config_.base_lr, config_.batch_size, config_.warmup_steps,
+               config_.schedule == "cosine" ? config_.steps : 0};
+
+  if (auto latest = checkpoints_.LatestGood([&](const std::string& warning) { Notice(warning); })) {
+    Restore(latest->first, latest->second);
+    outcome.resumed_from_step = step_;
+    outcome.last_checkpoint = latest->first;
+    Notice("resuming from " + latest->first + " (step " + std::to_string(step_) + ")");
+  }
+  RewriteMetricsUpTo(step_);
+  std::FILE* metrics = std::fopen((config_.run_dir + "/metrics.jsonl").c_str(), "a");
+  TORCH_CHECK(metrics != nullptr, "cannot append to ", config_.run_dir, "/metrics.jsonl");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> metrics_file(metrics, std::fclose);
+
+  // The data.
+  auto kvstore = OpenFileKvStore(config_.dataset, /*create=*/false);
+  TORCH_CHECK(kvstore.ok(), kvstore.status().ToString());
+  auto reader = PatchReader::Open(*kvstore, std::make_shared<StoreContext>());
+  TORCH_CHECK(reader.ok(), reader.status().ToString());
+  LoaderOptions options;
+  options.sampler.seed = config_.seed;
+  options.sampler.batch_size = config_.batch_size;
+  options.level = config_.level;
+  options.patch_size = config_.patch_size;
+  options.threads = config_.loader_threads;
+  options.ring_depth = config_.ring_depth;
+  options.augmentation.enabled = config_.augment;
+  options.pin_memory = device_.is_cuda();
+  options.start_epoch = next_epoch_;
+  options.start_step = next_batch_;
+  auto loader = Loader::Start(std::shared_ptr<const PatchReader>(std::move(*reader)), options);
+  TORCH_CHECK(loader.ok(), loader.status().ToString());
+  const int64_t steps_per_epoch = (*loader)->sampler().steps_per_epoch();
+
+  net_.backbone->train();
+  net_.head->train();
+  auto write_checkpoint = [&] { outcome.last_checkpoint = checkpoints_.Write(step_, Snapshot()); };
+  int64_t last_checkpoint_step = outcome.resumed_from_step;
+  while (step_ < config_.steps) {
+    if (stop_requested) {
+      if (last_checkpoint_step != step_) write_checkpoint();
+      outcome.preempted = true;
+      Notice("stop requested: checkpoint " + outcome.last_checkpoint + " written at step " + std::to_string(step_));
+      break;
+    }
+    const auto start = Clock::now();
+    auto next = (*loader)->Next();
+    TORCH_CHECK(next.ok(), next.status().ToString());
+    const std::shared_ptr<const Batch> batch = *next;
+    TORCH_CHECK(batch != nullptr, "the loader ended before step ", step_);
+    const auto loaded = Clock::now();
+    // The slot wrapped without a copy; conversion to float and normalisation on the device.
+    const auto images = torch::from_blob(const_cast<uint8_t*>(batch->images),
+                                         {batch->size, 1, batch->patch_size, batch->patch_size}, torch::kUInt8)
+                            .to(device_, /*non_blocking=*/batch->pinned)
+                            .to(torch::kFloat)
+                            .div_(255.0)
+                            .sub_(0.5)
+                            .div_(0.25);
+    const auto projections = net_.head->forward(net_.backbone->Features(images));
+    const auto loss = Loss(*batch, projections);
+    optimiser_->ZeroGrad();
+    loss.backward();
+    const double learning_rate = schedule_.At(step_);
+    optimiser_->Step(learning_rate);
+    ++step_;
+    next_epoch_ = batch->step + 1 == steps_per_epoch ? batch->epoch + 1 : batch->epoch;
+    next_batch_ = batch->step + 1 == steps_per_epoch ? 0 : batch->step + 1;
+    const auto done = Clock::now();
+    StepReport report{step_,
+                      batch->epoch,
+                      loss.item<double>(),
+                      learning_rate,
+                      double(batch->size) / Seconds(done - start),
+                      Seconds(loaded - start) / Seconds(done - start)};
+    TORCH_CHECK(std::isfinite(report.loss), "the loss is not finite at step ", step_);
+    Json line = {{"step", report.step},
+                 {"epoch", report.epoch},
+                 {"loss", report.loss},
+                 {"lr", report.learning_rate},
+                 {"patches_per_s", report.patches_per_second},
+                 {"data_wait_fraction", report.data_wait_fraction}};
+    std::fputs((line.dump() + "\n").c_str(), metrics);
+    std::fflush(metrics);
+    if (callbacks_.step && (step_ % config_.log_every == 0 || step_ == config_.steps)) callbacks_.step(report);
+    if (step_ % config_.checkpoint_every == 0 || step_ == config_.steps) {
+      write_checkpoint();
+      last_checkpoint_step = step_;
+    }
+  }
+  outcome.steps_done = step_;
+  if (!outcome.preempted) {
+    outcome.weights = config_.run_dir + "/weights.pt";
+    ExportWeights(net_.Named(), outcome.weights);
+  }
+  return outcome;
+}
+
+}  // namespace
+
+void RequestTrainingStop() { stop_requested = 1; }
+
+Result<TrainOutcome> RunTraining(const TrainConfig& config, const TrainCallbacks& callbacks) {
+  try {
+    MakeFolders(config.run_dir);
+  } catch (const c10::Error& e) {
+    return IOError(e.what_without_backtrace());
+  }
+  ASSIGN_OR_RETURN(auto lock, DatasetLock::Acquire(config.run_dir, "train", "cytonet train"));
+  StopSignals signals;
+  try {
+    return Run(config, callbacks).Go();
+  } catch (const c10::Error& e) {
+    return FailedPreconditionError(std::string("train: ") + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return InternalError(std::string("train: ") + e.what());
+  }
+}
+
+}  // namespace cytonet::train
