@@ -47,11 +47,12 @@ class StopSignals {
   struct sigaction previous_term_ = {}, previous_usr1_ = {};
 };
 
-// Keys that may change between a run and its resumption (they change neither the
-// parameters nor the batches).
-bool MayChangeOnResume(const std::string& key) {
-  return key == "steps" || key == "checkpoint_every" || key == "keep_last" || key == "log_every" ||
-         key == "loader_threads" || key == "run_dir" || key == "dataset";
+// Keys that may change between a run and its resumption: they change neither the
+// parameters nor the batches. `steps` only while the schedule does not depend on it.
+bool MayChangeOnResume(const std::string& key, const TrainConfig& config) {
+  if (key == "steps") return config.schedule == "constant";
+  return key == "checkpoint_every" || key == "keep_last" || key == "log_every" || key == "loader_threads" ||
+         key == "run_dir" || key == "dataset";
 }
 
 using Clock = std::chrono::steady_clock;
@@ -128,7 +129,7 @@ void Run::Restore(const std::string& path, const Checkpoint& c) {
   TORCH_CHECK(saved.is_object(), "checkpoint ", path, " holds no readable configuration");
   const Json now = TrainConfigToJson(config_);
   for (const auto& [key, value] : now.items()) {
-    if (MayChangeOnResume(key)) continue;
+    if (MayChangeOnResume(key, config_)) continue;
     TORCH_CHECK(saved.contains(key) && saved[key] == value, "cannot resume from ", path, ": its ", key, " is ",
                 saved.contains(key) ? saved[key].dump() : "absent", ", the configuration says ", value.dump());
   }

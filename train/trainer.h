@@ -11,9 +11,9 @@
 //
 // Resume: a run whose folder holds a checkpoint continues from the newest one that reads
 // cleanly (a damaged one is reported and skipped), with the same configuration (a changed
-// key is an error naming it, except `steps`, `checkpoint_every`, `keep_last`, `log_every`
-// and `loader_threads`), and gives exactly the parameters of the run that never stopped
-// (bit-identical on CPU with the same number of torch threads).
+// key is an error naming it, except `checkpoint_every`, `keep_last`, `log_every`,
+// `loader_threads`, the paths, and `steps` under the constant schedule), and gives exactly the parameters of the run
+// that never stopped (bit-identical on CPU with the same number of torch threads).
 //
 // Preemption: SIGTERM or SIGUSR1 (Slurm's --signal) during a run → a checkpoint at the next
 // step boundary → RunTraining returns with `preempted`; `cytonet train` then exits with

@@ -1,0 +1,173 @@
+"""`cytonet train` end to end on a small phantom: resume after kill -9 and after SIGTERM gives
+bit-identical weights, a damaged checkpoint is named and skipped, bad configurations are
+errors naming the key, a second run on the same folder is refused."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+PREEMPTED = 75
+
+
+@pytest.fixture(scope="module")
+def cli(request):
+    build = pathlib.Path(request.config.getoption("--cytonet-bin")).resolve()
+    tool = build / "cli" / "cytonet"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: build the project first")
+    return tool
+
+
+@pytest.fixture(scope="module")
+def dataset(cli, tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantom")
+    run = lambda *a: subprocess.run([str(cli), *map(str, a)], check=True, capture_output=True)  # noqa: E731
+    run("phantom", "--out", root / "study", "--brains", "2", "--sections", "2", "--width", "4096", "--height", "3072")
+    run("ingest", root / "study" / "study.json", "--out", root / "ds", "--quiet", "--no-sync")
+    run("index", root / "study" / "study.json", "--dataset", root / "ds", "--patch-size", "256")
+    return root / "ds"
+
+
+def write_config(path, dataset, run_dir, **overrides):
+    config = {"dataset": str(dataset), "run_dir": str(run_dir), "model": "small", "patch_size": 96, "level": 1,
+              "batch_size": 8, "steps": 10, "checkpoint_every": 2, "keep_last": 2, "torch_threads": 1,
+              "loader_threads": 1, "base_lr": 0.5, "seed": 5, "schedule": "cosine", "warmup_steps": 2}
+    config.update(overrides)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def train(cli, config, *extra, check=True):
+    result = subprocess.run([str(cli), "train", "--config", str(config), *extra], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"train failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def weights(run_dir):
+    return torch.load(pathlib.Path(run_dir) / "weights.pt")
+
+
+def assert_identical(a, b):
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cli, dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("straight")
+    train(cli, write_config(root / "c.json", dataset, root / "run"))
+    return weights(root / "run")
+
+
+def test_a_run_writes_metrics_checkpoints_and_weights_python_loads(cli, dataset, tmp_path, uninterrupted):
+    out = train(cli, write_config(tmp_path / "c.json", dataset, tmp_path / "run"))
+    assert "step 10/10" in out.stdout
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == list(range(1, 11))
+    for key in ("epoch", "loss", "lr", "patches_per_s", "data_wait_fraction"):
+        assert all(key in l for l in lines), key
+    assert lines[0]["lr"] < lines[1]["lr"]  # warm-up
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*.pt")) == [
+        "checkpoint-000000008.pt", "checkpoint-000000010.pt"]
+    # The same configuration twice gives the same weights (a fresh folder each time).
+    assert_identical(weights(tmp_path / "run"), uninterrupted)
+    assert any(k.startswith("head.") for k in uninterrupted)
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_weights(cli, dataset, tmp_path, uninterrupted):
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run")
+    process = subprocess.Popen([str(cli), "train", "--config", str(config)], stdout=subprocess.PIPE, text=True)
+    # Kill it once it has passed step 5: checkpoint 4 exists, steps after it are lost.
+    for line in process.stdout:
+        if line.startswith("step 5/"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run" / "weights.pt").exists()
+    out = train(cli, config)
+    assert "resuming from" in out.stderr
+    assert_identical(weights(tmp_path / "run"), uninterrupted)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 11))  # the lost steps' lines were dropped, then run again
+
+
+def test_sigterm_checkpoints_exits_75_and_resumes_to_the_same_weights(cli, dataset, tmp_path, uninterrupted):
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", checkpoint_every=100)
+    process = subprocess.Popen([str(cli), "train", "--config", str(config)], stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("step 3/"):
+            process.send_signal(signal.SIGTERM)
+            break
+    process.stdout.read()
+    assert process.wait() == PREEMPTED
+    assert list((tmp_path / "run").glob("checkpoint-*.pt")), "no checkpoint at the stop"
+    assert not (tmp_path / "run" / "weights.pt").exists()
+    train(cli, config)
+    assert_identical(weights(tmp_path / "run"), uninterrupted)
+
+
+def test_a_damaged_checkpoint_is_named_and_the_previous_one_is_used(cli, dataset, tmp_path, uninterrupted):
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", keep_last=3)
+    train(cli, config)
+    newest = tmp_path / "run" / "checkpoint-000000010.pt"
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0x40  # one flipped bit inside the tensors
+    newest.write_bytes(bytes(data))
+    (tmp_path / "run" / "weights.pt").unlink()
+    out = train(cli, config)  # resumes from step 8 and runs steps 9 and 10 again
+    assert "checkpoint-000000010.pt is damaged" in out.stderr
+    assert "resuming from" in out.stderr and "checkpoint-000000008.pt" in out.stderr
+    assert_identical(weights(tmp_path / "run"), uninterrupted)
+
+
+def test_under_the_cosine_schedule_a_changed_step_count_is_refused(cli, dataset, tmp_path):
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run")
+    train(cli, config, "--steps", "2")
+    out = train(cli, config, check=False)
+    assert out.returncode != 0 and "its steps is 2" in out.stderr, out.stderr
+
+
+def test_a_changed_configuration_is_refused_on_resume(cli, dataset, tmp_path):
+    train(cli, write_config(tmp_path / "c.json", dataset, tmp_path / "run"), "--steps", "2")
+    out = train(cli, write_config(tmp_path / "c2.json", dataset, tmp_path / "run", seed=6), check=False)
+    assert out.returncode != 0 and "seed" in out.stderr and "cannot resume" in out.stderr
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"batch_sizes": 8}, "unknown key \"batch_sizes\""),
+    ({"batch_size": 1}, "batch_size must be in"),
+    ({"model": "resnet18"}, "model must be one of"),
+    ({"steps": 2.5}, "steps must be an integer"),
+    ({"augment": "yes"}, "augment must be true or false"),
+])
+def test_bad_configurations_are_errors_naming_the_key(cli, dataset, tmp_path, change, named):
+    out = train(cli, write_config(tmp_path / "c.json", dataset, tmp_path / "run", **change), check=False)
+    assert out.returncode == 2 and named in out.stderr, out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_malformed_json_names_the_file(cli, tmp_path):
+    (tmp_path / "c.json").write_text('{"dataset": ')
+    out = train(cli, tmp_path / "c.json", check=False)
+    assert out.returncode != 0 and "c.json" in out.stderr
+
+
+def test_a_second_run_on_the_same_folder_is_refused(cli, dataset, tmp_path):
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", steps=400, checkpoint_every=400)
+    first = subprocess.Popen([str(cli), "train", "--config", str(config)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().startswith("step 1/")
+        second = train(cli, config, check=False)
+        assert second.returncode != 0 and "in use" in second.stderr, second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate()
+    assert first.returncode == PREEMPTED
