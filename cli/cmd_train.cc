@@ -1,44 +1,37 @@
-// cytonet train: pretraining from a configuration file (train/config.h, docs/train.md).
-#include <cstdio>
+// cytonet train: runs the cytonet-train program beside this one (cli/train_main.cc) with
+// the same arguments. It is separate because it links LibTorch, whose start-up every
+// other command would otherwise pay.
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
-#include "train/trainer.h"
 
 namespace cytonet::cli {
 
 Command AddTrainCommand(CLI::App& app) {
-  auto config_path = std::make_shared<std::string>();
-  auto steps = std::make_shared<int64_t>(0);
-  auto* cmd = app.add_subcommand("train", "Pretrain CytoNet (SpatialNCE, LARS) from a JSON configuration");
-  cmd->add_option("--config", *config_path, "Training configuration (JSON, see docs/train.md)")->required();
-  cmd->add_option("--steps", *steps, "Override the configuration's total steps")->check(CLI::PositiveNumber);
-  return {cmd, [config_path, steps] {
-            auto config = train::ReadTrainConfig(*config_path);
-            if (!config.ok()) return Fail(config.status());
-            if (*steps > 0) config->steps = *steps;
-            train::TrainCallbacks callbacks;
-            const int64_t total = config->steps;
-            callbacks.step = [total](const train::StepReport& r) {
-              std::printf("step %lld/%lld  epoch %u  loss %.4f  lr %.5f  %.1f patches/s  data wait %.0f %%\n",
-                          static_cast<long long>(r.step), static_cast<long long>(total), r.epoch, r.loss,
-                          r.learning_rate, r.patches_per_second, 100 * r.data_wait_fraction);
-              std::fflush(stdout);
-            };
-            callbacks.notice = [](const std::string& text) {
-              std::fprintf(stderr, "cytonet train: %s\n", text.c_str());
-            };
-            auto outcome = train::RunTraining(*config, callbacks);
-            if (!outcome.ok()) return Fail(outcome.status());
-            if (outcome->preempted) {
-              std::printf("preempted at step %lld; resume with the same command (exit code %d)\n",
-                          static_cast<long long>(outcome->steps_done), train::kPreemptedExitCode);
-              return train::kPreemptedExitCode;
-            }
-            std::printf("finished %lld steps; weights in %s, metrics in %s/metrics.jsonl\n",
-                        static_cast<long long>(outcome->steps_done), outcome->weights.c_str(), config->run_dir.c_str());
-            return 0;
+  auto* cmd = app.add_subcommand("train", "Pretrain CytoNet from a configuration (--config FILE; see docs/train.md)");
+  // Everything after `train`, --help included, goes to cytonet-train unparsed.
+  cmd->prefix_command();
+  cmd->set_help_flag();
+  return {cmd, [cmd] {
+            char self[PATH_MAX] = {};
+            const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+            std::string program = n > 0 ? std::string(self, size_t(n)) : std::string("cytonet");
+            program = program.substr(0, program.rfind('/') + 1) + "cytonet-train";
+            std::vector<std::string> args = {program};
+            for (const auto& arg : cmd->remaining()) args.push_back(arg);
+            std::vector<char*> argv;
+            for (auto& arg : args) argv.push_back(arg.data());
+            argv.push_back(nullptr);
+            ::execv(program.c_str(), argv.data());
+            return Fail(NotFoundError("cannot run " + program + " (" + std::strerror(errno) +
+                                      "): this build has no training (LibTorch was not found)"));
           }};
 }
 

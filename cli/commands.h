@@ -21,9 +21,7 @@ Command AddQueryCommand(CLI::App& app);
 Command AddVerifyCommand(CLI::App& app);
 Command AddSampleCommand(CLI::App& app);
 Command AddBenchLoaderCommand(CLI::App& app);
-#ifdef CYTONET_HAVE_TRAIN
-Command AddTrainCommand(CLI::App& app);  // builds with train/ (LibTorch) only
-#endif
+Command AddTrainCommand(CLI::App& app);  // runs cytonet-train
 
 // Prints "cytonet: <status>" and returns the exit code for it (2 for bad arguments).
 int Fail(const Status& status);

@@ -236,13 +236,11 @@ int main(int argc, char** argv) {
   read->add_option("--box", box, "Region as start:stop per axis, e.g. 0:2048,4096:6144 (default: all)");
   read->add_option("--out", out, "Output file: .png (uint8/uint16), .tif/.tiff (any type) or .raw")->required();
 
-  std::vector<cytonet::cli::Command> commands = {
-      cytonet::cli::AddPhantomCommand(app),    cytonet::cli::AddIngestCommand(app), cytonet::cli::AddIndexCommand(app),
-      cytonet::cli::AddQueryCommand(app),      cytonet::cli::AddVerifyCommand(app), cytonet::cli::AddSampleCommand(app),
-      cytonet::cli::AddBenchLoaderCommand(app)};
-#ifdef CYTONET_HAVE_TRAIN
-  commands.push_back(cytonet::cli::AddTrainCommand(app));
-#endif
+  const std::vector<cytonet::cli::Command> commands = {
+      cytonet::cli::AddPhantomCommand(app),     cytonet::cli::AddIngestCommand(app),
+      cytonet::cli::AddIndexCommand(app),       cytonet::cli::AddQueryCommand(app),
+      cytonet::cli::AddVerifyCommand(app),      cytonet::cli::AddSampleCommand(app),
+      cytonet::cli::AddBenchLoaderCommand(app), cytonet::cli::AddTrainCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

@@ -75,6 +75,12 @@ std::string CheckpointFolder::Write(int64_t step, const Checkpoint& checkpoint) 
   WriteFileAtomically(path, TorchSaveBytes(dict));
   const auto names = List();
   for (size_t i = 0; i + size_t(keep_last_) < names.size(); ++i) ::unlink((folder_ + "/" + names[i]).c_str());
+  // Temporaries of writers killed mid-write (the run folder's lock says none is running).
+  for (const auto& name : ListFolder(folder_)) {
+    if (name.rfind(kPrefix, 0) == 0 && name.find(".pt.tmp.") != std::string::npos) {
+      ::unlink((folder_ + "/" + name).c_str());
+    }
+  }
   return path;
 }
 

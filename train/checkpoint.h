@@ -41,7 +41,8 @@ class CheckpointFolder {
  public:
   CheckpointFolder(std::string folder, int keep_last);
 
-  // Writes checkpoint-<step>.pt atomically, then removes all but the newest keep_last.
+  // Writes checkpoint-<step>.pt atomically, then removes all but the newest keep_last and
+  // any temporary a killed writer left (call it only while holding the run folder's lock).
   // Returns its path. Throws c10::Error naming the path on failure.
   std::string Write(int64_t step, const Checkpoint& checkpoint) const;
 

@@ -92,7 +92,10 @@ def test_kill_9_then_resume_gives_the_uninterrupted_weights(cli, dataset, tmp_pa
     process.wait()
     assert process.returncode == -signal.SIGKILL
     assert not (tmp_path / "run" / "weights.pt").exists()
+    # What a kill during a checkpoint's write leaves: its temporary, which resume ignores.
+    (tmp_path / "run" / "checkpoint-000000006.pt.tmp.99999").write_bytes(b"half a checkpoint")
     out = train(cli, config)
+    assert not list((tmp_path / "run").glob("*.tmp.*"))
     assert "resuming from" in out.stderr
     assert_identical(weights(tmp_path / "run"), uninterrupted)
     steps = [json.loads(l)["step"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -171,3 +174,11 @@ def test_a_second_run_on_the_same_folder_is_refused(cli, dataset, tmp_path):
         first.send_signal(signal.SIGTERM)
         first.communicate()
     assert first.returncode == PREEMPTED
+
+
+def test_only_cytonet_train_loads_libtorch(cli):
+    # Every other command starts in milliseconds; LibTorch's libraries take about half a second.
+    linked = subprocess.run(["ldd", str(cli)], capture_output=True, text=True, check=True).stdout
+    assert "libtorch" not in linked and "libc10" not in linked
+    trainer = subprocess.run(["ldd", str(cli.parent / "cytonet-train")], capture_output=True, text=True).stdout
+    assert "libtorch" in trainer
