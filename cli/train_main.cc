@@ -25,12 +25,26 @@ int main(int argc, char** argv) {
   CLI::App app{"Pretrain CytoNet (SpatialNCE, LARS) from a JSON configuration", "cytonet train"};
   std::string config_path;
   int64_t steps_override = 0;
-  app.add_option("--config", config_path, "Training configuration (JSON, see docs/train.md)")->required();
+  bool print_schema = false, check_only = false;
+  auto* config_option = app.add_option("--config", config_path, "Training configuration (JSON, see docs/train.md)");
   app.add_option("--steps", steps_override, "Override the configuration's total steps")->check(CLI::PositiveNumber);
+  app.add_flag("--check", check_only, "Only validate the configuration");
+  app.add_flag("--print-schema", print_schema, "Print the configuration's JSON Schema and exit")
+      ->excludes(config_option);
   CLI11_PARSE(app, argc, argv);
+  if (print_schema) {
+    std::fputs(train::TrainConfigSchema().dump(2).c_str(), stdout);
+    std::fputs("\n", stdout);
+    return 0;
+  }
+  if (config_path.empty()) return Fail(InvalidArgumentError("--config is required"));
   auto config = train::ReadTrainConfig(config_path);
   if (!config.ok()) return Fail(config.status());
   if (steps_override > 0) config->steps = steps_override;
+  if (check_only) {
+    std::printf("%s: valid\n", config_path.c_str());
+    return 0;
+  }
   train::TrainCallbacks callbacks;
   const int64_t total = config->steps;
   callbacks.step = [total](const train::StepReport& r) {

@@ -51,6 +51,10 @@ struct TrainConfig {
 Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where);
 Result<TrainConfig> ReadTrainConfig(const std::string& path);
 
+// The JSON Schema of the configuration, generated from the same table the parser uses;
+// schemas/train.schema.json is its output (a test keeps the two equal).
+Json TrainConfigSchema();
+
 // The config as JSON (every key, defaults included): stored in checkpoints and compared on
 // resume.
 Json TrainConfigToJson(const TrainConfig& config);

@@ -182,3 +182,34 @@ def test_only_cytonet_train_loads_libtorch(cli):
     assert "libtorch" not in linked and "libc10" not in linked
     trainer = subprocess.run(["ldd", str(cli.parent / "cytonet-train")], capture_output=True, text=True).stdout
     assert "libtorch" in trainer
+
+
+def test_the_schema_file_is_the_parsers_own_and_they_agree(cli, dataset, tmp_path):
+    import jsonschema
+    generated = json.loads(subprocess.run([str(cli), "train", "--print-schema"], capture_output=True, text=True,
+                                          check=True).stdout)
+    schema_file = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "train.schema.json"
+    assert json.loads(schema_file.read_text()) == generated, "regenerate: cytonet train --print-schema"
+    base = {"dataset": str(dataset), "run_dir": str(tmp_path / "run")}
+    cases = [{}, {"model": "small", "steps": 5}, {"batch_size": 1}, {"batch_sizes": 8}, {"model": "resnet18"},
+             {"steps": 2.5}, {"augment": "yes"}, {"temperature": 0}, {"level": 17}, {"device": "tpu"},
+             {"seed": -1}, {"run_dir": ""}, {"keep_last": 1000}, {"base_lr": "0.1"}]
+    for change in cases:
+        config = {**base, **change}
+        path = write_config(tmp_path / "c.json", dataset, tmp_path / "run")
+        path.write_text(json.dumps(config))
+        ours = subprocess.run([str(cli), "train", "--config", str(path), "--check"], capture_output=True, text=True)
+        try:
+            jsonschema.validate(config, generated)
+            theirs = True
+        except jsonschema.ValidationError:
+            theirs = False
+        assert (ours.returncode == 0) == theirs, (change, ours.stderr)
+    missing = dict(base)
+    del missing["run_dir"]
+    (tmp_path / "m.json").write_text(json.dumps(missing))
+    ours = subprocess.run([str(cli), "train", "--config", str(tmp_path / "m.json"), "--check"], capture_output=True,
+                          text=True)
+    assert ours.returncode == 2 and "run_dir is required" in ours.stderr
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(missing, generated)
