@@ -87,6 +87,69 @@ class CytoNetResNet(nn.Module):
         return self.forward(x).mean(dim=(2, 3))
 
 
+@dataclass
+class VitConfig:
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+
+    @staticmethod
+    def base():
+        return VitConfig()
+
+    @staticmethod
+    def small():
+        return VitConfig(64, 2, 4, 128)
+
+
+class VitBlock(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.dim)
+        self.attn = nn.MultiheadAttention(config.dim, config.heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(config.dim)
+        self.fc1 = nn.Linear(config.dim, config.mlp_dim)
+        self.fc2 = nn.Linear(config.mlp_dim, config.dim)
+
+    def forward(self, x):
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class VitEncoder(nn.Module):
+    """Pre-norm ViT on a map's positions, with a class token and learned position embeddings."""
+
+    def __init__(self, config, in_channels, tokens):
+        super().__init__()
+        self.embed = nn.Linear(in_channels, config.dim)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, config.dim))
+        self.position_embedding = nn.Parameter(torch.zeros(1, tokens + 1, config.dim))
+        self.blocks = nn.ModuleList([VitBlock(config) for _ in range(config.depth)])
+        self.norm = nn.LayerNorm(config.dim)
+
+    def forward(self, feature_map):
+        x = self.embed(feature_map.flatten(2).transpose(1, 2))
+        x = torch.cat([self.class_token.expand(x.shape[0], 1, x.shape[2]), x], dim=1) + self.position_embedding
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)[:, 0]
+
+
+class HybridBackbone(nn.Module):
+    """R50 + ViT: the ViT's class token on the CytoNet ResNet's last map."""
+
+    def __init__(self, resnet_config, vit_config, patch_size):
+        super().__init__()
+        side = patch_size // 64
+        self.resnet = CytoNetResNet(resnet_config)
+        self.vit = VitEncoder(vit_config, 4 * resnet_config.stage_widths[-1], side * side)
+
+    def features(self, x):
+        return self.vit(self.resnet(x))
+
+
 class ProjectionHead(nn.Module):
     def __init__(self, in_features, out_features=256):
         super().__init__()

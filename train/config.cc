@@ -73,7 +73,7 @@ const std::map<std::string, Field>& Fields() {
       {"augment", Flag(&TrainConfig::augment)},
       {"loader_threads", Number(&TrainConfig::loader_threads, 1, 1024)},
       {"ring_depth", Number(&TrainConfig::ring_depth, 2, 1024)},
-      {"model", Text(&TrainConfig::model, {"resnet50", "small"})},
+      {"model", Text(&TrainConfig::model, {"resnet50", "small", "r50_vit", "small_vit"})},
       {"loss", Text(&TrainConfig::loss, {"spatial_nce", "supcon"})},
       {"temperature", Number(&TrainConfig::temperature, 1e-4, 100)},
       {"sigma_mm", Number(&TrainConfig::sigma_mm, 1e-3, 1e4)},
@@ -110,6 +110,10 @@ Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where)
   }
   for (const char* required : {"dataset", "run_dir"}) {
     if (!json.contains(required)) return InvalidArgumentError(where + ": " + required + " is required");
+  }
+  if ((config.model == "r50_vit" || config.model == "small_vit") && config.patch_size % 64 != 0) {
+    return InvalidArgumentError(where + ": patch_size must be a multiple of 64 for " + config.model + ", got " +
+                                std::to_string(config.patch_size));
   }
   if (config.warmup_steps >= config.steps && config.warmup_steps > 0) {
     return InvalidArgumentError(where + ": warmup_steps (" + std::to_string(config.warmup_steps) +

@@ -22,7 +22,7 @@ struct TrainConfig {
   int loader_threads = 2;
   int ring_depth = 3;
   // Model and loss
-  std::string model = "resnet50";    // "resnet50" | "small"
+  std::string model = "resnet50";    // "resnet50" | "small" | "r50_vit" | "small_vit"
   std::string loss = "spatial_nce";  // "spatial_nce" | "supcon"
   double temperature = 0.07;
   double sigma_mm = 10.0;  // SpatialNCE's σ

@@ -8,8 +8,11 @@ namespace cytonet::train {
 
 ParameterGroups SplitForWeightDecay(const torch::nn::Module& module) {
   ParameterGroups groups;
-  for (const auto& parameter : module.parameters(/*recurse=*/true)) {
-    (parameter.dim() > 1 ? groups.decayed : groups.other).push_back(parameter);
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    // The ViT's class token and position embeddings are not decayed either (as in ViT).
+    const std::string& name = item.key();
+    const bool embedding = name.ends_with("class_token") || name.ends_with("position_embedding");
+    (item.value().dim() > 1 && !embedding ? groups.decayed : groups.other).push_back(item.value());
   }
   return groups;
 }

@@ -28,8 +28,9 @@ struct LarsOptions {
   bool adapt_bias_and_norm = false;  // LARS (without decay) on the other parameters too
 };
 
-// Weights of convolutions and linear layers (decayed) apart from biases and normalisation
-// parameters (1-D tensors), in the module's parameter order.
+// Weights of convolutions and linear layers (decayed) apart from biases, normalisation
+// parameters (1-D tensors) and a ViT's class token and position embeddings, in the
+// module's parameter order.
 struct ParameterGroups {
   std::vector<torch::Tensor> decayed;
   std::vector<torch::Tensor> other;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "dataset/lock.h"
@@ -17,6 +18,7 @@
 #include "train/lars.h"
 #include "train/losses.h"
 #include "train/resnet.h"
+#include "train/vit.h"
 #include "train/weights.h"
 
 namespace cytonet::train {
@@ -60,8 +62,29 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 // The network the loss sees, and the modules' parameters in the optimiser's order.
 struct Network {
-  CytoNetResNet backbone{nullptr};
+  std::shared_ptr<torch::nn::Module> backbone;  // a CytoNetResNet or a HybridBackbone
+  std::function<torch::Tensor(const torch::Tensor&)> features;
+  int64_t feature_dim = 0;
   ProjectionHead head{nullptr};
+
+  static Network Make(const TrainConfig& config) {
+    Network net;
+    const bool small = config.model == "small" || config.model == "small_vit";
+    const ResNetConfig resnet = small ? ResNetConfig::Small() : ResNetConfig::ResNet50();
+    if (config.model == "r50_vit" || config.model == "small_vit") {
+      HybridBackbone hybrid(resnet, small ? VitConfig::Small() : VitConfig::Base(), config.patch_size);
+      net.features = [hybrid](const torch::Tensor& x) mutable { return hybrid->Features(x); };
+      net.feature_dim = hybrid->feature_dim();
+      net.backbone = hybrid.ptr();
+    } else {
+      CytoNetResNet plain(resnet);
+      net.features = [plain](const torch::Tensor& x) mutable { return plain->Features(x); };
+      net.feature_dim = resnet.feature_channels();
+      net.backbone = plain.ptr();
+    }
+    net.head = ProjectionHead(net.feature_dim, config.projection_dim);
+    return net;
+  }
   NamedModules Named() const { return {{"backbone", backbone.get()}, {"head", head.get()}}; }
   ParameterGroups Groups() const {
     ParameterGroups groups = SplitForWeightDecay(*backbone), of_head = SplitForWeightDecay(*head);
@@ -194,8 +217,7 @@ TrainOutcome Run::Go() {
   }
   if (config_.torch_threads > 0) torch::set_num_threads(config_.torch_threads);
   torch::manual_seed(config_.seed);
-  net_.backbone = CytoNetResNet(config_.model == "small" ? ResNetConfig::Small() : ResNetConfig::ResNet50());
-  net_.head = ProjectionHead(net_.backbone->config().feature_channels(), config_.projection_dim);
+  net_ = Network::Make(config_);
   net_.backbone->to(device_);
   net_.head->to(device_);
   LarsOptions lars;
@@ -264,7 +286,7 @@ TrainOutcome Run::Go() {
                             .div_(255.0)
                             .sub_(0.5)
                             .div_(0.25);
-    const auto projections = net_.head->forward(net_.backbone->Features(images));
+    const auto projections = net_.head->forward(net_.features(images));
     const auto loss = Loss(*batch, projections);
     optimiser_->ZeroGrad();
     loss.backward();

@@ -71,3 +71,26 @@ def test_exported_weights_load_with_torch_load(dumped):
     state = torch.load(dumped / "exported.pt")
     model = ct.CytoNetResNet(ct.ResNetConfig.small())
     model.load_state_dict({k[len("backbone."):]: v for k, v in state.items()}, strict=True)
+
+
+@pytest.mark.parametrize("name, resnet, vit, side", [
+    ("small_vit", ct.ResNetConfig.small(), ct.VitConfig.small(), 256),
+    ("r50_vit", ct.ResNetConfig.resnet50(), ct.VitConfig.base(), 128)])
+def test_the_hybrid_equals_torch_parameter_for_parameter(dumped, name, resnet, vit, side):
+    d = torch.load(dumped / f"{name}.pt")
+    backbone, head = ct.HybridBackbone(resnet, vit, side), ct.ProjectionHead(vit.dim)
+    for prefix, module in (("backbone.", backbone), ("head.", head)):
+        ours = {k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)}
+        assert sorted(ours) == sorted(module.state_dict()), prefix
+        module.load_state_dict(ours, strict=True)
+        module.eval()
+    if name == "r50_vit":
+        # ViT-B/16's encoder (85,798,656 parameters with its 16×16×3 patch embedding of 590,592 and
+        # 197 position embeddings) on 2048 channels and 2×2 + 1 tokens here, on the R50 above.
+        vit_params = sum(p.numel() for p in backbone.vit.parameters())
+        assert vit_params == 85_798_656 - 590_592 - 197 * 768 + (2048 * 768 + 768) + 5 * 768
+    with torch.no_grad():
+        features = backbone.features(d["input"])
+        projection = head(features)
+    assert torch.allclose(d["output.features"], features, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(d["output.projection"], projection, rtol=1e-4, atol=1e-4)

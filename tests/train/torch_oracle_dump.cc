@@ -10,6 +10,7 @@
 
 #include "train/losses.h"
 #include "train/resnet.h"
+#include "train/vit.h"
 #include "train/weights.h"
 
 namespace {
@@ -65,6 +66,27 @@ void DumpNetwork(const std::string& path, const ResNetConfig& config, int64_t si
   std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
 }
 
+// The hybrid the same way, at a patch size whose map has side / 64 squared tokens.
+void DumpHybrid(const std::string& path, const ResNetConfig& resnet, const VitConfig& vit, int64_t side) {
+  torch::manual_seed(6);
+  HybridBackbone backbone(resnet, vit, side);
+  ProjectionHead head(backbone->feature_dim());
+  {
+    torch::NoGradGuard no_grad;
+    for (int i = 0; i < 2; ++i) head->forward(backbone->Features(torch::randn({2, 1, side, side})));
+  }
+  backbone->eval();
+  head->eval();
+  torch::NoGradGuard no_grad;
+  auto out = WeightDict({{"backbone", backbone.get()}, {"head", head.get()}});
+  const auto input = torch::randn({2, 1, side, side});
+  out.insert("input", input);
+  out.insert("output.features", backbone->Features(input));
+  out.insert("output.projection", head->forward(backbone->Features(input)));
+  const auto bytes = TorchSaveBytes(out);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +98,8 @@ int main(int argc, char** argv) {
   DumpLosses(dir + "/losses.pt");
   DumpNetwork(dir + "/small.pt", ResNetConfig::Small(), 256);
   DumpNetwork(dir + "/resnet50.pt", ResNetConfig::ResNet50(), 256);
+  DumpHybrid(dir + "/small_vit.pt", ResNetConfig::Small(), VitConfig::Small(), 256);
+  DumpHybrid(dir + "/r50_vit.pt", ResNetConfig::ResNet50(), VitConfig::Base(), 128);
   ExportWeights({{"backbone", CytoNetResNet(ResNetConfig::Small()).get()}}, dir + "/exported.pt");
   return 0;
 }
