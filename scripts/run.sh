@@ -37,8 +37,22 @@ first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
 "$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:3072,0:4096 --out "$build/section.png"
 "$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size 384 --level 1
 "$cytonet" bench-loader "$dataset" --size 512 --level 1 --batches 10
+
+# 6. A short SpatialNCE pretraining of the small ResNet on the phantom (resumed, not redone,
+#    when run again), and its loss curve.
+run_dir="$build/main-job/run"
+mkdir -p "$run_dir"
+cat > "$build/main-job/train.json" <<JSON
+{"dataset": "$dataset", "run_dir": "$run_dir", "model": "small", "level": 1, "patch_size": 256,
+ "batch_size": 32, "steps": 60, "base_lr": 2.0, "schedule": "cosine", "warmup_steps": 5,
+ "checkpoint_every": 20, "log_every": 10, "loader_threads": 1, "seed": 1}
+JSON
+"$cytonet" train --config "$build/main-job/train.json"
+"$venv/bin/python" "$root/scripts/plot_loss.py" "$run_dir/metrics.jsonl" "$build/main-job/loss.png" 32
+
 echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png," \
-  "plain and augmented training patches in $build/patches.png"
+  "plain and augmented training patches in $build/patches.png, the pretraining's loss curve in" \
+  "$build/main-job/loss.png (weights for Python: $run_dir/weights.pt)"
 
 if [[ "${CYTONET_RUN_BENCH:-0}" == 1 ]]; then
   data="$build/bench-data/section-16384-lz4-noshuffle"

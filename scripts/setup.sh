@@ -26,7 +26,7 @@ apt_packages=(
 )
 python_packages=(
   "torch==2.11.*" "zarr>=3,<4" "tensorstore" "numcodecs" "numpy" "scikit-learn"
-  "pytest" "jsonschema" "ome-zarr-models" "h5py" "tifffile" "opencv-python-headless"
+  "pytest" "jsonschema" "ome-zarr-models" "h5py" "tifffile" "opencv-python-headless" "matplotlib"
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
