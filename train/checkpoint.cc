@@ -1,12 +1,8 @@
 #include "train/checkpoint.h"
 
-#include <unistd.h>
-
 #include <cstdio>
-#include <sstream>
 
 #include "store/codec.h"
-#include "train/files.h"
 #include "train/weights.h"
 
 namespace cytonet::train {
@@ -17,11 +13,13 @@ constexpr char kPrefix[] = "checkpoint-";
 constexpr char kSuffix[] = ".pt";
 
 // Two CRC32Cs per entry: of its key, dtype and shape (so a flipped byte in the pickle's
-// description of a tensor is caught too), and of its bytes.
+// description of a tensor is caught too), and of its bytes. The description is hashed as
+// raw numbers, not as LibTorch's printed text, which a LibTorch release may reformat.
 std::pair<int64_t, int64_t> ChecksumOf(const std::string& key, const torch::Tensor& value) {
-  std::ostringstream description;
-  description << key << '\0' << c10::toString(value.scalar_type()) << '\0' << value.sizes();
-  const std::string text = description.str();
+  std::vector<int64_t> description = {int64_t(value.scalar_type()), value.dim()};
+  description.insert(description.end(), value.sizes().begin(), value.sizes().end());
+  std::string text = key + '\0';
+  text.append(reinterpret_cast<const char*>(description.data()), description.size() * sizeof(int64_t));
   const torch::Tensor bytes = value.contiguous();
   const uint32_t head = Crc32c(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
   const uint32_t body = Crc32c(ByteSpan(static_cast<const uint8_t*>(bytes.data_ptr()), bytes.nbytes()));
@@ -50,7 +48,7 @@ int64_t Checkpoint::GetInt(const std::string& key) const {
   return value.item<int64_t>();
 }
 
-CheckpointFolder::CheckpointFolder(std::string folder, int keep_last)
+CheckpointFolder::CheckpointFolder(std::shared_ptr<KvStore> folder, int keep_last)
     : folder_(std::move(folder)), keep_last_(keep_last) {
   TORCH_CHECK(keep_last >= 1, "checkpoints: keep_last must be at least 1, got ", keep_last);
 }
@@ -69,25 +67,33 @@ std::string CheckpointFolder::Write(int64_t step, const Checkpoint& checkpoint) 
     ++row;
   }
   dict.insert(kChecksums, checksums);
-  char name[64];
-  std::snprintf(name, sizeof name, "%s%09lld%s", kPrefix, static_cast<long long>(step), kSuffix);
-  const std::string path = folder_ + "/" + name;
-  WriteFileAtomically(path, TorchSaveBytes(dict));
-  const auto names = List();
-  for (size_t i = 0; i + size_t(keep_last_) < names.size(); ++i) ::unlink((folder_ + "/" + names[i]).c_str());
-  // Temporaries of writers killed mid-write (the run folder's lock says none is running).
-  for (const auto& name : ListFolder(folder_)) {
-    if (name.rfind(kPrefix, 0) == 0 && name.find(".pt.tmp.") != std::string::npos) {
-      ::unlink((folder_ + "/" + name).c_str());
-    }
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%s%09lld%s", kPrefix, static_cast<long long>(step), kSuffix);
+  const std::string name = buffer;
+  const std::vector<char> bytes = TorchSaveBytes(dict);
+  const Status put = folder_->Put(name, ByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  TORCH_CHECK(put.ok(), "writing checkpoint: ", put.ToString());
+  // Keep the newest keep_last up to this one. Newer names are checkpoints a resume found
+  // unreadable: counting them would delete the good ones just written.
+  std::vector<std::string> older;
+  for (const auto& existing : List()) {
+    if (existing <= name) older.push_back(existing);
   }
-  return path;
+  for (size_t i = 0; i + size_t(keep_last_) < older.size(); ++i) {
+    const Status erased = folder_->Erase(older[i]);
+    TORCH_CHECK(erased.ok(), "removing an old checkpoint: ", erased.ToString());
+  }
+  return folder_->Describe(name);
 }
 
-Checkpoint CheckpointFolder::Read(const std::string& path) {
+Checkpoint CheckpointFolder::Read(const std::string& name) const {
+  const std::string path = folder_->Describe(name);
   c10::Dict<std::string, torch::Tensor> dict;
   try {
-    dict = ReadWeightDict(path);
+    auto bytes = folder_->Get(name);
+    TORCH_CHECK(bytes.ok(), bytes.status().ToString());
+    TORCH_CHECK(bytes->has_value(), "it is gone");
+    dict = ParseWeightDict(**bytes);
   } catch (const c10::Error& e) {
     TORCH_CHECK(false, "checkpoint ", path, " is damaged: ", e.what_without_backtrace());
   }
@@ -113,22 +119,24 @@ Checkpoint CheckpointFolder::Read(const std::string& path) {
 }
 
 std::vector<std::string> CheckpointFolder::List() const {
+  auto keys = folder_->List("");
+  TORCH_CHECK(keys.ok(), "listing checkpoints: ", keys.status().ToString());
   std::vector<std::string> names;
-  for (const auto& name : ListFolder(folder_)) {
-    if (IsCheckpointName(name)) names.push_back(name);
+  for (const auto& key : *keys) {
+    if (IsCheckpointName(key)) names.push_back(key);
   }
-  return names;  // zero-padded steps: name order is step order
+  return names;  // sorted; zero-padded steps: name order is step order
 }
 
 std::optional<std::pair<std::string, Checkpoint>> CheckpointFolder::LatestGood(
     const std::function<void(const std::string&)>& warn) const {
   const auto names = List();
   for (auto it = names.rbegin(); it != names.rend(); ++it) {
-    const std::string path = folder_ + "/" + *it;
     try {
-      return std::make_pair(path, Read(path));
-    } catch (const c10::Error& e) {
-      warn(std::string(e.what_without_backtrace()) + "; trying the one before");
+      return std::make_pair(folder_->Describe(*it), Read(*it));
+    } catch (const std::exception& e) {  // also std::bad_alloc from a damaged size field
+      const auto* error = dynamic_cast<const c10::Error*>(&e);
+      warn(std::string(error ? error->what_without_backtrace() : e.what()) + "; trying the one before");
     }
   }
   return std::nullopt;

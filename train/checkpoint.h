@@ -8,8 +8,10 @@
 //   rng.torch_cpu         the CPU generator's state
 //   config                the run's configuration (UTF-8 JSON) for the resume check
 //   checksums             CRC32C of every other entry's bytes, in key order
-// It is written to a temporary file, fsynced, renamed into place and the folder fsynced, so
-// a kill at any moment leaves the previous checkpoints whole. The last `keep_last` stay.
+// It is written through the store's FileKvStore (temporary file, fsync, rename, folder
+// fsync), so a kill at any moment leaves the previous checkpoints whole. The last
+// `keep_last` up to the newest written stay; newer names (unreadable ones a resume skipped)
+// are left alone.
 //
 // Reading checks every entry against its checksum: a damaged file is an error naming it,
 // and LatestGood falls back to the newest checkpoint that reads cleanly, saying which it
@@ -23,6 +25,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "store/kvstore.h"
 
 namespace cytonet::train {
 
@@ -39,26 +43,27 @@ struct Checkpoint {
 
 class CheckpointFolder {
  public:
-  CheckpointFolder(std::string folder, int keep_last);
+  // `folder`: the run folder. Call Write only while holding its lock.
+  CheckpointFolder(std::shared_ptr<KvStore> folder, int keep_last);
 
-  // Writes checkpoint-<step>.pt atomically, then removes all but the newest keep_last and
-  // any temporary a killed writer left (call it only while holding the run folder's lock).
-  // Returns its path. Throws c10::Error naming the path on failure.
+  // Writes checkpoint-<step>.pt, then removes the oldest beyond keep_last. Returns its
+  // path. Throws c10::Error naming the path on failure.
   std::string Write(int64_t step, const Checkpoint& checkpoint) const;
 
-  // Reads and verifies one file; throws c10::Error naming it if it is damaged.
-  static Checkpoint Read(const std::string& path);
+  // Reads and verifies one checkpoint; throws c10::Error naming it if it is damaged.
+  Checkpoint Read(const std::string& name) const;
 
   // The newest checkpoint that reads cleanly, and its path; nullopt when there is none.
   // Each damaged newer one is reported through `warn` (its name and what is wrong).
   std::optional<std::pair<std::string, Checkpoint>> LatestGood(
       const std::function<void(const std::string&)>& warn) const;
 
-  // Checkpoint files in the folder, oldest first.
+  // Checkpoint names in the folder, oldest first.
   std::vector<std::string> List() const;
+  std::string Describe(const std::string& name) const { return folder_->Describe(name); }
 
  private:
-  std::string folder_;
+  std::shared_ptr<KvStore> folder_;
   int keep_last_;
 };
 

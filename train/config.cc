@@ -1,5 +1,7 @@
 #include "train/config.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -123,6 +125,10 @@ Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where)
 }
 
 Result<TrainConfig> ReadTrainConfig(const std::string& path) {
+  // A folder given as the file is an error here, not an exception from a stream.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return NotFoundError("cannot open the training configuration " + path);
+  if (!S_ISREG(st.st_mode)) return InvalidArgumentError("the training configuration " + path + " is not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot open the training configuration " + path);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

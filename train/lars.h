@@ -51,8 +51,6 @@ class LarsSgd {
   std::vector<torch::Tensor> MomentumBuffers() const;
   void LoadMomentumBuffers(const std::vector<torch::Tensor>& buffers);
 
-  const LarsOptions& options() const { return options_; }
-
  private:
   struct Parameter {
     torch::Tensor value;

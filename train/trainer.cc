@@ -4,17 +4,17 @@
 #include <signal.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <sstream>
 
+#include "dataset/dataset.h"
 #include "dataset/lock.h"
 #include "loader/loader.h"
 #include "store/kvstore.h"
 #include "train/checkpoint.h"
-#include "train/files.h"
 #include "train/lars.h"
 #include "train/losses.h"
 #include "train/resnet.h"
@@ -24,7 +24,10 @@
 namespace cytonet::train {
 namespace {
 
-volatile sig_atomic_t stop_requested = 0;
+// Set by the handler, read by the training loop's thread: a lock-free atomic, which a
+// signal handler may touch.
+std::atomic<int> stop_requested{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 void OnStopSignal(int) { stop_requested = 1; }
 
@@ -96,8 +99,11 @@ struct Network {
 
 class Run {
  public:
-  Run(const TrainConfig& config, const TrainCallbacks& callbacks)
-      : config_(config), callbacks_(callbacks), checkpoints_(config.run_dir, config.keep_last) {}
+  Run(const TrainConfig& config, const TrainCallbacks& callbacks, std::shared_ptr<KvStore> run_folder)
+      : config_(config),
+        callbacks_(callbacks),
+        run_folder_(run_folder),
+        checkpoints_(std::move(run_folder), config.keep_last) {}
 
   TrainOutcome Go();
 
@@ -112,6 +118,7 @@ class Run {
 
   TrainConfig config_;
   TrainCallbacks callbacks_;
+  std::shared_ptr<KvStore> run_folder_;
   CheckpointFolder checkpoints_;
   torch::Device device_{torch::kCPU};
   Network net_;
@@ -133,7 +140,6 @@ Checkpoint Run::Snapshot() const {
   c.SetInt("state.step", step_);
   c.SetInt("state.epoch", next_epoch_);
   c.SetInt("state.loader_step", next_batch_);
-  c.SetInt("state.seed", int64_t(config_.seed));
   {
     auto generator = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(generator.mutex());
@@ -170,7 +176,7 @@ void Run::Restore(const std::string& path, const Checkpoint& c) {
   std::vector<torch::Tensor> buffers(size_t(c.GetInt("optimizer.count")));
   for (size_t i = 0; i < buffers.size(); ++i) {
     const std::string key = "optimizer." + std::to_string(i);
-    if (c.Has(key)) buffers[i] = c.Get(key).to(device_);
+    if (c.Has(key)) buffers[i] = c.Get(key);  // LoadMomentumBuffers moves it to the parameter's device
   }
   optimiser_->LoadMomentumBuffers(buffers);
   step_ = c.GetInt("state.step");
@@ -184,8 +190,9 @@ void Run::Restore(const std::string& path, const Checkpoint& c) {
 // After a kill, metrics.jsonl may hold steps past the checkpoint: they are run again, so
 // their lines go.
 void Run::RewriteMetricsUpTo(int64_t step) const {
-  const std::string path = config_.run_dir + "/metrics.jsonl";
-  std::ifstream in(path);
+  auto old = run_folder_->Get("metrics.jsonl");
+  TORCH_CHECK(old.ok(), old.status().ToString());
+  std::istringstream in(old->has_value() ? std::string((*old)->begin(), (*old)->end()) : std::string());
   std::string kept, line;
   while (std::getline(in, line)) {
     const Json row = Json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -194,7 +201,9 @@ void Run::RewriteMetricsUpTo(int64_t step) const {
       kept += line + "\n";
     }
   }
-  WriteFileAtomically(path, std::vector<char>(kept.begin(), kept.end()));
+  const Status put =
+      run_folder_->Put("metrics.jsonl", ByteSpan(reinterpret_cast<const uint8_t*>(kept.data()), kept.size()));
+  TORCH_CHECK(put.ok(), put.ToString());
 }
 
 torch::Tensor Run::Loss(const Batch& batch, const torch::Tensor& projections) const {
@@ -235,6 +244,11 @@ TrainOutcome Run::Go() {
     outcome.resumed_from_step = step_;
     outcome.last_checkpoint = latest->first;
     Notice("resuming from " + latest->first + " (step " + std::to_string(step_) + ")");
+  } else {
+    // Starting afresh would in time replace checkpoints a user may still recover.
+    const auto names = checkpoints_.List();
+    TORCH_CHECK(names.empty(), "none of the ", names.size(), " checkpoints in ", config_.run_dir,
+                " reads cleanly (see above); move them away to start the run afresh");
   }
   RewriteMetricsUpTo(step_);
   std::FILE* metrics = std::fopen((config_.run_dir + "/metrics.jsonl").c_str(), "a");
@@ -295,10 +309,11 @@ TrainOutcome Run::Go() {
     ++step_;
     next_epoch_ = batch->step + 1 == steps_per_epoch ? batch->epoch + 1 : batch->epoch;
     next_batch_ = batch->step + 1 == steps_per_epoch ? 0 : batch->step + 1;
+    const double loss_value = loss.item<double>();  // waits for the device: the step ends here
     const auto done = Clock::now();
     StepReport report{step_,
                       batch->epoch,
-                      loss.item<double>(),
+                      loss_value,
                       learning_rate,
                       double(batch->size) / Seconds(done - start),
                       Seconds(loaded - start) / Seconds(done - start)};
@@ -327,18 +342,14 @@ TrainOutcome Run::Go() {
 
 }  // namespace
 
-void RequestTrainingStop() { stop_requested = 1; }
-
 Result<TrainOutcome> RunTraining(const TrainConfig& config, const TrainCallbacks& callbacks) {
-  try {
-    MakeFolders(config.run_dir);
-  } catch (const c10::Error& e) {
-    return IOError(e.what_without_backtrace());
-  }
+  ASSIGN_OR_RETURN(auto run_folder, OpenFileKvStore(config.run_dir, /*create=*/true));
   ASSIGN_OR_RETURN(auto lock, DatasetLock::Acquire(config.run_dir, "train", "cytonet train"));
+  // Under the lock no live writer owns a temporary: those left are from killed runs.
+  RETURN_IF_ERROR(RemoveStaleTemporaries(config.run_dir));
   StopSignals signals;
   try {
-    return Run(config, callbacks).Go();
+    return Run(config, callbacks, std::move(run_folder)).Go();
   } catch (const c10::Error& e) {
     return FailedPreconditionError(std::string("train: ") + e.what_without_backtrace());
   } catch (const std::exception& e) {

@@ -7,10 +7,11 @@
 //   metrics.jsonl          one JSON line per step: step, epoch, loss, lr, patches_per_s,
 //                          data_wait_fraction (time blocked on the loader / step time)
 //   weights.pt             the final weights, a dict of tensors for Python's torch.load
-//   .cytonet-locks/train   held while a run writes the folder: a second run is refused
+//   .cytonet-locks/train.lock  held while a run writes the folder: a second run is refused
 //
 // Resume: a run whose folder holds a checkpoint continues from the newest one that reads
-// cleanly (a damaged one is reported and skipped), with the same configuration (a changed
+// cleanly (a damaged one is reported and skipped; when none reads, the run stops rather
+// than start afresh over them), with the same configuration (a changed
 // key is an error naming it, except `checkpoint_every`, `keep_last`, `log_every`,
 // `loader_threads`, the paths, and `steps` under the constant schedule), and gives exactly the parameters of the run
 // that never stopped (bit-identical on CPU with the same number of torch threads).
@@ -54,9 +55,5 @@ struct TrainCallbacks {
 // Runs (or resumes) the configured pretraining. Errors come back as a Status naming the
 // file, key or sample; nothing throws.
 Result<TrainOutcome> RunTraining(const TrainConfig& config, const TrainCallbacks& callbacks);
-
-// Asks a running RunTraining to checkpoint and stop at the next step boundary (what the
-// signals do; async-signal-safe).
-void RequestTrainingStop();
 
 }  // namespace cytonet::train

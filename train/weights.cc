@@ -4,7 +4,7 @@
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 
-#include "train/files.h"
+#include "store/kvstore.h"
 
 namespace cytonet::train {
 namespace {
@@ -49,25 +49,52 @@ std::vector<char> TorchSaveBytes(const c10::Dict<std::string, torch::Tensor>& di
   return TorchSaveIValue(c10::IValue(dict));
 }
 
-void ExportWeights(const NamedModules& modules, const std::string& path) {
-  WriteFileAtomically(path, TorchSaveBytes(WeightDict(modules)));
+namespace {
+
+// The store of a path's folder and the file's name in it.
+std::pair<std::shared_ptr<KvStore>, std::string> FolderAndName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  auto store = OpenFileKvStore(folder, /*create=*/false);
+  TORCH_CHECK(store.ok(), path, ": ", store.status().ToString());
+  return {*store, path.substr(slash + 1)};
 }
 
-c10::Dict<std::string, torch::Tensor> ReadWeightDict(const std::string& path) {
-  const std::vector<char> bytes = ReadWholeFile(path);
+}  // namespace
+
+void ExportWeights(const NamedModules& modules, const std::string& path) {
+  const auto [folder, name] = FolderAndName(path);
+  const std::vector<char> bytes = TorchSaveBytes(WeightDict(modules));
+  const Status put = folder->Put(name, ByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  TORCH_CHECK(put.ok(), "writing ", path, ": ", put.ToString());
+}
+
+c10::Dict<std::string, torch::Tensor> ParseWeightDict(const Bytes& bytes) {
   c10::IValue value;
   try {
-    value = torch::pickle_load(bytes);
+    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, path, " is not a readable weight file: ", e.what_without_backtrace());
+    TORCH_CHECK(false, "not a readable weight file: ", e.what_without_backtrace());
   }
-  TORCH_CHECK(value.isGenericDict(), path, " does not hold a dict of tensors");
+  TORCH_CHECK(value.isGenericDict(), "not a dict of tensors");
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& entry : value.toGenericDict()) {
-    TORCH_CHECK(entry.key().isString() && entry.value().isTensor(), path, " holds an entry that is not name → tensor");
+    TORCH_CHECK(entry.key().isString() && entry.value().isTensor(), "an entry that is not name → tensor");
     dict.insert(entry.key().toStringRef(), entry.value().toTensor());
   }
   return dict;
+}
+
+c10::Dict<std::string, torch::Tensor> ReadWeightDict(const std::string& path) {
+  const auto [folder, name] = FolderAndName(path);
+  auto bytes = folder->Get(name);
+  TORCH_CHECK(bytes.ok(), bytes.status().ToString());
+  TORCH_CHECK(bytes->has_value(), "no such file: ", path);
+  try {
+    return ParseWeightDict(**bytes);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, path, ": ", e.what_without_backtrace());
+  }
 }
 
 }  // namespace cytonet::train

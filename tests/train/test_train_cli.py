@@ -213,3 +213,34 @@ def test_the_schema_file_is_the_parsers_own_and_they_agree(cli, dataset, tmp_pat
     assert ours.returncode == 2 and "run_dir is required" in ours.stderr
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(missing, generated)
+
+
+def test_a_folder_given_as_the_configuration_is_an_error(cli, tmp_path):
+    out = train(cli, tmp_path, check=False)
+    assert out.returncode == 2 and "is not a file" in out.stderr, out.stderr
+
+
+def test_when_no_checkpoint_reads_the_run_stops_and_keeps_them(cli, dataset, tmp_path):
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", steps=4, keep_last=1)
+    train(cli, config)
+    only = tmp_path / "run" / "checkpoint-000000004.pt"
+    only.write_bytes(only.read_bytes()[:1000])  # truncated
+    damaged = only.read_bytes()
+    (tmp_path / "run" / "weights.pt").unlink()
+    out = train(cli, config, check=False)
+    assert out.returncode != 0 and "checkpoint-000000004.pt is damaged" in out.stderr
+    assert "none of the 1 checkpoints" in out.stderr, out.stderr
+    assert only.read_bytes() == damaged  # nothing overwritten
+
+
+def test_pruning_never_removes_the_checkpoint_just_written(cli, dataset, tmp_path):
+    # An unreadable checkpoint from the future (named past every step of this run) is
+    # skipped on resume and must not count among the keep_last newest.
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", keep_last=1, schedule="constant")
+    train(cli, config, "--steps", "6")
+    future = tmp_path / "run" / "checkpoint-000000050.pt"
+    future.write_bytes(b"unreadable")
+    out = train(cli, config)  # resumes from 6 and writes 8 and 10
+    assert "checkpoint-000000050.pt is damaged" in out.stderr and "checkpoint-000000006.pt" in out.stderr
+    names = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*.pt"))
+    assert names == ["checkpoint-000000010.pt", "checkpoint-000000050.pt"]
