@@ -17,6 +17,14 @@ namespace {
 
 using namespace cytonet::train;
 
+// A dict file, its write checked.
+void Save(const std::string& path, const c10::Dict<std::string, torch::Tensor>& dict) {
+  const auto bytes = TorchSaveBytes(dict);
+  std::ofstream file(path, std::ios::binary);
+  file.write(bytes.data(), std::streamsize(bytes.size()));
+  TORCH_CHECK(file.good(), "writing ", path);
+}
+
 // Loss value and the gradient of the features, in a dict beside the inputs.
 void AddLoss(c10::Dict<std::string, torch::Tensor>& out, const std::string& name, const torch::Tensor& features,
              const std::function<torch::Tensor(const torch::Tensor&)>& loss) {
@@ -39,38 +47,15 @@ void DumpLosses(const std::string& path) {
   AddLoss(out, "spatial_nce", features, [&](const torch::Tensor& z) { return SpatialNceLoss(z, positions); });
   AddLoss(out, "nt_xent", features, [&](const torch::Tensor& z) { return NtXentLoss(z, 0.1); });
   AddLoss(out, "supcon", features, [&](const torch::Tensor& z) { return SupervisedContrastiveLoss(z, labels, 0.1); });
-  const auto bytes = TorchSaveBytes(out);
-  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  Save(path, out);
 }
 
 // Weights after a few training-mode passes (so BN statistics are not the defaults), then
-// the eval-mode outputs for one input.
-void DumpNetwork(const std::string& path, const ResNetConfig& config, int64_t side) {
-  torch::manual_seed(5);
-  CytoNetResNet backbone(config);
-  ProjectionHead head(config.feature_channels());
-  {
-    torch::NoGradGuard no_grad;
-    for (int i = 0; i < 2; ++i) head->forward(backbone->Features(torch::randn({2, config.input_channels, side, side})));
-  }
-  backbone->eval();
-  head->eval();
-  torch::NoGradGuard no_grad;
-  auto out = WeightDict({{"backbone", backbone.get()}, {"head", head.get()}});
-  const auto input = torch::randn({2, config.input_channels, side, side});
-  out.insert("input", input);
-  out.insert("output.map", backbone->forward(input));
-  out.insert("output.features", backbone->Features(input));
-  out.insert("output.projection", head->forward(backbone->Features(input)));
-  const auto bytes = TorchSaveBytes(out);
-  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-// The hybrid the same way, at a patch size whose map has side / 64 squared tokens.
-void DumpHybrid(const std::string& path, const ResNetConfig& resnet, const VitConfig& vit, int64_t side) {
-  torch::manual_seed(6);
-  HybridBackbone backbone(resnet, vit, side);
-  ProjectionHead head(backbone->feature_dim());
+// the eval-mode outputs for one grey input of side² px. `map`: the backbone's last map, for
+// backbones that have one as their output.
+template <typename Backbone>
+void DumpNetwork(const std::string& path, Backbone backbone, int64_t feature_dim, int64_t side, bool map) {
+  ProjectionHead head(feature_dim);
   {
     torch::NoGradGuard no_grad;
     for (int i = 0; i < 2; ++i) head->forward(backbone->Features(torch::randn({2, 1, side, side})));
@@ -81,10 +66,23 @@ void DumpHybrid(const std::string& path, const ResNetConfig& resnet, const VitCo
   auto out = WeightDict({{"backbone", backbone.get()}, {"head", head.get()}});
   const auto input = torch::randn({2, 1, side, side});
   out.insert("input", input);
+  if constexpr (std::is_same_v<Backbone, CytoNetResNet>) {
+    if (map) out.insert("output.map", backbone->forward(input));
+  }
   out.insert("output.features", backbone->Features(input));
   out.insert("output.projection", head->forward(backbone->Features(input)));
-  const auto bytes = TorchSaveBytes(out);
-  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  Save(path, out);
+}
+
+void DumpResNet(const std::string& path, const ResNetConfig& config, int64_t side) {
+  torch::manual_seed(5);
+  DumpNetwork(path, CytoNetResNet(config), config.feature_channels(), side, /*map=*/true);
+}
+
+// The hybrid at a patch size whose map has (side / 64)² tokens.
+void DumpHybrid(const std::string& path, const ResNetConfig& resnet, const VitConfig& vit, int64_t side) {
+  torch::manual_seed(6);
+  DumpNetwork(path, HybridBackbone(resnet, vit, side), vit.dim, side, /*map=*/false);
 }
 
 }  // namespace
@@ -96,8 +94,8 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   DumpLosses(dir + "/losses.pt");
-  DumpNetwork(dir + "/small.pt", ResNetConfig::Small(), 256);
-  DumpNetwork(dir + "/resnet50.pt", ResNetConfig::ResNet50(), 256);
+  DumpResNet(dir + "/small.pt", ResNetConfig::Small(), 256);
+  DumpResNet(dir + "/resnet50.pt", ResNetConfig::ResNet50(), 256);
   DumpHybrid(dir + "/small_vit.pt", ResNetConfig::Small(), VitConfig::Small(), 256);
   DumpHybrid(dir + "/r50_vit.pt", ResNetConfig::ResNet50(), VitConfig::Base(), 128);
   ExportWeights({{"backbone", CytoNetResNet(ResNetConfig::Small()).get()}}, dir + "/exported.pt");
