@@ -174,17 +174,16 @@ Status PyramidWriter::WriteShardRow(size_t k) {
 }
 
 Status PyramidWriter::FinishLevels() {
-  auto context = std::make_shared<StoreContext>();
   stats_.clear();
   for (auto& level : levels_) {
     if (level->rows_done != level->height) {
       return FailedPreconditionError("image '" + group_path_ + "': finished after " + std::to_string(level->rows_done) +
                                      " of " + std::to_string(level->height) + " rows");
     }
-    RETURN_IF_ERROR(ZarrArray::Create(kvstore_, level->path, level->metadata, context).status());
-    // The manifest records the metadata as written (the bytes Create stored): a changed
-    // fill value or shape is caught.
+    // The metadata was checked when level->array was made from it; the manifest records the
+    // very bytes stored, so a changed fill value or shape is caught.
     const Bytes metadata = JsonToBytes(ToJsonV3(level->metadata));
+    RETURN_IF_ERROR(kvstore_->Put(JoinKey(level->path, "zarr.json"), metadata));
     LevelRecord record;
     record.height = level->height;
     record.width = level->width;

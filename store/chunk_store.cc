@@ -11,13 +11,6 @@
 namespace cytonet {
 namespace {
 
-// Read chunks along each dimension of an array of `shape` in chunks of `chunk`.
-std::vector<int64_t> GridOf(const std::vector<int64_t>& shape, const std::vector<int64_t>& chunk) {
-  std::vector<int64_t> grid(shape.size());
-  for (size_t d = 0; d < shape.size(); ++d) grid[d] = (shape[d] + chunk[d] - 1) / chunk[d];
-  return grid;
-}
-
 // What identifies an array's decoded chunks in a context's caches: its name and everything
 // that decides what a chunk's bytes mean. An array re-created at the same path with another
 // shape, grid, type, fill value or codecs gets another id, so it never sees the old chunks.
@@ -33,7 +26,7 @@ class PlainChunkStore final : public ChunkStore {
  public:
   PlainChunkStore(std::shared_ptr<KvStore> kvstore, std::string path, const ArrayMetadata& metadata,
                   std::shared_ptr<const CodecChain> codecs, std::shared_ptr<StoreContext> context)
-      : ChunkStore(*context, CacheIdentity(*kvstore, path, metadata), GridOf(metadata.shape, metadata.chunk_shape)),
+      : ChunkStore(*context, CacheIdentity(*kvstore, path, metadata), metadata.grid_shape()),
         kvstore_(std::move(kvstore)),
         path_(std::move(path)),
         keys_(metadata.chunk_key_encoding),
@@ -85,7 +78,7 @@ ShardedChunkStore::ShardedChunkStore(std::shared_ptr<KvStore> kvstore, std::stri
                                      const ArrayMetadata& metadata, std::shared_ptr<const ShardingCodec> sharding,
                                      std::shared_ptr<StoreContext> context)
     : ChunkStore(*context, CacheIdentity(*kvstore, array_path, metadata),
-                 GridOf(metadata.shape, sharding->inner_chunk_shape())),
+                 GridShape(metadata.shape, sharding->inner_chunk_shape())),
       kvstore_(std::move(kvstore)),
       path_(std::move(array_path)),
       keys_(metadata.chunk_key_encoding),

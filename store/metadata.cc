@@ -21,11 +21,13 @@ std::string ChunkKeyEncoding::KeyFor(const std::vector<int64_t>& chunk_index) co
 
 ChunkLayout ArrayMetadata::chunk_layout() const { return ChunkLayout{data_type, chunk_shape, fill_value}; }
 
-std::vector<int64_t> ArrayMetadata::grid_shape() const {
-  std::vector<int64_t> grid(rank());
-  for (size_t d = 0; d < rank(); ++d) grid[d] = (shape[d] + chunk_shape[d] - 1) / chunk_shape[d];
+std::vector<int64_t> GridShape(const std::vector<int64_t>& shape, const std::vector<int64_t>& chunk_shape) {
+  std::vector<int64_t> grid(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) grid[d] = (shape[d] + chunk_shape[d] - 1) / chunk_shape[d];
   return grid;
 }
+
+std::vector<int64_t> ArrayMetadata::grid_shape() const { return GridShape(shape, chunk_shape); }
 
 namespace {
 
@@ -410,5 +412,3 @@ Json ToJsonV2(const ArrayMetadata& m) {
 }
 
 }  // namespace cytonet
-
-namespace cytonet {}  // namespace cytonet

@@ -44,6 +44,9 @@ struct ArrayMetadata {
   std::vector<int64_t> grid_shape() const;
 };
 
+// Chunks of `chunk_shape` along each dimension of `shape`, edge chunks counted.
+std::vector<int64_t> GridShape(const std::vector<int64_t>& shape, const std::vector<int64_t>& chunk_shape);
+
 // Parses a v3 zarr.json of an array. `where` names the file in errors.
 Result<ArrayMetadata> ParseArrayMetadataV3(const Json& json, const std::string& where);
 // Parses a v2 .zarray (attributes come separately from .zattrs).
