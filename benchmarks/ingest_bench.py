@@ -59,16 +59,16 @@ def check_outputs(out: pathlib.Path, t: int, study: dict, outputs: dict) -> None
     for level in levels:
         a = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / f"ours-{t}" / section / level)}}).result()
         b = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / f"tensorstore-{t}" / level)}}).result()
-        if not np.array_equal(a.read().result(), b.read().result()):
+        ours = a.read().result()
+        if not np.array_equal(ours, b.read().result()):
             sys.exit(f"level {level}: ours and the tifffile+ts peer differ")
         if level == "0":
             # vips decodes its own zstd TIFF (tifffile needs imagecodecs for that).
             raw = out / f"vips-{t}-level0.raw"
             subprocess.run(["vips", "rawsave", f"{outputs['vips'](t)}[page=0]", str(raw)], check=True)
-            ours_level0 = a.read().result()
             vips_level0 = np.fromfile(raw, dtype=np.uint8)
             raw.unlink()
-            if vips_level0.size != ours_level0.size or not np.array_equal(ours_level0.ravel(), vips_level0):
+            if vips_level0.size != ours.size or not np.array_equal(ours.ravel(), vips_level0):
                 sys.exit("level 0: ours and vips' full-resolution page differ")
 
 

@@ -306,7 +306,7 @@ def main() -> None:
           f"{args.batches} timed batches ({args.batch * args.batches} patches) per loader, order reversed every other "
           f"round; peer blur hint {BLUR_HINT or 'none'}", flush=True)
     output = {"config": {k: v for k, v in vars(args).items()}, "steps_per_epoch": steps_per_epoch,
-              "pixel_size_um": {"/".join(k): v[1] for k, v in levels.items()}, "passes": [], "results": []}
+              "pixel_size_um": {"/".join(k): v[1] for k, v in levels.items()}, "passes": []}
     failed = []
     for t in passes:
         prefetch = 2 * t  # both sides prefetch 2·T batches: the DataLoader's prefetch_factor 2 per worker, our ring
@@ -400,9 +400,6 @@ def main() -> None:
             entry["loaders"][name] = {"threads": threads, "patches_per_s_rounds": values, "patches_per_s": value,
                                       "per_core": value / threads, "ours_ratio_rounds": ratios[name],
                                       "ours_ratio": ratio}
-            if name != WORK:
-                output["results"].append({"loader": name, "threads": t, "patches_per_s": value, "per_core": value / t,
-                                          "rounds": values, "ours_ratio": ratio, "ours_ratio_rounds": ratios[name]})
         peer_ratios = ratios[PEER]
         print(f"ours / peer per round, T = {t}: {' '.join(f'{x:.2f}' for x in peer_ratios)}; median "
               f"{statistics.median(peer_ratios):.2f}, min–max {spread(peer_ratios)}", flush=True)

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import tensorstore as ts
 import zarr
+from patch_bench_common import import_cytonet
 
 
 def latency_stats(latencies, region_bytes):
@@ -95,8 +96,7 @@ def main():
     args = parser.parse_args()
 
     build = pathlib.Path(args.build).resolve()
-    sys.path.insert(0, str(build / "python"))
-    import cytonet
+    cytonet = import_cytonet(build)
 
     bench = build / "benchmarks" / "region_read_bench"
     root = pathlib.Path(args.data or build / "bench-data" / f"section-{args.size}-{args.cname}-{args.shuffle}")

@@ -74,13 +74,14 @@ bool FitsFixedPoint(const GreyView& s, const std::array<double, 6>& m, int size)
 class TableLookupAvx2 {
  public:
   __attribute__((target("avx2"))) explicit TableLookupAvx2(const std::array<uint8_t, 256>& table) {
+    table_ = &table;
+    static const bool vbmi = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+    vbmi_ = vbmi;
+    if (vbmi_) return;  // the permutes read the table itself
     for (int slice = 0; slice < 16; ++slice) {
       const __m128i entries = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table.data() + 16 * slice));
       slices_[slice] = _mm256_broadcastsi128_si256(entries);
     }
-    table_ = &table;
-    static const bool vbmi = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
-    vbmi_ = vbmi;
   }
 
   // With AVX-512 VBMI (Zen 4, Ice Lake and later): two 128-entry permutes and a blend on
@@ -142,6 +143,8 @@ __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::a
   const __m256i last_x = _mm256_set1_epi32(s.width - 2), last_y = _mm256_set1_epi32(s.height - 2);
   const __m256i stride = _mm256_set1_epi32(int(s.stride));
   const int* base = reinterpret_cast<const int*>(s.data);
+  // uintptr_t: the prefetched address may lie past the source, where a prefetch is harmless.
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(s.data) + uintptr_t(prefetch_ahead);
   const int rx = FixedPointMap::RowX(m, v), ry = FixedPointMap::RowY(m, v);
   const __m256i row_x = _mm256_set1_epi32(rx), row_y = _mm256_set1_epi32(ry);
   int u = u_begin;
@@ -164,8 +167,6 @@ __attribute__((target("avx2"))) void WarpRowAvx2(const GreyView& s, const std::a
     }
     const __m256i fx = _mm256_and_si256(x, fraction_mask), fy = _mm256_and_si256(y, fraction_mask);
     const __m256i offset = _mm256_add_epi32(_mm256_mullo_epi32(sy, stride), sx);
-    // uintptr_t: the address may lie past the source, where a prefetch is harmless.
-    const uintptr_t ahead = reinterpret_cast<uintptr_t>(s.data) + uintptr_t(prefetch_ahead);
     _mm_prefetch(reinterpret_cast<const char*>(ahead + uintptr_t(_mm256_extract_epi32(offset, 0))), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(ahead + uintptr_t(_mm256_extract_epi32(offset, 4))), _MM_HINT_T0);
     const __m256i top_taps = _mm256_shuffle_epi8(_mm256_i32gather_epi32(base, offset, 1), taps_to_words);

@@ -18,14 +18,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main() -> None:
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    with open(sys.argv[1]) as metrics:
+        rows = [json.loads(line) for line in metrics if line.strip()]
     if not rows:
         sys.exit(f"{sys.argv[1]} holds no steps")
     steps = [r["step"] for r in rows]
     figure, loss_axis = plt.subplots(figsize=(7, 4), dpi=120)
     loss_axis.plot(steps, [r["loss"] for r in rows], color="tab:blue", linewidth=1, alpha=0.5, label="loss")
     window = max(1, len(rows) // 20)  # a running mean shows the trend through the batch noise
-    smooth = [sum(r["loss"] for r in rows[max(0, i - window + 1):i + 1]) / len(rows[max(0, i - window + 1):i + 1])
+    running = [0.0]
+    for r in rows:
+        running.append(running[-1] + r["loss"])
+    smooth = [(running[i + 1] - running[max(0, i - window + 1)]) / (i + 1 - max(0, i - window + 1))
               for i in range(len(rows))]
     loss_axis.plot(steps, smooth, color="tab:blue", linewidth=2, label=f"loss, mean of {window} steps")
     if len(sys.argv) == 4:

@@ -10,7 +10,9 @@
 #      `cytonet query` finds points near an MNI position;
 #   4. `cytonet info` prints what was made, and a level-1 region goes to build/section.png;
 #   5. the training loader: `cytonet sample` draws plain and augmented patches side by side
-#      into build/patches.png, and `cytonet bench-loader` times the loader.
+#      into build/patches.png, and `cytonet bench-loader` times the loader;
+#   6. `cytonet train` runs a short SpatialNCE pretraining of the small ResNet, and its loss
+#      curve goes to build/main-job/loss.png.
 #
 # CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
 set -euo pipefail
@@ -41,14 +43,15 @@ first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
 # 6. A short SpatialNCE pretraining of the small ResNet on the phantom (resumed, not redone,
 #    when run again), and its loss curve.
 run_dir="$build/main-job/run"
+batch=32
 mkdir -p "$run_dir"
 cat > "$build/main-job/train.json" <<JSON
 {"dataset": "$dataset", "run_dir": "$run_dir", "model": "small", "level": 1, "patch_size": 256,
- "batch_size": 32, "steps": 60, "base_lr": 2.0, "schedule": "cosine", "warmup_steps": 5,
+ "batch_size": $batch, "steps": 60, "base_lr": 2.0, "schedule": "cosine", "warmup_steps": 5,
  "checkpoint_every": 20, "log_every": 10, "loader_threads": 1, "seed": 1}
 JSON
 "$cytonet" train --config "$build/main-job/train.json"
-"$venv/bin/python" "$root/scripts/plot_loss.py" "$run_dir/metrics.jsonl" "$build/main-job/loss.png" 32
+"$venv/bin/python" "$root/scripts/plot_loss.py" "$run_dir/metrics.jsonl" "$build/main-job/loss.png" "$batch"
 
 echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png," \
   "plain and augmented training patches in $build/patches.png, the pretraining's loss curve in" \
