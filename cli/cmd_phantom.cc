@@ -35,6 +35,15 @@ Command AddPhantomCommand(CLI::App& app) {
   cmd->add_option("--areas", o->phantom.areas_per_hemisphere, "Areas per hemisphere")
       ->capture_default_str()
       ->check(CLI::Range(1, 500));
+  cmd->add_option_function<double>(
+         "--pixel-size-um",
+         [o](double um) {
+           o->phantom.true_scale = true;
+           o->phantom.pixel_size_um = um;
+         },
+         "Draw the brain at its true size with this pixel size (µm); without it the whole "
+         "brain is shrunk to fit the image (a nominal 1 µm/px, for I/O benchmarks)")
+      ->check(CLI::Range(0.05, 100.0));
   cmd->add_option("--point-spacing-mm", o->phantom.point_spacing_mm, "Spacing of midline points")
       ->capture_default_str();
   cmd->add_option("--formats", o->formats, "Slide formats, round-robin over sections: tiff,hdf5")

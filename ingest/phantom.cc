@@ -217,12 +217,20 @@ std::vector<SectionSpec> PlanStudy(const PhantomOptions& o) {
   std::vector<SectionSpec> sections;
   const double w = double(o.width), h = double(o.height);
   // The coronal extent of the brain (x −70…70, z −46…74 mm) with a margin.
-  const double base_mm_per_px = 1.12 * std::max(140.0 / w, 124.0 / h);
+  const double base_mm_per_px =
+      o.true_scale ? o.pixel_size_um / 1000 : 1.12 * std::max(140.0 / w, 124.0 / h);
+  // Staining and illumination. At true scale they stay inside what the training
+  // augmentation covers (contrast 0.9–1, offset ±25 grey levels: loader/augmentation.h),
+  // so a model can learn to ignore them; the fit mode keeps its wider, older ranges.
+  const double brain_gain_min = o.true_scale ? 0.95 : 0.85, brain_gain_span = o.true_scale ? 0.05 : 0.25;
+  const double section_gain_min = o.true_scale ? 0.97 : 0.92, section_gain_span = o.true_scale ? 0.03 : 0.14;
+  const double brain_offset_max = o.true_scale ? 5 : 8, section_offset_max = 3;
+  const double illumination_max = o.true_scale ? 0.03 : 0.06;
   for (int b = 0; b < o.num_brains; ++b) {
     auto brain_random = [&](uint64_t what) { return Unit(Hash({o.seed, 300, uint64_t(b), what})); };
     const double brain_scale = 0.95 + 0.1 * brain_random(0);
-    const double brain_gain = 0.85 + 0.25 * brain_random(1);
-    const double brain_offset = -8 + 16 * brain_random(2);
+    const double brain_gain = brain_gain_min + brain_gain_span * brain_random(1);
+    const double brain_offset = brain_offset_max * (2 * brain_random(2) - 1);
     char brain_name[16];
     std::snprintf(brain_name, sizeof(brain_name), "PB%02d", b + 1);
     for (int s = 0; s < o.sections_per_brain; ++s) {
@@ -259,9 +267,10 @@ std::vector<SectionSpec> PlanStudy(const PhantomOptions& o) {
         }
         spec.transform.displacement = std::move(field);
       }
-      spec.stain_gain = brain_gain * (0.92 + 0.14 * random(6));
-      spec.stain_offset = brain_offset + (random(7) - 0.5) * 6;
-      spec.illumination = {0.06 * random(8), 0.5 + random(9), 0.5 + random(10), 2 * kPi * random(11)};
+      spec.true_pixel_size_um = o.true_scale ? o.pixel_size_um : 0;
+      spec.stain_gain = brain_gain * (section_gain_min + section_gain_span * random(6));
+      spec.stain_offset = brain_offset + section_offset_max * (2 * random(7) - 1);
+      spec.illumination = {illumination_max * random(8), 0.5 + random(9), 0.5 + random(10), 2 * kPi * random(11)};
       spec.seed = Hash({o.seed, 302, uint64_t(b), uint64_t(s)});
       sections.push_back(std::move(spec));
     }
@@ -292,9 +301,9 @@ struct SectionRenderer::Field {
 
 SectionRenderer::SectionRenderer(const PhantomBrain& brain, SectionSpec spec) : brain_(&brain), spec_(std::move(spec)) {
   const double mm_per_px = spec_.transform.MillimetresPerPixel();
-  // At full size (≈0.002 MNI mm per pixel) cells have their true size in micrometres;
-  // smaller phantoms are shrunken brains, with cells shrunk alike.
-  px_per_um_ = std::clamp(0.002 / mm_per_px, 0.02, 2.0);
+  // At true scale cells have their size in micrometres. A fitted phantom is a shrunken
+  // brain, cells shrunk alike (as if full size were ≈0.002 MNI mm per pixel).
+  px_per_um_ = spec_.true_pixel_size_um > 0 ? 1 / spec_.true_pixel_size_um : std::clamp(0.002 / mm_per_px, 0.02, 2.0);
   node_spacing_px_ = std::clamp<int64_t>(std::lround(0.15 / mm_per_px), 2, 32);
 }
 
@@ -336,7 +345,12 @@ void SectionRenderer::RenderLayerMask(int64_t y0, int64_t x0, int64_t h, int64_t
 
 void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8_t* out) const {
   const double k = px_per_um_;
-  const double cell_spacing = std::max(2.5, 16 * k);
+  const bool true_scale = spec_.true_pixel_size_um > 0;
+  // Cells sit on a 16 µm grid of sites. The fitted mode keeps them at least 2.5 px apart
+  // and 0.6 px in radius; at true scale they keep their size, and a cell smaller than a
+  // pixel darkens the pixels around its centre by the area it covers.
+  const double cell_spacing = true_scale ? 16 * k : std::max(2.5, 16 * k);
+  constexpr double kSubPixelAxis = 0.75;
   const double vessel_spacing = std::max(12.0, 300 * k);
   const double max_cell_radius = std::max(1.0, 14 * k * 1.5);
   const double max_vessel_axis = std::max(2.0, 60 * k) + 2;
@@ -384,6 +398,23 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
     }
   };
 
+  // Darkens the four pixels nearest to (cy, cx) towards `dark` by `coverage` of a pixel,
+  // split bilinearly (pixel centres at integer coordinates, as in splat).
+  auto deposit = [&](double cy, double cx, double coverage, double dark) {
+    const int64_t r0 = int64_t(std::floor(cy)), c0 = int64_t(std::floor(cx));
+    const double ty = cy - double(r0), tx = cx - double(c0);
+    for (int dr = 0; dr < 2; ++dr) {
+      for (int dc = 0; dc < 2; ++dc) {
+        const int64_t r = r0 + dr, c = c0 + dc;
+        if (r < y0 || r >= y0 + h || c < x0 || c >= x0 + w) continue;
+        const size_t i = size_t((r - y0) * w + (c - x0));
+        if (!tissue[i]) continue;
+        const double weight = (dr ? ty : 1 - ty) * (dc ? tx : 1 - tx);
+        grey[i] += float(coverage * weight * (dark - grey[i]));
+      }
+    }
+  };
+
   // 2. Cell bodies on a jittered grid of sites; the layer at the site decides.
   {
     const int64_t i0 = int64_t(std::floor((y0 - margin) / cell_spacing)),
@@ -403,10 +434,15 @@ void SectionRenderer::Render(int64_t y0, int64_t x0, int64_t h, int64_t w, uint8
         const bool white = layer == kMaskWhiteMatter;
         const double density = white ? 0.06 : profile.cell_density[layer - 1];
         if (Unit(Mix(site ^ 3)) >= density) continue;
-        const double radius =
-            std::max(0.6, (white ? 2.5 : profile.cell_radius_um[layer - 1]) * k * (0.75 + 0.5 * Unit(Mix(site ^ 4))));
+        const double true_radius =
+            (white ? 2.5 : profile.cell_radius_um[layer - 1]) * k * (0.75 + 0.5 * Unit(Mix(site ^ 4)));
+        const double radius = true_scale ? true_radius : std::max(0.6, true_radius);
         const double elongation = (layer == 3 || layer == 5) ? 1 + 0.5 * Unit(Mix(site ^ 5)) : 1.1;
         const double dark = 55 + 55 * Unit(Mix(site ^ 6));
+        if (true_scale && radius * elongation < kSubPixelAxis) {
+          deposit(cy, cx, std::min(1.0, kPi * radius * radius * elongation), dark);
+          continue;
+        }
         splat(cy, cx, radius * elongation, radius, kPi * Unit(Mix(site ^ 7)),
               [&](size_t p, double coverage, double, double) { grey[p] += float(coverage * (dark - grey[p])); });
       }

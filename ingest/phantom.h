@@ -115,6 +115,13 @@ struct PhantomOptions {
   int64_t width = 2048;  // level-0 pixels of every section
   int64_t height = 1536;
   int areas_per_hemisphere = 16;
+  // false ("fit", the default): the whole coronal cut is shrunk to fit width × height,
+  // cells alike, and pixel_size_um is only what the slides state (the I/O benchmarks use
+  // this: big images of a whole brain). true: the brain is drawn at its true size,
+  // pixel_size_um per pixel: cortex 2–3 mm thick, cells 3–9 µm in radius (below a pixel
+  // at coarse pixel sizes, then drawn by the area they cover); the image shows whatever of
+  // the cut fits, centred.
+  bool true_scale = false;
   double pixel_size_um = 1.0;
   double point_spacing_mm = 1.0;  // along the cortical midline
 };
@@ -126,6 +133,7 @@ struct SectionSpec {
   double y_mm = 0;      // coronal position of the cut
   int64_t width = 0, height = 0;
   SectionTransform transform;
+  double true_pixel_size_um = 0;            // > 0: drawn at true scale (PhantomOptions)
   double stain_gain = 1, stain_offset = 0;  // brain × section staining
   std::array<double, 4> illumination{};     // low-frequency brightness gradient
   uint64_t seed = 0;                        // for cells, vessels and noise

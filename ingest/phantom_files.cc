@@ -169,6 +169,7 @@ Status WritePhantomStudy(const PhantomOptions& options, const PhantomFileOptions
                         {"width", options.width},
                         {"height", options.height},
                         {"areas_per_hemisphere", options.areas_per_hemisphere},
+                        {"true_scale", options.true_scale},
                         {"point_spacing_mm", options.point_spacing_mm}}}};
   return WriteTextFile((fs::path(out_dir) / "study.json").string(), study.dump(1) + "\n");
 }

@@ -35,6 +35,7 @@ Result<std::unique_ptr<Loader>> Loader::Start(std::shared_ptr<const PatchReader>
   RETURN_IF_ERROR(options.Check());
   if (!reader || !reader->index())
     return FailedPreconditionError("loader: the dataset has no index/ (run cytonet index)");
+  RETURN_IF_ERROR(CheckFilter(*reader->index(), options.filter));
   ASSIGN_OR_RETURN(Sampler sampler, Sampler::Make(SelectRows(*reader->index(), options.filter), options.sampler));
   if (options.start_step < 0 || options.start_step >= sampler.steps_per_epoch()) {
     return InvalidArgumentError("loader: start step " + std::to_string(options.start_step) + " is not in [0, " +

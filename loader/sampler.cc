@@ -11,6 +11,23 @@ namespace {
 constexpr uint32_t kShufflePurpose = 0x5348;  // "SH"
 }  // namespace
 
+Status CheckFilter(const IndexTable& table, const SampleFilter& filter) {
+  std::set<std::string> brains, sections;
+  for (const auto& [brain, section] : table.sections) {
+    brains.insert(brain);
+    sections.insert(brain + "/" + section);
+  }
+  for (const std::string& brain : filter.brains) {
+    if (!brains.count(brain)) return InvalidArgumentError("filter: brain '" + brain + "' is not in the index");
+  }
+  for (const std::string& section : filter.sections) {
+    if (!sections.count(section)) {
+      return InvalidArgumentError("filter: section '" + section + "' (brain/section) is not in the index");
+    }
+  }
+  return Status::Ok();
+}
+
 std::vector<int64_t> SelectRows(const IndexTable& table, const SampleFilter& filter) {
   std::vector<bool> section_ok(table.sections.size(), true);
   for (size_t id = 0; id < table.sections.size(); ++id) {

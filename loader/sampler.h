@@ -31,6 +31,10 @@ struct SampleFilter {
   std::optional<uint8_t> hemisphere;  // 0 left, 1 right
 };
 
+// InvalidArgument naming the first brain or "brain/section" of the filter that the index
+// does not hold (a typo would otherwise select nothing, or less than meant).
+Status CheckFilter(const IndexTable& table, const SampleFilter& filter);
+
 // The rows of `table` that pass the filter, in index order.
 std::vector<int64_t> SelectRows(const IndexTable& table, const SampleFilter& filter);
 

@@ -22,7 +22,7 @@ apt_packages=(
   pybind11-dev python3-dev python3-venv clang-14 libclang-rt-14-dev clang-format-14
   libopenslide-dev libhdf5-dev libopenmpi-dev openmpi-bin libnanoflann-dev
   libvips-tools libtiff-tools slurmctld slurmd slurm-client munge
-  libopencv-core-dev libopencv-imgproc-dev
+  libopencv-core-dev libopencv-imgproc-dev libyaml-cpp-dev
 )
 python_packages=(
   "torch==2.11.*" "zarr>=3,<4" "tensorstore" "numcodecs" "numpy" "scikit-learn"

@@ -1,11 +1,14 @@
 #include "train/config.h"
 
 #include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 
 namespace cytonet::train {
@@ -66,6 +69,22 @@ Field Flag(bool TrainConfig::*member) {
           [member](const TrainConfig& c) { return Json(c.*member); }, Json{{"type", "boolean"}}};
 }
 
+Field TextList(std::vector<std::string> TrainConfig::*member) {
+  return {[member](const Json& v, TrainConfig& c, const std::string& where) -> Status {
+            if (!v.is_array()) return InvalidArgumentError(where + " must be a list of strings");
+            std::vector<std::string> list;
+            for (const Json& item : v) {
+              if (!item.is_string() || item.get<std::string>().empty())
+                return InvalidArgumentError(where + " must hold non-empty strings, got " + item.dump());
+              list.push_back(item.get<std::string>());
+            }
+            c.*member = std::move(list);
+            return Status::Ok();
+          },
+          [member](const TrainConfig& c) { return Json(c.*member); },
+          Json{{"type", "array"}, {"items", {{"type", "string"}, {"minLength", 1}}}}};
+}
+
 const std::map<std::string, Field>& Fields() {
   static const auto* fields = new std::map<std::string, Field>{
       {"dataset", Text(&TrainConfig::dataset)},
@@ -73,6 +92,8 @@ const std::map<std::string, Field>& Fields() {
       {"level", Number(&TrainConfig::level, 0, 16)},
       {"patch_size", Number(&TrainConfig::patch_size, 32, 8192)},
       {"augment", Flag(&TrainConfig::augment)},
+      {"brains", TextList(&TrainConfig::brains)},
+      {"sections", TextList(&TrainConfig::sections)},
       {"loader_threads", Number(&TrainConfig::loader_threads, 1, 1024)},
       {"ring_depth", Number(&TrainConfig::ring_depth, 2, 1024)},
       {"model", Text(&TrainConfig::model, {"resnet50", "small", "r50_vit", "small_vit"})},
@@ -100,7 +121,67 @@ const std::map<std::string, Field>& Fields() {
   return *fields;
 }
 
+// YAML → JSON. Plain scalars resolve as in YAML 1.2's core schema (null, true/false,
+// integers, floats); quoted scalars stay strings. A key given twice is an error.
+Result<Json> YamlToJson(const YAML::Node& node, const std::string& where) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return Json(nullptr);
+    case YAML::NodeType::Sequence: {
+      Json list = Json::array();
+      for (size_t i = 0; i < node.size(); ++i) {
+        ASSIGN_OR_RETURN(Json item, YamlToJson(node[i], where + "[" + std::to_string(i) + "]"));
+        list.push_back(std::move(item));
+      }
+      return list;
+    }
+    case YAML::NodeType::Map: {
+      Json object = Json::object();
+      for (const auto& entry : node) {
+        if (!entry.first.IsScalar()) return InvalidArgumentError(where + ": a key must be a plain name");
+        const std::string key = entry.first.Scalar();
+        if (object.contains(key)) return InvalidArgumentError(where + ": key \"" + key + "\" is given twice");
+        ASSIGN_OR_RETURN(object[key], YamlToJson(entry.second, where + ": " + key));
+      }
+      return object;
+    }
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  const std::string text = node.Scalar();
+  if (node.Tag() == "!") return Json(text);  // quoted
+  static const std::regex kNull("null|Null|NULL|~|"), kTrue("true|True|TRUE"), kFalse("false|False|FALSE");
+  static const std::regex kInteger("[-+]?[0-9]+");
+  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (std::regex_match(text, kNull)) return Json(nullptr);
+  if (std::regex_match(text, kTrue)) return Json(true);
+  if (std::regex_match(text, kFalse)) return Json(false);
+  try {
+    if (std::regex_match(text, kInteger)) return Json(std::stoll(text));
+    if (std::regex_match(text, kFloat)) return Json(std::stod(text));
+  } catch (const std::out_of_range&) {
+    return InvalidArgumentError(where + ": " + text + " is out of range");
+  }
+  return Json(text);
+}
+
+bool EndsWith(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 }  // namespace
+
+Result<Json> ParseYamlConfig(const std::string& text, const std::string& where) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(where + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                                ": not valid YAML: " + e.msg);
+  }
+  return YamlToJson(root, where);
+}
 
 Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where) {
   if (!json.is_object()) return InvalidArgumentError(where + ": the configuration must be a JSON object");
@@ -132,7 +213,12 @@ Result<TrainConfig> ReadTrainConfig(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot open the training configuration " + path);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSIGN_OR_RETURN(Json json, ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), path));
+  Json json;
+  if (EndsWith(path, ".yaml") || EndsWith(path, ".yml")) {
+    ASSIGN_OR_RETURN(json, ParseYamlConfig(text, path));
+  } else {
+    ASSIGN_OR_RETURN(json, ParseJson(ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), path));
+  }
   return ParseTrainConfig(json, path);
 }
 

@@ -1,4 +1,4 @@
-// The configuration of a pretraining run (`cytonet train --config FILE`), read from JSON.
+// The configuration of a pretraining run (`cytonet train --config FILE`), read from JSON or YAML.
 // No LibTorch here: the CLI includes this header. Every key is documented in
 // docs/train.md and described by schemas/train.schema.json; an unknown key, a value of the
 // wrong type or out of range is an InvalidArgument naming the key.
@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "store/json.h"
 #include "store/status.h"
@@ -18,6 +19,9 @@ struct TrainConfig {
   std::string run_dir;        // checkpoints, metrics.jsonl, weights.pt
   int level = 1;              // pyramid level of the patches (1: 2 µm/px)
   int64_t patch_size = 2048;  // px at `level`
+  // Train on these only (empty: all): brain names, and "brain/section" names — for
+  // example to hold sections out of pretraining for a probe.
+  std::vector<std::string> brains, sections;
   bool augment = true;        // the paper's augmentations (§3.4)
   int loader_threads = 2;
   int ring_depth = 3;
@@ -49,7 +53,11 @@ struct TrainConfig {
 
 // Reads a config object; InvalidArgument naming `where` and the key on any problem.
 Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where);
+// A file whose name ends in .yaml or .yml is YAML (plain scalars typed as in YAML 1.2's
+// core schema, quoted ones strings), anything else JSON.
 Result<TrainConfig> ReadTrainConfig(const std::string& path);
+// YAML text as JSON; InvalidArgument with `where`:line:column on a syntax error.
+Result<Json> ParseYamlConfig(const std::string& text, const std::string& where);
 
 // The JSON Schema of the configuration, generated from the same table the parser uses;
 // schemas/train.schema.json is its output (a test keeps the two equal).

@@ -268,6 +268,8 @@ TrainOutcome Run::Go() {
   options.threads = config_.loader_threads;
   options.ring_depth = config_.ring_depth;
   options.augmentation.enabled = config_.augment;
+  options.filter.brains = {config_.brains.begin(), config_.brains.end()};
+  options.filter.sections = {config_.sections.begin(), config_.sections.end()};
   options.pin_memory = device_.is_cuda();
   options.start_epoch = next_epoch_;
   options.start_step = next_batch_;
