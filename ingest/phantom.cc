@@ -217,8 +217,7 @@ std::vector<SectionSpec> PlanStudy(const PhantomOptions& o) {
   std::vector<SectionSpec> sections;
   const double w = double(o.width), h = double(o.height);
   // The coronal extent of the brain (x −70…70, z −46…74 mm) with a margin.
-  const double base_mm_per_px =
-      o.true_scale ? o.pixel_size_um / 1000 : 1.12 * std::max(140.0 / w, 124.0 / h);
+  const double base_mm_per_px = o.true_scale ? o.pixel_size_um / 1000 : 1.12 * std::max(140.0 / w, 124.0 / h);
   // Staining and illumination. At true scale they stay inside what the training
   // augmentation covers (contrast 0.9–1, offset ±25 grey levels: loader/augmentation.h),
   // so a model can learn to ignore them; the fit mode keeps its wider, older ranges.

@@ -17,11 +17,12 @@ bool AugmentationParams::IsIdentity() const {
 }
 
 AugmentationParams DrawAugmentation(uint64_t seed, uint32_t epoch, uint32_t position,
-                                    const AugmentationOptions& options) {
+                                    const AugmentationOptions& options, uint32_t view) {
   AugmentationParams p;
   if (!options.enabled) return p;
   // Each parameter has its own draw index, so switching one group off leaves the others.
-  const CounterRng rng(seed, kAugmentPurpose, epoch, position);
+  // Views differ in the purpose's high half; the low half keeps it apart from other purposes.
+  const CounterRng rng(seed, kAugmentPurpose + (view << 16), epoch, position);
   constexpr double kPi = std::numbers::pi;
   if (options.geometry) {
     p.theta = rng.Uniform(0, -kPi, kPi);

@@ -35,7 +35,9 @@ struct AugmentationOptions {
   double max_shift_mm = 0.2;
 };
 
+// `view` > 0 draws an independent augmentation of the same sample (the loader's `views`,
+// for two-view losses such as NT-Xent); view 0 is the sample's usual one.
 AugmentationParams DrawAugmentation(uint64_t seed, uint32_t epoch, uint32_t position,
-                                    const AugmentationOptions& options);
+                                    const AugmentationOptions& options, uint32_t view = 0);
 
 }  // namespace cytonet

@@ -15,9 +15,10 @@ struct Loader::Slot {
   HostBuffer buffer;
   Batch batch;
   std::vector<SampleRef> samples;
-  size_t next_sample = 0;  // next sample a worker takes
-  size_t remaining = 0;    // samples not yet written
-  Status error;            // first error of this batch (kStop)
+  size_t patches = 0;     // samples × views
+  size_t next_patch = 0;  // next patch a worker takes
+  size_t remaining = 0;   // patches not yet written
+  Status error;           // first error of this batch (kStop)
 };
 
 Status LoaderOptions::Check() const {
@@ -28,6 +29,7 @@ Status LoaderOptions::Check() const {
   };
   RETURN_IF_ERROR(in_range("threads", threads, 1, kMaxThreads));
   RETURN_IF_ERROR(in_range("ring_depth", ring_depth, 1, kMaxRingDepth));
+  RETURN_IF_ERROR(in_range("views", views, 1, kMaxViews));
   return in_range("patch_size", patch_size, 1, int64_t{1} << 20);
 }
 
@@ -69,7 +71,8 @@ Loader::~Loader() {
 }
 
 int64_t Loader::batch_bytes() const {
-  return options_.sampler.batch_size * options_.patch_size * options_.patch_size * BytesPerPixel(options_.format);
+  return options_.sampler.batch_size * options_.views * options_.patch_size * options_.patch_size *
+         BytesPerPixel(options_.format);
 }
 
 int64_t Loader::MemoryBound(const LoaderOptions& o) {
@@ -81,7 +84,8 @@ int64_t Loader::MemoryBound(const LoaderOptions& o) {
   // Decode buffers (a few chunks), stack and malloc arena of a worker: 2–5 MB measured.
   constexpr int64_t kWorkerAllowance = int64_t(8) << 20;
   per_worker += kWorkerAllowance;
-  const int64_t slots = allocated(o.sampler.batch_size * o.patch_size * o.patch_size * BytesPerPixel(o.format));
+  const int64_t slots =
+      allocated(o.sampler.batch_size * o.views * o.patch_size * o.patch_size * BytesPerPixel(o.format));
   return o.ring_depth * slots + o.threads * per_worker;
 }
 
@@ -97,11 +101,12 @@ bool Loader::OpenBatch() {
   slot.state = Slot::State::kFilling;
   slot.sequence = next_sequence_++;
   slot.samples = sampler_.Batch(next_epoch_, next_step_, order_.get());
-  slot.next_sample = 0;
-  slot.remaining = slot.samples.size();
+  slot.patches = slot.samples.size() * size_t(options_.views);
+  slot.next_patch = 0;
+  slot.remaining = slot.patches;
   slot.error = Status::Ok();
   Batch& b = slot.batch;
-  const size_t n = slot.samples.size();
+  const size_t n = slot.patches;
   b.epoch = next_epoch_;
   b.step = next_step_;
   b.size = int64_t(n);
@@ -122,8 +127,9 @@ bool Loader::OpenBatch() {
   return true;
 }
 
-void Loader::FillSample(Slot& slot, size_t j) {
-  const SampleRef& s = slot.samples[j];
+void Loader::FillPatch(Slot& slot, size_t j) {
+  const size_t view = j / slot.samples.size();
+  const SampleRef& s = slot.samples[j % slot.samples.size()];
   const IndexTable& index = *reader_->index();
   Batch& b = slot.batch;
   const size_t row = size_t(s.row);
@@ -135,7 +141,8 @@ void Loader::FillSample(Slot& slot, size_t j) {
   b.area[j] = index.area[row];
   b.layer[j] = index.layer[row];
   b.hemisphere[j] = index.hemisphere[row];
-  b.augmentation[j] = DrawAugmentation(options_.sampler.seed, s.epoch, s.position, options_.augmentation);
+  b.augmentation[j] =
+      DrawAugmentation(options_.sampler.seed, s.epoch, s.position, options_.augmentation, uint32_t(view));
   const size_t pixels = size_t(options_.patch_size * options_.patch_size);
   const bool as_float = options_.format == PixelFormat::kFloat32;
   float* image_float = reinterpret_cast<float*>(slot.buffer.data()) + j * pixels;
@@ -172,7 +179,7 @@ void Loader::Work() {
     // The oldest batch that still has samples to hand out, else a new one.
     Slot* slot = nullptr;
     for (auto& candidate : slots_) {
-      if (candidate->state == Slot::State::kFilling && candidate->next_sample < candidate->samples.size() &&
+      if (candidate->state == Slot::State::kFilling && candidate->next_patch < candidate->patches &&
           (!slot || candidate->sequence < slot->sequence)) {
         slot = candidate.get();
       }
@@ -183,9 +190,9 @@ void Loader::Work() {
       work_ready_.wait(lock);
       continue;
     }
-    const size_t j = slot->next_sample++;
+    const size_t j = slot->next_patch++;
     lock.unlock();
-    FillSample(*slot, j);
+    FillPatch(*slot, j);
     lock.lock();
     if (--slot->remaining == 0) {
       slot->state = Slot::State::kReady;

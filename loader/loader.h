@@ -7,7 +7,7 @@
 // samples are done. When every slot is full or waiting for the consumer, workers wait:
 // back-pressure, bounded memory.
 //
-// Memory: ring_depth × batch_size × patch_size² × (1 or 4 for float) bytes of batch buffers
+// Memory: ring_depth × batch_size × views × patch_size² × (1 or 4 for float) bytes of batch buffers
 // (pinned when CUDA is present), plus per worker one source box of up to
 // (⌈√2·patch_size⌉ + 3)² bytes, one patch_size² blur buffer (one more uint8 patch for float
 // output) and 8 MB for decode buffers, stack and allocator arena; buffers are rounded up to
@@ -51,6 +51,11 @@ struct LoaderOptions {
   AugmentationOptions augmentation;
   int level = 1;
   int64_t patch_size = 2048;
+  // Augmented views per sample: a batch holds batch_size × views patches, view v of
+  // sample j at v × batch_size + j (so rows i and i + batch_size of a two-view batch are
+  // the same point, as NT-Xent pairs them). Views share the point and differ only in
+  // augmentation; view 0 is the patch a one-view loader gives.
+  int views = 1;
   int threads = 4;
   int ring_depth = 4;
   ErrorPolicy on_error = ErrorPolicy::kStop;
@@ -61,6 +66,7 @@ struct LoaderOptions {
   bool pin_memory = true;
 
   static constexpr int kMaxThreads = 1024;
+  static constexpr int kMaxViews = 64;
   static constexpr int kMaxRingDepth = 1024;
   // InvalidArgument naming the first option out of range (Loader::Start calls it first,
   // so every front-end gets the same checks and messages).
@@ -73,7 +79,7 @@ struct LoaderOptions {
 struct Batch {
   uint32_t epoch = 0;
   int64_t step = 0;
-  int64_t size = 0, patch_size = 0;
+  int64_t size = 0, patch_size = 0;  // size: patches, batch_size × views
   PixelFormat format = PixelFormat::kUint8;
   // size × patch_size × patch_size pixels of `format` (float_images() for kFloat32).
   const uint8_t* images = nullptr;
@@ -110,7 +116,8 @@ class Loader {
   void Work();
   // With the lock held: start the next batch in a free slot, if any.
   bool OpenBatch();
-  void FillSample(Slot& slot, size_t j);
+  // Patch j of the slot's batch: view j / samples of sample j % samples.
+  void FillPatch(Slot& slot, size_t j);
   void ReturnSlot(Slot* slot);
 
   std::shared_ptr<const PatchReader> reader_;

@@ -243,7 +243,7 @@ PYBIND11_MODULE(cytonet, m) {
           "loader",
           [](std::shared_ptr<Dataset> d, int64_t batch_size, int64_t patch_size, int level, uint64_t seed, int threads,
              int ring_depth, int rank, int world_size, bool augment, uint32_t start_epoch, int64_t start_step,
-             uint32_t end_epoch, bool skip_errors, bool float_output) {
+             uint32_t end_epoch, bool skip_errors, bool float_output, int views) {
             d->CheckProcess();
             LoaderOptions o;
             o.sampler = {seed, batch_size, rank, world_size};
@@ -252,6 +252,7 @@ PYBIND11_MODULE(cytonet, m) {
             o.threads = threads;
             o.ring_depth = ring_depth;
             o.augmentation.enabled = augment;
+            o.views = views;
             o.start_epoch = start_epoch;
             o.start_step = start_step;
             o.end_epoch = end_epoch;
@@ -267,8 +268,9 @@ PYBIND11_MODULE(cytonet, m) {
           py::arg("batch_size") = 32, py::arg("patch_size") = 2048, py::arg("level") = 1, py::arg("seed") = 0,
           py::arg("threads") = 4, py::arg("ring_depth") = 4, py::arg("rank") = 0, py::arg("world_size") = 1,
           py::arg("augment") = true, py::arg("start_epoch") = 0, py::arg("start_step") = 0, py::arg("end_epoch") = 1,
-          py::arg("skip_errors") = false, py::arg("float_output") = false,
-          "An iterator of batches (dicts of numpy arrays) from (start_epoch, start_step) to end_epoch.");
+          py::arg("skip_errors") = false, py::arg("float_output") = false, py::arg("views") = 1,
+          "An iterator of batches (dicts of numpy arrays) from (start_epoch, start_step) to end_epoch.\n"
+          "views > 1: batch_size × views patches, view v of sample j at v × batch_size + j.");
 
   py::class_<BatchIterator, std::shared_ptr<BatchIterator>>(m, "Loader")
       .def("__iter__", [](std::shared_ptr<BatchIterator> self) { return self; })

@@ -196,3 +196,70 @@ def supervised_contrastive_loss(features, labels, temperature=0.1):
     per_anchor = -(log_prob * positives).sum(1) / count.clamp(min=1)
     keep = count > 0
     return per_anchor[keep].mean()
+
+
+def split_for_weight_decay(module):
+    """(decayed, other): convolution and linear weights, then biases, normalisation
+    parameters and a ViT's class token and position embeddings — train/lars.h's split."""
+    decayed, other = [], []
+    for name, p in module.named_parameters():
+        no_decay = p.dim() <= 1 or name.endswith("class_token") or name.endswith("position_embedding")
+        (other if no_decay else decayed).append(p)
+    return decayed, other
+
+
+class Lars(torch.optim.Optimizer):
+    """SGD with Nesterov momentum inside LARS with clipping (apex's LARC), as train/lars.h:
+
+        a = η‖p‖ / (‖g‖ + λ‖p‖ + ε);  s = min(a / lr, 1);  g ← s·(g + λp)  where ‖p‖, ‖g‖ > 0
+        buf ← μ·buf + g (g on the first step);  p ← p − lr·(g + μ·buf)
+
+    Weight decay and adaptation apply to the first group; the second is adapted only with
+    adapt_bias_and_norm."""
+
+    def __init__(self, decayed, other, lr, momentum=0.9, weight_decay=1e-4, trust_coefficient=0.02, eps=1e-8,
+                 clip=True, adapt_bias_and_norm=False):
+        groups = [{"params": decayed, "weight_decay": weight_decay, "adapt": True},
+                  {"params": other, "weight_decay": 0.0, "adapt": adapt_bias_and_norm}]
+        super().__init__([g for g in groups if g["params"]],
+                         {"lr": lr, "momentum": momentum, "trust_coefficient": trust_coefficient, "eps": eps,
+                          "clip": clip})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, decay, mu = group["lr"], group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["adapt"]:
+                    p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    adapted = (p_norm > 0) & (g_norm > 0)
+                    trust = group["trust_coefficient"] * p_norm / (g_norm + decay * p_norm + group["eps"])
+                    if group["clip"]:
+                        trust = (trust / lr).clamp(max=1.0)
+                    scale = torch.where(adapted, trust, torch.ones_like(trust))
+                    g = (g + p * (adapted.to(p.dtype) * decay)).mul(scale) if decay > 0 else g.mul(scale)
+                if mu > 0:
+                    state = self.state[p]
+                    if "momentum" not in state:
+                        state["momentum"] = g.clone()
+                    else:
+                        state["momentum"].mul_(mu).add_(g)
+                    g = g.add(state["momentum"], alpha=mu)
+                p.add_(g, alpha=-lr)
+
+
+def learning_rate(step, base, batch_size, warmup_steps=0, total_steps=0):
+    """train/lars.h's LearningRateSchedule: base × B/256, linear warm-up, then constant or
+    a cosine decay to 0 at total_steps."""
+    import math
+
+    peak = base * batch_size / 256
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    if total_steps <= 0:
+        return peak
+    progress = min(max((step - warmup_steps) / max(1, total_steps - warmup_steps), 0.0), 1.0)
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))

@@ -97,7 +97,8 @@ const std::map<std::string, Field>& Fields() {
       {"loader_threads", Number(&TrainConfig::loader_threads, 1, 1024)},
       {"ring_depth", Number(&TrainConfig::ring_depth, 2, 1024)},
       {"model", Text(&TrainConfig::model, {"resnet50", "small", "r50_vit", "small_vit"})},
-      {"loss", Text(&TrainConfig::loss, {"spatial_nce", "supcon"})},
+      {"loss", Text(&TrainConfig::loss, {"spatial_nce", "supcon", "nt_xent"})},
+      {"views", Number(&TrainConfig::views, 1, 64)},
       {"temperature", Number(&TrainConfig::temperature, 1e-4, 100)},
       {"sigma_mm", Number(&TrainConfig::sigma_mm, 1e-3, 1e4)},
       {"projection_dim", Number(&TrainConfig::projection_dim, 1, 65536)},
@@ -177,8 +178,8 @@ Result<Json> ParseYamlConfig(const std::string& text, const std::string& where) 
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(where + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                                ": not valid YAML: " + e.msg);
+    return InvalidArgumentError(where + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
   }
   return YamlToJson(root, where);
 }
@@ -197,6 +198,11 @@ Result<TrainConfig> ParseTrainConfig(const Json& json, const std::string& where)
   if ((config.model == "r50_vit" || config.model == "small_vit") && config.patch_size % 64 != 0) {
     return InvalidArgumentError(where + ": patch_size must be a multiple of 64 for " + config.model + ", got " +
                                 std::to_string(config.patch_size));
+  }
+  if (config.loss == "nt_xent" && config.views != 2) {
+    return InvalidArgumentError(where +
+                                ": views must be 2 for loss \"nt_xent\" (it pairs two views of each point), got " +
+                                std::to_string(config.views));
   }
   if (config.warmup_steps >= config.steps && config.warmup_steps > 0) {
     return InvalidArgumentError(where + ": warmup_steps (" + std::to_string(config.warmup_steps) +
@@ -235,7 +241,10 @@ Json TrainConfigSchema() {
           {"type", "object"},
           {"required", {"dataset", "run_dir"}},
           {"additionalProperties", false},
-          {"properties", properties}};
+          {"properties", properties},
+          // NT-Xent pairs two views of each point.
+          {"if", {{"properties", {{"loss", {{"const", "nt_xent"}}}}}, {"required", {"loss"}}}},
+          {"then", {{"properties", {{"views", {{"const", 2}}}}}, {"required", {"views"}}}}};
 }
 
 Json TrainConfigToJson(const TrainConfig& config) {

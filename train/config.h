@@ -22,12 +22,13 @@ struct TrainConfig {
   // Train on these only (empty: all): brain names, and "brain/section" names — for
   // example to hold sections out of pretraining for a probe.
   std::vector<std::string> brains, sections;
-  bool augment = true;        // the paper's augmentations (§3.4)
+  bool augment = true;  // the paper's augmentations (§3.4)
   int loader_threads = 2;
   int ring_depth = 3;
   // Model and loss
   std::string model = "resnet50";    // "resnet50" | "small" | "r50_vit" | "small_vit"
-  std::string loss = "spatial_nce";  // "spatial_nce" | "supcon"
+  std::string loss = "spatial_nce";  // "spatial_nce" | "supcon" | "nt_xent" (needs views = 2)
+  int views = 1;                     // augmented views per point (the loader's `views`)
   double temperature = 0.07;
   double sigma_mm = 10.0;  // SpatialNCE's σ
   int64_t projection_dim = 256;

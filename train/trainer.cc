@@ -15,6 +15,7 @@
 #include "loader/loader.h"
 #include "store/kvstore.h"
 #include "train/checkpoint.h"
+#include "train/device_input.h"
 #include "train/lars.h"
 #include "train/losses.h"
 #include "train/resnet.h"
@@ -208,6 +209,7 @@ void Run::RewriteMetricsUpTo(int64_t step) const {
 
 torch::Tensor Run::Loss(const Batch& batch, const torch::Tensor& projections) const {
   const int64_t n = batch.size;
+  if (config_.loss == "nt_xent") return NtXentLoss(projections, config_.temperature);
   if (config_.loss == "supcon") {
     const auto labels =
         torch::from_blob(const_cast<int32_t*>(batch.area.data()), {n}, torch::kInt).to(device_, torch::kLong);
@@ -268,6 +270,7 @@ TrainOutcome Run::Go() {
   options.threads = config_.loader_threads;
   options.ring_depth = config_.ring_depth;
   options.augmentation.enabled = config_.augment;
+  options.views = config_.views;
   options.filter.brains = {config_.brains.begin(), config_.brains.end()};
   options.filter.sections = {config_.sections.begin(), config_.sections.end()};
   options.pin_memory = device_.is_cuda();
@@ -276,6 +279,7 @@ TrainOutcome Run::Go() {
   auto loader = Loader::Start(std::shared_ptr<const PatchReader>(std::move(*reader)), options);
   TORCH_CHECK(loader.ok(), loader.status().ToString());
   const int64_t steps_per_epoch = (*loader)->sampler().steps_per_epoch();
+  DeviceInput input(**loader, device_);  // before the loader goes: it may hold a slot
 
   net_.backbone->train();
   net_.head->train();
@@ -289,19 +293,10 @@ TrainOutcome Run::Go() {
       break;
     }
     const auto start = Clock::now();
-    auto next = (*loader)->Next();
-    TORCH_CHECK(next.ok(), next.status().ToString());
-    const std::shared_ptr<const Batch> batch = *next;
-    TORCH_CHECK(batch != nullptr, "the loader ended before step ", step_);
-    const auto loaded = Clock::now();
-    // The slot wrapped without a copy; conversion to float and normalisation on the device.
-    const auto images = torch::from_blob(const_cast<uint8_t*>(batch->images),
-                                         {batch->size, 1, batch->patch_size, batch->patch_size}, torch::kUInt8)
-                            .to(device_, /*non_blocking=*/batch->pinned)
-                            .to(torch::kFloat)
-                            .div_(255.0)
-                            .sub_(0.5)
-                            .div_(0.25);
+    DeviceInput::Staged staged = input.Next();
+    TORCH_CHECK(staged.batch != nullptr, "the loader ended before step ", step_);
+    const std::shared_ptr<const Batch> batch = staged.batch;
+    const auto& images = staged.images;
     const auto projections = net_.head->forward(net_.features(images));
     const auto loss = Loss(*batch, projections);
     optimiser_->ZeroGrad();
@@ -309,6 +304,7 @@ TrainOutcome Run::Go() {
     const double learning_rate = schedule_.At(step_);
     optimiser_->Step(learning_rate);
     ++step_;
+    if (step_ < config_.steps) input.Prefetch();  // CUDA: the next copy overlaps this step
     next_epoch_ = batch->step + 1 == steps_per_epoch ? batch->epoch + 1 : batch->epoch;
     next_batch_ = batch->step + 1 == steps_per_epoch ? 0 : batch->step + 1;
     const double loss_value = loss.item<double>();  // waits for the device: the step ends here
@@ -318,7 +314,7 @@ TrainOutcome Run::Go() {
                       loss_value,
                       learning_rate,
                       double(batch->size) / Seconds(done - start),
-                      Seconds(loaded - start) / Seconds(done - start)};
+                      std::min(1.0, input.TakeWaitSeconds() / Seconds(done - start))};
     TORCH_CHECK(std::isfinite(report.loss), "the loss is not finite at step ", step_);
     Json line = {{"step", report.step},
                  {"epoch", report.epoch},

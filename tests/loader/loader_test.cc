@@ -511,6 +511,59 @@ TEST_F(LoaderRun, StartingAtAStepGivesTheUninterruptedRunsBatches) {
   for (size_t i = 0; i < tail.size(); ++i) EXPECT_EQ(tail[i], all[15 + 6 + i]) << "batch " << i;
 }
 
+// Two views: the first half of each batch is the one-view batch, pixel for pixel; the second
+// half holds the same points (rows, positions, labels) under their own augmentation, which
+// is the reader's patch for the view-1 parameters and differs from view 0.
+TEST_F(LoaderRun, ViewsShareThePointAndDifferInAugmentation) {
+  const auto one_view = RunAll(Options(2));
+  LoaderOptions two = Options(2);
+  two.views = 2;
+  auto loader = testing::ValueOrDie(Loader::Start(shared_reader_, two));
+  const int64_t n = 4, pixels = 24 * 24;
+  for (size_t i = 0; i < one_view.size(); ++i) {
+    auto batch = testing::ValueOrDie(loader->Next());
+    ASSERT_TRUE(batch);
+    ASSERT_EQ(batch->size, 2 * n);
+    EXPECT_TRUE(std::equal(one_view[i].first.begin(), one_view[i].first.end(), batch->images)) << "batch " << i;
+    int differing = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t a = size_t(j), b = size_t(n + j);
+      EXPECT_EQ(batch->rows[a], one_view[i].second[a]);
+      EXPECT_EQ(batch->rows[b], batch->rows[a]);
+      EXPECT_EQ(batch->positions[b], batch->positions[a]);
+      EXPECT_EQ(batch->mni[3 * b], batch->mni[3 * a]);
+      EXPECT_EQ(batch->area[b], batch->area[a]);
+      const AugmentationParams second = DrawAugmentation(11, batch->epoch, batch->positions[b], {}, 1);
+      EXPECT_EQ(batch->augmentation[b].theta, second.theta);
+      EXPECT_NE(batch->augmentation[b].theta, batch->augmentation[a].theta);
+      std::vector<uint8_t> patch(static_cast<size_t>(pixels));
+      ASSERT_OK(shared_reader_->ReadRow(batch->rows[b], 0, 24, second, patch.data()));
+      EXPECT_TRUE(std::equal(patch.begin(), patch.end(), batch->images + b * pixels));
+      differing +=
+          !std::equal(batch->images + a * pixels, batch->images + (a + 1) * pixels, batch->images + b * pixels);
+    }
+    EXPECT_GT(differing, 0) << "batch " << i;
+  }
+  two.views = 0;
+  EXPECT_EQ(Loader::Start(shared_reader_, two).status().code(), StatusCode::kInvalidArgument);
+}
+
+// A filter that names a section or brain the index lacks is an error naming it, not an
+// empty or smaller selection.
+TEST_F(LoaderRun, AFilterNamingAnUnknownSectionIsRefusedByName) {
+  LoaderOptions o = Options(1);
+  o.filter.sections = {"B1/0001"};
+  EXPECT_OK(Loader::Start(shared_reader_, o).status());
+  o.filter.sections = {"B1/0001", "B1/0002"};
+  const Status section = Loader::Start(shared_reader_, o).status();
+  EXPECT_EQ(section.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(section.message().find("'B1/0002'"), std::string::npos) << section.ToString();
+  o.filter.sections.clear();
+  o.filter.brains = {"B2"};
+  const Status brain = Loader::Start(shared_reader_, o).status();
+  EXPECT_NE(brain.message().find("'B2'"), std::string::npos) << brain.ToString();
+}
+
 TEST_F(LoaderRun, BatchesCarryTheirLabelsPointsAndAugmentations) {
   auto loader = testing::ValueOrDie(Loader::Start(shared_reader_, Options(2)));
   auto batch = testing::ValueOrDie(loader->Next());

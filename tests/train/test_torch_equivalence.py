@@ -94,3 +94,31 @@ def test_the_hybrid_equals_torch_parameter_for_parameter(dumped, name, resnet, v
         projection = head(features)
     assert torch.allclose(d["output.features"], features, rtol=1e-4, atol=1e-4)
     assert torch.allclose(d["output.projection"], projection, rtol=1e-4, atol=1e-4)
+
+
+def test_python_lars_is_the_formula_of_train_lars_h():
+    """The Python twin the training benchmark runs: REFERENCE.md's LARC step, written out in
+    float64 numpy, over three steps with decay, clipping on and off, and a zero parameter."""
+    import numpy as np
+
+    torch.manual_seed(3)
+    for clip in (True, False):
+        weight = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+        bias = torch.zeros(6, dtype=torch.float64, requires_grad=True)  # ‖p‖ = 0: plain SGD
+        optimiser = ct.Lars([weight], [bias], lr=0.1, weight_decay=1e-3, clip=clip)
+        w, b = weight.detach().numpy().copy(), bias.detach().numpy().copy()
+        w_buf = b_buf = None
+        for step, lr in enumerate([0.1, 0.05, 0.2]):
+            gw, gb = np.random.default_rng(step).normal(size=(6, 5)), np.random.default_rng(10 + step).normal(size=6)
+            weight.grad, bias.grad = torch.from_numpy(gw.copy()), torch.from_numpy(gb.copy())
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            optimiser.step()
+            trust = 0.02 * np.linalg.norm(w) / (np.linalg.norm(gw) + 1e-3 * np.linalg.norm(w) + 1e-8)
+            scale = min(trust / lr, 1.0) if clip else trust
+            gw = scale * (gw + 1e-3 * w)
+            w_buf = gw.copy() if w_buf is None else 0.9 * w_buf + gw
+            b_buf = gb.copy() if b_buf is None else 0.9 * b_buf + gb
+            w, b = w - lr * (gw + 0.9 * w_buf), b - lr * (gb + 0.9 * b_buf)
+            np.testing.assert_allclose(weight.detach().numpy(), w, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(bias.detach().numpy(), b, rtol=1e-12, atol=1e-14)

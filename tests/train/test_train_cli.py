@@ -193,7 +193,9 @@ def test_the_schema_file_is_the_parsers_own_and_they_agree(cli, dataset, tmp_pat
     base = {"dataset": str(dataset), "run_dir": str(tmp_path / "run")}
     cases = [{}, {"model": "small", "steps": 5}, {"batch_size": 1}, {"batch_sizes": 8}, {"model": "resnet18"},
              {"steps": 2.5}, {"augment": "yes"}, {"temperature": 0}, {"level": 17}, {"device": "tpu"},
-             {"seed": -1}, {"run_dir": ""}, {"keep_last": 1000}, {"base_lr": "0.1"}]
+             {"seed": -1}, {"run_dir": ""}, {"keep_last": 1000}, {"base_lr": "0.1"}, {"loss": "nt_xent"},
+             {"loss": "nt_xent", "views": 2}, {"views": 3}, {"views": 0}, {"sections": []}, {"sections": [""]},
+             {"brains": "PB01"}]
     for change in cases:
         config = {**base, **change}
         path = write_config(tmp_path / "c.json", dataset, tmp_path / "run")
@@ -244,3 +246,48 @@ def test_pruning_never_removes_the_checkpoint_just_written(cli, dataset, tmp_pat
     assert "checkpoint-000000050.pt is damaged" in out.stderr and "checkpoint-000000006.pt" in out.stderr
     names = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*.pt"))
     assert names == ["checkpoint-000000010.pt", "checkpoint-000000050.pt"]
+
+
+def yaml_config(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_a_yaml_configuration_gives_the_json_runs_weights(cli, dataset, tmp_path, uninterrupted):
+    json_config = json.loads(write_config(tmp_path / "c.json", dataset, tmp_path / "run").read_text())
+    lines = [f"{key}: {json.dumps(value)}" for key, value in json_config.items()]  # JSON scalars are YAML
+    lines[0] = f"# a comment\ndataset: {dataset}"  # a plain (unquoted) path
+    train(cli, yaml_config(tmp_path / "c.yaml", "\n".join(lines) + "\n"))
+    assert_identical(weights(tmp_path / "run"), uninterrupted)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("dataset: x\nrun_dir: y\nsteps: [1\n", "c.yaml:4:1"),                   # syntax: file, line, column
+    ("dataset: x\nrun_dir: y\nsteps: 3\nsteps: 4\n", "\"steps\" is given twice"),
+    ("dataset: x\nrun_dir: y\nbase_lr: '0.5'\n", "base_lr must be a number"),  # quoted: a string
+    ("dataset: x\nrun_dir: y\naugment: yes\n", "augment must be true or false"),  # YAML 1.2: not a bool
+    ("dataset: x\nrun_dir: y\nbatchsize: 8\n", "unknown key \"batchsize\""),
+])
+def test_yaml_mistakes_are_errors_naming_the_file_and_key(cli, tmp_path, text, named):
+    out = train(cli, yaml_config(tmp_path / "c.yaml", text), "--check", check=False)
+    assert out.returncode == 2 and named in out.stderr, out.stderr
+
+
+def test_sections_restrict_training_and_an_unknown_one_is_named(cli, dataset, tmp_path):
+    brain = sorted(p.name for p in (dataset / "sections").iterdir() if p.is_dir())[0]
+    section = sorted(p.name for p in (dataset / "sections" / brain).iterdir() if p.is_dir())[0]
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", steps=3, sections=[f"{brain}/{section}"])
+    train(cli, config)
+    out = train(cli, write_config(tmp_path / "d.json", dataset, tmp_path / "run2", steps=3,
+                                  sections=[f"{brain}/{section}", f"{brain}/9999"]), check=False)
+    assert out.returncode != 0 and f"'{brain}/9999'" in out.stderr, out.stderr
+
+
+def test_nt_xent_trains_on_two_views_and_needs_them(cli, dataset, tmp_path):
+    train(cli, write_config(tmp_path / "c.json", dataset, tmp_path / "run", steps=3, loss="nt_xent", views=2,
+                            temperature=0.1))
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 3 and all(0 < loss < 10 for loss in losses)
+    out = train(cli, write_config(tmp_path / "d.json", dataset, tmp_path / "run2", loss="nt_xent"), "--check",
+                check=False)
+    assert out.returncode == 2 and "views must be 2" in out.stderr, out.stderr

@@ -1,0 +1,48 @@
+// The input path of training: loader batches (uint8 in the loader's ring slots) to
+// normalised float images on the device, (grey / 255 − 0.5) / 0.25.
+//
+// On CPU a slot is wrapped without a copy and converted in place of the step. On CUDA the
+// slots are pinned, and each batch is copied to the GPU on a side stream as soon as the
+// step before it has been enqueued (Prefetch), so the copy overlaps that step's compute;
+// the compute stream waits for the copy's event, not the host. A batch's slot goes back to
+// the loader when its Staged is dropped, after the step that used it has finished.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+
+#include "loader/loader.h"
+
+namespace cytonet::train {
+
+class DeviceInput {
+ public:
+  DeviceInput(Loader& loader, torch::Device device);
+  ~DeviceInput();
+
+  struct Staged {
+    std::shared_ptr<const Batch> batch;  // nullptr when the loader has ended
+    torch::Tensor images;                // float [size, 1, patch, patch] on the device
+  };
+  // The next batch, ready for the current stream. Throws (c10::Error) on a loader error.
+  Staged Next();
+  // CUDA: takes the batch after the one Next() returned and starts its copy. Call it once
+  // the step's work is enqueued. No-op on CPU.
+  void Prefetch();
+  // Seconds spent waiting for the loader since the last call (the step's data wait).
+  double TakeWaitSeconds();
+
+ private:
+  std::shared_ptr<const Batch> NextFromLoader();
+  torch::Tensor Normalise(torch::Tensor uint8_images) const;
+
+  Loader* loader_;
+  torch::Device device_;
+  double wait_seconds_ = 0;
+  struct Copy;  // a batch on its way to the GPU
+  std::unique_ptr<Copy> pending_;
+};
+
+}  // namespace cytonet::train
