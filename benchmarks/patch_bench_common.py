@@ -21,3 +21,11 @@ def import_cytonet(build: str):
     import cytonet
 
     return cytonet
+
+
+def import_cytonet_torch():
+    """python/cytonet_torch.py of this checkout (the PyTorch twins of train/)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "python"))
+    import cytonet_torch
+
+    return cytonet_torch

@@ -24,22 +24,13 @@ import json
 import pathlib
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 import torch
 from torch import nn
 
-
-def import_modules(build):
-    root = pathlib.Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(pathlib.Path(build).resolve() / "python"))
-    sys.path.insert(0, str(root / "python"))
-    import cytonet
-    import cytonet_torch
-
-    return cytonet, cytonet_torch
+from patch_bench_common import import_cytonet, import_cytonet_torch
 
 
 def run_ours(args, run_dir):
@@ -119,7 +110,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
-    cytonet, cytonet_torch = import_modules(args.build)
+    cytonet, cytonet_torch = import_cytonet(args.build), import_cytonet_torch()
 
     rounds = []
     with tempfile.TemporaryDirectory(prefix="train-bench-") as scratch:

@@ -116,20 +116,24 @@ def standardise_per_section(features, sections):
     return out
 
 
-def probe(features, points, seed):
-    """Macro-F1 of every (train brain → test brain) direction."""
-    scores = {}
+def directions(points):
+    """("A->B", training points' mask, test points' mask) for every ordered pair of brains."""
     brains = sorted(set(points["brain"]))
     for train in brains:
         for test in brains:
-            if train == test:
-                continue
-            a, b = points["brain"] == train, points["brain"] == test
-            scaler = StandardScaler().fit(features[a])
-            classifier = LogisticRegression(max_iter=3000, C=1.0, random_state=seed)
-            classifier.fit(scaler.transform(features[a]), points["area"][a])
-            predicted = classifier.predict(scaler.transform(features[b]))
-            scores[f"{train}->{test}"] = float(f1_score(points["area"][b], predicted, average="macro"))
+            if train != test:
+                yield f"{train}->{test}", points["brain"] == train, points["brain"] == test
+
+
+def probe(features, points, seed):
+    """Macro-F1 of every (train brain → test brain) direction."""
+    scores = {}
+    for direction, a, b in directions(points):
+        scaler = StandardScaler().fit(features[a])
+        classifier = LogisticRegression(max_iter=3000, C=1.0, random_state=seed)
+        classifier.fit(scaler.transform(features[a]), points["area"][a])
+        predicted = classifier.predict(scaler.transform(features[b]))
+        scores[direction] = float(f1_score(points["area"][b], predicted, average="macro"))
     return scores
 
 
@@ -137,16 +141,12 @@ def chance(points, seed, draws=20):
     """Macro-F1 of guessing areas at the training brain's frequencies, averaged over draws."""
     rng = np.random.default_rng(seed)
     scores = {}
-    brains = sorted(set(points["brain"]))
-    for train in brains:
-        for test in brains:
-            if train == test:
-                continue
-            labels, counts = np.unique(points["area"][points["brain"] == train], return_counts=True)
-            truth = points["area"][points["brain"] == test]
-            f1 = [f1_score(truth, rng.choice(labels, len(truth), p=counts / counts.sum()), average="macro")
-                  for _ in range(draws)]
-            scores[f"{train}->{test}"] = float(np.mean(f1))
+    for direction, a, b in directions(points):
+        labels, counts = np.unique(points["area"][a], return_counts=True)
+        truth = points["area"][b]
+        f1 = [f1_score(truth, rng.choice(labels, len(truth), p=counts / counts.sum()), average="macro")
+              for _ in range(draws)]
+        scores[direction] = float(np.mean(f1))
     return scores
 
 

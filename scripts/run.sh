@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs the main job on built-in data:
 #
-#   1. `cytonet phantom` writes a small synthetic study (2 brains × 3 sections of
-#      8192 × 6144 px at 1 µm/px, as tiled pyramidal BigTIFF and HDF5 slides, with midline
-#      points, transforms to MNI space and layer masks);
+#   1. `cytonet phantom` writes a small synthetic study at true scale: 2 brains × 4 coronal
+#      sections of 9216 × 8192 px at 16 µm/px (cortex 2–3 mm thick, cells at their size
+#      in µm), as tiled pyramidal BigTIFF and HDF5 slides, with midline points, transforms
+#      to MNI space and layer masks;
 #   2. `cytonet ingest` turns it into the dataset (OME-Zarr 0.5 pyramids, sharded Zarr v3);
 #      a second run shows that complete sections are skipped;
 #   3. `cytonet index` builds the sampling-point index (MNI coordinates, tissue filter) and
 #      `cytonet query` finds points near an MNI position;
-#   4. `cytonet info` prints what was made, and a level-1 region goes to build/section.png;
+#   4. `cytonet info` prints what was made, and a level-1 section goes to build/section.png;
 #   5. the training loader: `cytonet sample` draws plain and augmented patches side by side
 #      into build/patches.png, and `cytonet bench-loader` times the loader;
-#   6. `cytonet train` runs a short SpatialNCE pretraining of the small ResNet, and its loss
-#      curve goes to build/main-job/loss.png.
+#   6. `cytonet train` pretrains the small ResNet with SpatialNCE for 400 steps on two
+#      sections of each brain (256² px patches at 16 µm/px: 4 mm, the cortical depth, as
+#      the paper's 2048² at 2 µm/px), and its loss curve goes to build/main-job/loss.png;
+#   7. scripts/linear_probe.py probes the areas on the two held-out sections of each brain
+#      (train on one brain, test on the other) with the pretrained features beside
+#      random-init features, intensity/texture baselines and MNI position.
 #
 # CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
 set -euo pipefail
@@ -21,41 +26,77 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${CYTONET_BUILD:-$root/build}"
 venv="${CYTONET_VENV:-$HOME/.cache/cytonet/venv}"
 cytonet="$build/cli/cytonet"
-study="$build/main-job/phantom"
-dataset="$build/main-job/dataset"
+main_job="$build/main-job"
+study="$main_job/phantom"
+dataset="$main_job/dataset"
+run_dir="$main_job/run"
 
-if [[ ! -f "$study/study.json" ]]; then
-  "$cytonet" phantom --out "$study" --brains 2 --sections 3 --width 8192 --height 6144 --formats tiff,hdf5
+# A changed phantom remakes the study, the dataset and the run; a changed training
+# configuration remakes the run. Otherwise everything is reused (the run resumes).
+phantom_args=(--brains 2 --sections 4 --width 9216 --height 8192 --pixel-size-um 16 --formats tiff,hdf5)
+mkdir -p "$main_job"
+if [[ "$(cat "$main_job/phantom.args" 2>/dev/null)" != "${phantom_args[*]}" ]]; then
+  rm -rf "$study" "$dataset" "$run_dir"
+  "$cytonet" phantom --out "$study" "${phantom_args[@]}"
+  echo "${phantom_args[*]}" > "$main_job/phantom.args"
 fi
 "$cytonet" ingest "$study/study.json" --out "$dataset"
 "$cytonet" ingest "$study/study.json" --out "$dataset" --quiet   # resumable: all skipped
-# The phantom is a shrunken brain (≈0.02 MNI mm per pixel at this size), so the tissue
-# patch is 256 px (≈5 mm) rather than the paper's 4096 px at full size.
+# 256 px at 16 µm/px: the 4 mm tissue patch of the paper (2048 px at 2 µm/px).
 "$cytonet" index "$study/study.json" --dataset "$dataset" --patch-size 256
 "$cytonet" verify "$dataset"
 "$cytonet" info "$dataset"
-"$cytonet" query "$dataset" --mni -38,-15,70 --radius 5 --limit 5
+"$cytonet" query "$dataset" --mni 52,11,48 --radius 5 --limit 5
 first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
-"$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:3072,0:4096 --out "$build/section.png"
-"$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size 384 --level 1
-"$cytonet" bench-loader "$dataset" --size 512 --level 1 --batches 10
+"$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:4096,0:4608 --out "$build/section.png"
+"$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size 256 --level 0
+"$cytonet" bench-loader "$dataset" --size 256 --level 0 --batches 10
 
-# 6. A short SpatialNCE pretraining of the small ResNet on the phantom (resumed, not redone,
-#    when run again), and its loss curve.
-run_dir="$build/main-job/run"
-batch=32
-mkdir -p "$run_dir"
-cat > "$build/main-job/train.json" <<JSON
-{"dataset": "$dataset", "run_dir": "$run_dir", "model": "small", "level": 1, "patch_size": 256,
- "batch_size": $batch, "steps": 60, "base_lr": 2.0, "schedule": "cosine", "warmup_steps": 5,
- "checkpoint_every": 20, "log_every": 10, "loader_threads": 1, "seed": 1}
-JSON
-"$cytonet" train --config "$build/main-job/train.json"
-"$venv/bin/python" "$root/scripts/plot_loss.py" "$run_dir/metrics.jsonl" "$build/main-job/loss.png" "$batch"
+# 6. Pretraining on sections 1 and 3 of each brain (posterior to anterior); 2 and 4 are
+#    held out for the probe.
+train_sections=() held_out=()
+for brain_dir in "$dataset"/sections/*/; do
+  brain="$(basename "$brain_dir")"
+  mapfile -t sections < <(cd "$brain_dir" && ls -d */ | tr -d / | sort)
+  train_sections+=("$brain/${sections[0]}" "$brain/${sections[2]}")
+  held_out+=("$brain/${sections[1]}" "$brain/${sections[3]}")
+done
+batch=64
+config="$(cat <<YAML
+# cytonet train --config: every key in docs/train.md and schemas/train.schema.json
+dataset: $dataset
+run_dir: $run_dir
+sections: [$(IFS=,; echo "${train_sections[*]}")]
+model: small
+level: 0
+patch_size: 256
+batch_size: $batch
+steps: 400
+base_lr: 1.0
+schedule: cosine
+warmup_steps: 20
+checkpoint_every: 100
+log_every: 25
+loader_threads: 1
+seed: 1
+YAML
+)"
+if [[ "$(cat "$main_job/train.yaml" 2>/dev/null)" != "$config" ]]; then
+  rm -rf "$run_dir"
+  echo "$config" > "$main_job/train.yaml"
+fi
+"$cytonet" train --config "$main_job/train.yaml"
+"$venv/bin/python" "$root/scripts/plot_loss.py" "$run_dir/metrics.jsonl" "$main_job/loss.png" "$batch"
+
+# 7. The probe on the held-out sections.
+"$venv/bin/python" "$root/scripts/linear_probe.py" --build "$build" --dataset "$dataset" \
+  --sections "$(IFS=,; echo "${held_out[*]}")" --weights "$run_dir/weights.pt" --seed 0 \
+  --out "$main_job/probe.json"
 
 echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png," \
   "plain and augmented training patches in $build/patches.png, the pretraining's loss curve in" \
-  "$build/main-job/loss.png (weights for Python: $run_dir/weights.pt)"
+  "$main_job/loss.png, the probe's scores in $main_job/probe.json (weights for Python:" \
+  "$run_dir/weights.pt)"
 
 if [[ "${CYTONET_RUN_BENCH:-0}" == 1 ]]; then
   data="$build/bench-data/section-16384-lz4-noshuffle"
