@@ -60,7 +60,7 @@ class LoaderBatches(torch.utils.data.IterableDataset):
         dataset = self.cytonet.open(a.dataset)
         for batch in dataset.loader(batch_size=a.batch, patch_size=a.size, level=a.level, seed=a.seed,
                                     threads=a.loader_threads, ring_depth=3, end_epoch=1000):
-            yield torch.from_numpy(batch["images"]), torch.from_numpy(batch["mni"])
+            yield torch.from_numpy(batch["images"]), torch.from_numpy(batch["mni"]).float()  # as train/ does
 
 
 def run_python(args, cytonet, cytonet_torch):

@@ -43,7 +43,9 @@ Command AddPhantomCommand(CLI::App& app) {
          },
          "Draw the brain at its true size with this pixel size (µm); without it the whole "
          "brain is shrunk to fit the image (a nominal 1 µm/px, for I/O benchmarks)")
-      ->check(CLI::Range(0.05, 100.0));
+      // Outside this range a true-scale render gets very slow: margins of thousands of pixels
+      // below it, many cell sites per pixel above it.
+      ->check(CLI::Range(0.25, 50.0));
   cmd->add_option("--point-spacing-mm", o->phantom.point_spacing_mm, "Spacing of midline points")
       ->capture_default_str();
   cmd->add_option("--formats", o->formats, "Slide formats, round-robin over sections: tiff,hdf5")

@@ -46,7 +46,10 @@ def import_modules(build):
 
 def select_points(dataset, sections):
     index = dataset.index
-    names = [f"{b}/{s}" for b, ss in sorted(dataset.brains().items()) for s in sorted(ss)]
+    names = [f"{brain}/{section}" for brain, section in dataset.index_sections]  # the index's section ids
+    unknown = sorted(set(sections) - set(names))
+    if unknown:
+        sys.exit(f"linear_probe: {', '.join(unknown)} not in the dataset's index (it has {', '.join(names)})")
     section_names = np.array(names)[index["section"]]
     keep = np.ones(len(section_names), bool) if not sections else np.isin(section_names, sections)
     rows = np.flatnonzero(keep)

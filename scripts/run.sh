@@ -62,10 +62,11 @@ for brain_dir in "$dataset"/sections/*/; do
   held_out+=("$brain/${sections[1]}" "$brain/${sections[3]}")
 done
 batch=64
+yaml_quoted() { local q="'"; printf "'%s'" "${1//$q/$q$q}"; }   # any path as a YAML string
 config="$(cat <<YAML
 # cytonet train --config: every key in docs/train.md and schemas/train.schema.json
-dataset: $dataset
-run_dir: $run_dir
+dataset: $(yaml_quoted "$dataset")
+run_dir: $(yaml_quoted "$run_dir")
 sections: [$(IFS=,; echo "${train_sections[*]}")]
 model: small
 level: 0

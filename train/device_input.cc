@@ -6,6 +6,8 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <chrono>
+#include <exception>
+#include <utility>
 
 namespace cytonet::train {
 
@@ -13,6 +15,9 @@ struct DeviceInput::Copy {
   std::shared_ptr<const Batch> batch;
   torch::Tensor images;  // uint8 on the GPU, written by the side stream
   at::cuda::CUDAEvent done;
+  // A copy dropped unused (preemption, an error) must finish reading the slot before the
+  // slot goes back to the loader's workers.
+  ~Copy() { done.synchronize(); }
 };
 
 DeviceInput::DeviceInput(Loader& loader, torch::Device device) : loader_(&loader), device_(device) {}
@@ -37,9 +42,16 @@ double DeviceInput::TakeWaitSeconds() {
 }
 
 void DeviceInput::Prefetch() {
-  if (!device_.is_cuda() || pending_) return;
+  if (!device_.is_cuda() || pending_ || prefetch_error_) return;
   auto copy = std::make_unique<Copy>();
-  copy->batch = NextFromLoader();
+  try {
+    copy->batch = NextFromLoader();
+  } catch (...) {
+    // The step that prefetched still finishes (its metrics, its checkpoint); the error
+    // belongs to the next one.
+    prefetch_error_ = std::current_exception();
+    return;
+  }
   if (!copy->batch) return;
   const Batch& b = *copy->batch;
   const auto host =
@@ -65,6 +77,7 @@ DeviceInput::Staged DeviceInput::Next() {
     return staged;
   }
   Prefetch();  // the first step, or a caller that did not prefetch
+  if (prefetch_error_) std::rethrow_exception(std::exchange(prefetch_error_, nullptr));
   if (!pending_) return {};
   std::unique_ptr<Copy> copy = std::move(pending_);
   const c10::cuda::CUDAStream compute = c10::cuda::getCurrentCUDAStream(device_.index());

@@ -5,11 +5,14 @@
 // slots are pinned, and each batch is copied to the GPU on a side stream as soon as the
 // step before it has been enqueued (Prefetch), so the copy overlaps that step's compute;
 // the compute stream waits for the copy's event, not the host. A batch's slot goes back to
-// the loader when its Staged is dropped, after the step that used it has finished.
+// the loader when its Staged is dropped, after the step that used it has finished. On CUDA
+// two slots are held during a step (this batch's and the next one's): a ring_depth of 3 or
+// more lets the workers fill a third meanwhile.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <exception>
 #include <memory>
 #include <optional>
 
@@ -43,6 +46,7 @@ class DeviceInput {
   double wait_seconds_ = 0;
   struct Copy;  // a batch on its way to the GPU
   std::unique_ptr<Copy> pending_;
+  std::exception_ptr prefetch_error_;  // from Prefetch, thrown by the next Next()
 };
 
 }  // namespace cytonet::train

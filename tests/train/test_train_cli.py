@@ -195,7 +195,7 @@ def test_the_schema_file_is_the_parsers_own_and_they_agree(cli, dataset, tmp_pat
              {"steps": 2.5}, {"augment": "yes"}, {"temperature": 0}, {"level": 17}, {"device": "tpu"},
              {"seed": -1}, {"run_dir": ""}, {"keep_last": 1000}, {"base_lr": "0.1"}, {"loss": "nt_xent"},
              {"loss": "nt_xent", "views": 2}, {"views": 3}, {"views": 0}, {"sections": []}, {"sections": [""]},
-             {"brains": "PB01"}]
+             {"brains": "PB01"}, {"loss": "nt_xent", "views": 2, "augment": False}]
     for change in cases:
         config = {**base, **change}
         path = write_config(tmp_path / "c.json", dataset, tmp_path / "run")
@@ -267,6 +267,10 @@ def test_a_yaml_configuration_gives_the_json_runs_weights(cli, dataset, tmp_path
     ("dataset: x\nrun_dir: y\nbase_lr: '0.5'\n", "base_lr must be a number"),  # quoted: a string
     ("dataset: x\nrun_dir: y\naugment: yes\n", "augment must be true or false"),  # YAML 1.2: not a bool
     ("dataset: x\nrun_dir: y\nbatchsize: 8\n", "unknown key \"batchsize\""),
+    ("dataset: x\nrun_dir: y\n---\nsteps: 3\n", "holds 2 YAML documents"),
+    ("dataset: x\nrun_dir: y\nsteps: !!int 3\n", "the tag tag:yaml.org,2002:int is not supported"),
+    ("dataset: x\nrun_dir: y\nmodel: !!str 5\n", "model must be one of"),  # !!str: a string
+    ("- dataset\n", "must be a JSON object (a YAML mapping)"),
 ])
 def test_yaml_mistakes_are_errors_naming_the_file_and_key(cli, tmp_path, text, named):
     out = train(cli, yaml_config(tmp_path / "c.yaml", text), "--check", check=False)
