@@ -5,7 +5,9 @@ Both sides do the same work per step: a batch of augmented uint8 patches from ou
 (the Python side through a torch DataLoader over the `cytonet` module's loader), conversion
 to float and normalisation, the backbone, the projection head, SpatialNCE, backward, and
 LARS-wrapped SGD with Nesterov momentum (python/cytonet_torch.py's twins of train/). Same
-model, batch, patch size, seed, torch threads and loader threads.
+model, batch, patch size, seed, torch threads and loader threads. Ours keeps convolution
+weights and inputs channels-last (NHWC, its default); the Python side uses PyTorch's default
+layout unless --python-channels-last gives it the same.
 
 Rounds are interleaved (ours, Python; then Python, ours; ...). Each side's rate is the
 median over the round's steps after the first `--warmup` (start-up and first-touch costs
@@ -69,6 +71,8 @@ def run_python(args, cytonet, cytonet_torch):
     config = {"small": cytonet_torch.ResNetConfig.small, "resnet50": cytonet_torch.ResNetConfig.resnet50}[args.model]()
     backbone = cytonet_torch.CytoNetResNet(config)
     head = cytonet_torch.ProjectionHead(4 * config.stage_widths[-1], 256)
+    layout = torch.channels_last if args.python_channels_last else torch.contiguous_format
+    backbone = backbone.to(memory_format=layout)
     model = nn.ModuleDict({"backbone": backbone, "head": head}).train()
     optimiser = cytonet_torch.Lars(*cytonet_torch.split_for_weight_decay(model), lr=0.0)
     batches = iter(torch.utils.data.DataLoader(LoaderBatches(cytonet, args), batch_size=None, num_workers=0))
@@ -77,7 +81,7 @@ def run_python(args, cytonet, cytonet_torch):
         start = time.perf_counter()
         images, mni = next(batches)
         loaded = time.perf_counter()
-        x = images.unsqueeze(1).float().div_(255).sub_(0.5).div_(0.25)
+        x = images.unsqueeze(1).float().div_(255).sub_(0.5).div_(0.25).contiguous(memory_format=layout)
         loss = cytonet_torch.spatial_nce_loss(head(backbone.features(x)), mni)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,6 +112,8 @@ def main():
     parser.add_argument("--loader-threads", type=int, default=1, help="loader threads, both sides")
     parser.add_argument("--base-lr", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--python-channels-last", action="store_true",
+                        help="give the Python side channels-last (NHWC) weights and inputs too, as ours uses")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     cytonet, cytonet_torch = import_cytonet(args.build), import_cytonet_torch()
@@ -129,7 +135,8 @@ def main():
                   f"{100 * result['python']['data_wait']:.1f} %): {result['ratio']:.2f}×; mean loss "
                   f"{result['ours']['mean_loss']:.3f} vs {result['python']['mean_loss']:.3f}", flush=True)
     ratios = [r["ratio"] for r in rounds]
-    print(f"ours / python, {args.model} {args.size}² batch {args.batch}, {args.threads} torch threads: median "
+    peer = "python, channels-last" if args.python_channels_last else "python"
+    print(f"ours / {peer}, {args.model} {args.size}² batch {args.batch}, {args.threads} torch threads: median "
           f"{statistics.median(ratios):.2f}× (rounds {min(ratios):.2f}–{max(ratios):.2f}×)")
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps({"args": vars(args), "rounds": rounds}, indent=1) + "\n")

@@ -71,6 +71,7 @@ sections: [$(IFS=,; echo "${train_sections[*]}")]
 model: small
 level: 0
 patch_size: 256
+channels_last: true
 batch_size: $batch
 steps: 400
 base_lr: 1.0

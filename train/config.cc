@@ -94,6 +94,7 @@ const std::map<std::string, Field>& Fields() {
       {"level", Number(&TrainConfig::level, 0, 16)},
       {"patch_size", Number(&TrainConfig::patch_size, 32, 8192)},
       {"augment", Flag(&TrainConfig::augment)},
+      {"channels_last", Flag(&TrainConfig::channels_last)},
       {"brains", TextList(&TrainConfig::brains)},
       {"sections", TextList(&TrainConfig::sections)},
       {"loader_threads", Number(&TrainConfig::loader_threads, 1, 1024)},

@@ -32,6 +32,9 @@ struct TrainConfig {
   double temperature = 0.07;
   double sigma_mm = 10.0;  // SpatialNCE's σ
   int64_t projection_dim = 256;
+  // Convolution weights and inputs in NHWC (channels-last) memory order: oneDNN's and
+  // cuDNN's fast path (on 2 CPU cores, 1.3× the small ResNet's step); the values are the same.
+  bool channels_last = true;
   // Optimisation
   int64_t batch_size = 32;
   int64_t steps = 1000;               // optimiser steps of the whole run

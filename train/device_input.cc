@@ -20,7 +20,8 @@ struct DeviceInput::Copy {
   ~Copy() { done.synchronize(); }
 };
 
-DeviceInput::DeviceInput(Loader& loader, torch::Device device) : loader_(&loader), device_(device) {}
+DeviceInput::DeviceInput(Loader& loader, torch::Device device, bool channels_last)
+    : loader_(&loader), device_(device), channels_last_(channels_last) {}
 DeviceInput::~DeviceInput() = default;
 
 std::shared_ptr<const Batch> DeviceInput::NextFromLoader() {
@@ -32,7 +33,8 @@ std::shared_ptr<const Batch> DeviceInput::NextFromLoader() {
 }
 
 torch::Tensor DeviceInput::Normalise(torch::Tensor images) const {
-  return images.to(torch::kFloat).div_(255.0).sub_(0.5).div_(0.25);
+  auto normalised = images.to(torch::kFloat).div_(255.0).sub_(0.5).div_(0.25);
+  return channels_last_ ? normalised.contiguous(torch::MemoryFormat::ChannelsLast) : normalised;
 }
 
 double DeviceInput::TakeWaitSeconds() {

@@ -22,7 +22,8 @@ namespace cytonet::train {
 
 class DeviceInput {
  public:
-  DeviceInput(Loader& loader, torch::Device device);
+  // channels_last: images in NHWC order, to match channels-last convolution weights.
+  DeviceInput(Loader& loader, torch::Device device, bool channels_last = false);
   ~DeviceInput();
 
   struct Staged {
@@ -43,6 +44,7 @@ class DeviceInput {
 
   Loader* loader_;
   torch::Device device_;
+  bool channels_last_;
   double wait_seconds_ = 0;
   struct Copy;  // a batch on its way to the GPU
   std::unique_ptr<Copy> pending_;

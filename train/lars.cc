@@ -81,7 +81,9 @@ void LarsSgd::LoadMomentumBuffers(const std::vector<torch::Tensor>& buffers) {
     const torch::Tensor& buffer = buffers[i];
     TORCH_CHECK(!buffer.defined() || buffer.sizes() == parameters_[i].value.sizes(), "LARS: momentum buffer ", i,
                 " has shape ", buffer.sizes(), ", its parameter ", parameters_[i].value.sizes());
-    parameters_[i].momentum = buffer.defined() ? buffer.to(parameters_[i].value.options()).clone() : torch::Tensor();
+    // In the parameter's memory layout (channels-last weights), as a run that never stopped has it.
+    parameters_[i].momentum =
+        buffer.defined() ? torch::empty_like(parameters_[i].value).copy_(buffer) : torch::Tensor();
   }
 }
 

@@ -231,6 +231,14 @@ TrainOutcome Run::Go() {
   net_ = Network::Make(config_);
   net_.backbone->to(device_);
   net_.head->to(device_);
+  if (config_.channels_last) {
+    // Before the optimiser takes the parameters and a checkpoint is copied into them, so a
+    // resumed run computes with the same layout as one that never stopped.
+    torch::NoGradGuard no_grad;
+    for (auto& p : net_.backbone->parameters()) {
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+  }
   LarsOptions lars;
   lars.momentum = config_.momentum;
   lars.weight_decay = config_.weight_decay;
@@ -279,7 +287,7 @@ TrainOutcome Run::Go() {
   auto loader = Loader::Start(std::shared_ptr<const PatchReader>(std::move(*reader)), options);
   TORCH_CHECK(loader.ok(), loader.status().ToString());
   const int64_t steps_per_epoch = (*loader)->sampler().steps_per_epoch();
-  DeviceInput input(**loader, device_);  // before the loader goes: it may hold a slot
+  DeviceInput input(**loader, device_, config_.channels_last);  // before the loader goes: it may hold a slot
 
   net_.backbone->train();
   net_.head->train();
