@@ -60,7 +60,6 @@ class CheckpointFolder {
 
   // Checkpoint names in the folder, oldest first.
   std::vector<std::string> List() const;
-  std::string Describe(const std::string& name) const { return folder_->Describe(name); }
 
  private:
   std::shared_ptr<KvStore> folder_;

@@ -37,6 +37,11 @@ torch::Tensor DeviceInput::Normalise(torch::Tensor images) const {
   return channels_last_ ? normalised.contiguous(torch::MemoryFormat::ChannelsLast) : normalised;
 }
 
+// The slot's uint8 pixels as a tensor, without a copy.
+torch::Tensor DeviceInput::HostImages(const Batch& b) {
+  return torch::from_blob(const_cast<uint8_t*>(b.images), {b.size, 1, b.patch_size, b.patch_size}, torch::kUInt8);
+}
+
 double DeviceInput::TakeWaitSeconds() {
   const double seconds = wait_seconds_;
   wait_seconds_ = 0;
@@ -56,8 +61,7 @@ void DeviceInput::Prefetch() {
   }
   if (!copy->batch) return;
   const Batch& b = *copy->batch;
-  const auto host =
-      torch::from_blob(const_cast<uint8_t*>(b.images), {b.size, 1, b.patch_size, b.patch_size}, torch::kUInt8);
+  const auto host = HostImages(b);
   const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.index());
   {
     const c10::cuda::CUDAStreamGuard on_side(side);
@@ -71,11 +75,7 @@ void DeviceInput::Prefetch() {
 DeviceInput::Staged DeviceInput::Next() {
   if (!device_.is_cuda()) {
     Staged staged{NextFromLoader(), {}};
-    if (staged.batch) {
-      const Batch& b = *staged.batch;
-      staged.images = Normalise(
-          torch::from_blob(const_cast<uint8_t*>(b.images), {b.size, 1, b.patch_size, b.patch_size}, torch::kUInt8));
-    }
+    if (staged.batch) staged.images = Normalise(HostImages(*staged.batch));
     return staged;
   }
   Prefetch();  // the first step, or a caller that did not prefetch

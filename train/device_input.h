@@ -41,6 +41,7 @@ class DeviceInput {
  private:
   std::shared_ptr<const Batch> NextFromLoader();
   torch::Tensor Normalise(torch::Tensor uint8_images) const;
+  static torch::Tensor HostImages(const Batch& batch);
 
   Loader* loader_;
   torch::Device device_;

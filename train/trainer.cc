@@ -68,25 +68,25 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 struct Network {
   std::shared_ptr<torch::nn::Module> backbone;  // a CytoNetResNet or a HybridBackbone
   std::function<torch::Tensor(const torch::Tensor&)> features;
-  int64_t feature_dim = 0;
   ProjectionHead head{nullptr};
 
   static Network Make(const TrainConfig& config) {
     Network net;
+    int64_t feature_dim = 0;
     const bool small = config.model == "small" || config.model == "small_vit";
     const ResNetConfig resnet = small ? ResNetConfig::Small() : ResNetConfig::ResNet50();
     if (config.model == "r50_vit" || config.model == "small_vit") {
       HybridBackbone hybrid(resnet, small ? VitConfig::Small() : VitConfig::Base(), config.patch_size);
       net.features = [hybrid](const torch::Tensor& x) mutable { return hybrid->Features(x); };
-      net.feature_dim = hybrid->feature_dim();
+      feature_dim = hybrid->feature_dim();
       net.backbone = hybrid.ptr();
     } else {
       CytoNetResNet plain(resnet);
       net.features = [plain](const torch::Tensor& x) mutable { return plain->Features(x); };
-      net.feature_dim = resnet.feature_channels();
+      feature_dim = resnet.feature_channels();
       net.backbone = plain.ptr();
     }
-    net.head = ProjectionHead(net.feature_dim, config.projection_dim);
+    net.head = ProjectionHead(feature_dim, config.projection_dim);
     return net;
   }
   NamedModules Named() const { return {{"backbone", backbone.get()}, {"head", head.get()}}; }
