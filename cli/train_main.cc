@@ -61,6 +61,11 @@ int main(int argc, char** argv) {
                 static_cast<long long>(outcome->steps_done), train::kPreemptedExitCode);
     return train::kPreemptedExitCode;
   }
+  if (outcome->rank != 0) {
+    std::printf("finished %lld steps on rank %d of %d\n", static_cast<long long>(outcome->steps_done), outcome->rank,
+                outcome->ranks);
+    return 0;
+  }
   std::printf("finished %lld steps; weights in %s, metrics in %s/metrics.jsonl\n",
               static_cast<long long>(outcome->steps_done), outcome->weights.c_str(), config->run_dir.c_str());
   return 0;

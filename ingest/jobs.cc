@@ -8,7 +8,7 @@
 
 #include "dataset/dataset.h"
 #include "dataset/lock.h"
-#include "ingest/mpi_session.h"
+#include "dataset/mpi_session.h"
 
 namespace cytonet {
 namespace {

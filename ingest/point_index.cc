@@ -10,8 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "dataset/mpi_session.h"
 #include "ingest/ingest_job.h"
-#include "ingest/mpi_session.h"
 #include "ingest/points_csv.h"
 #include "ingest/section_transform.h"
 #include "store/array.h"

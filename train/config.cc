@@ -95,6 +95,8 @@ const std::map<std::string, Field>& Fields() {
       {"patch_size", Number(&TrainConfig::patch_size, 32, 8192)},
       {"augment", Flag(&TrainConfig::augment)},
       {"channels_last", Flag(&TrainConfig::channels_last)},
+      {"precision", Text(&TrainConfig::precision, {"fp32", "bf16", "fp16"})},
+      {"gradient_checkpointing", Flag(&TrainConfig::gradient_checkpointing)},
       {"brains", TextList(&TrainConfig::brains)},
       {"sections", TextList(&TrainConfig::sections)},
       {"loader_threads", Number(&TrainConfig::loader_threads, 1, 1024)},
@@ -121,6 +123,7 @@ const std::map<std::string, Field>& Fields() {
       {"checkpoint_every", Number(&TrainConfig::checkpoint_every, 1, 999999999)},
       {"keep_last", Number(&TrainConfig::keep_last, 1, 1000)},
       {"log_every", Number(&TrainConfig::log_every, 1, 999999999)},
+      {"collective_timeout_s", Number(&TrainConfig::collective_timeout_s, 1, 86400)},
   };
   return *fields;
 }

@@ -35,8 +35,14 @@ struct TrainConfig {
   // Convolution weights and inputs in NHWC (channels-last) memory order: oneDNN's and
   // cuDNN's fast path (on 2 CPU cores, 1.3× the small ResNet's step); the values are the same.
   bool channels_last = true;
+  // "fp32" | "bf16" (autocast) | "fp16" (autocast and a dynamic loss scale); the losses stay
+  // fp32 (train/mixed_precision.h).
+  std::string precision = "fp32";
+  // Recompute each ResNet stage's and ViT block's activations in the backward pass instead
+  // of keeping them: less memory for one more forward pass; the same gradients.
+  bool gradient_checkpointing = false;
   // Optimisation
-  int64_t batch_size = 32;
+  int64_t batch_size = 32;            // of all ranks together; each rank takes batch_size / ranks
   int64_t steps = 1000;               // optimiser steps of the whole run
   double base_lr = 0.01;              // lr = base_lr × batch_size / 256
   std::string schedule = "constant";  // "constant" | "cosine" (after the warm-up)
@@ -53,6 +59,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 100;  // steps
   int keep_last = 3;               // checkpoints kept
   int64_t log_every = 1;           // steps between progress lines
+  // Many ranks (mpirun/srun, see train/distributed.h): a collective that has not completed
+  // after this long fails on every rank, so a dead or stuck rank cannot hang the others.
+  double collective_timeout_s = 600;
 };
 
 // Reads a config object; InvalidArgument naming `where` and the key on any problem.

@@ -103,16 +103,24 @@ torch::Tensor NtXentLoss(const torch::Tensor& features, double temperature) {
   return SoftTargetContrastiveLoss(features, features, targets, 0, temperature);
 }
 
+torch::Tensor SameLabelContrastiveLoss(const torch::Tensor& anchor_features, const torch::Tensor& anchor_labels,
+                                       const torch::Tensor& sample_features, const torch::Tensor& sample_labels,
+                                       int64_t anchor_offset, double temperature) {
+  CheckFeatures(anchor_features, sample_features, anchor_offset);
+  TORCH_CHECK(anchor_labels.dim() == 1 && anchor_labels.size(0) == anchor_features.size(0) &&
+                  sample_labels.dim() == 1 && sample_labels.size(0) == sample_features.size(0),
+              "supervised contrastive: labels must be [n] and [N] beside features [n, D] and [N, D], got ",
+              anchor_labels.sizes(), " and ", sample_labels.sizes());
+  const auto self = SelfMask(anchor_features.size(0), sample_features.size(0), anchor_offset, anchor_features.device());
+  const auto same =
+      (anchor_labels.unsqueeze(1) == sample_labels.unsqueeze(0)).logical_and(self.logical_not()).to(torch::kFloat);
+  const auto targets = same / same.sum(1, /*keepdim=*/true).clamp_min(1);
+  return SoftTargetContrastiveLoss(anchor_features, sample_features, targets, anchor_offset, temperature);
+}
+
 torch::Tensor SupervisedContrastiveLoss(const torch::Tensor& features, const torch::Tensor& labels,
                                         double temperature) {
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == features.size(0),
-              "supervised contrastive: labels must be [N] beside features [N, D], got ", labels.sizes(), " and ",
-              features.sizes());
-  const int64_t samples = features.size(0);
-  const auto self = SelfMask(samples, samples, 0, features.device());
-  const auto same = (labels.unsqueeze(1) == labels.unsqueeze(0)).logical_and(self.logical_not()).to(torch::kFloat);
-  const auto targets = same / same.sum(1, /*keepdim=*/true).clamp_min(1);
-  return SoftTargetContrastiveLoss(features, features, targets, 0, temperature);
+  return SameLabelContrastiveLoss(features, labels, features, labels, 0, temperature);
 }
 
 }  // namespace cytonet::train

@@ -42,6 +42,13 @@ torch::Tensor NtXentLoss(const torch::Tensor& features, double temperature = 0.1
 torch::Tensor SupervisedContrastiveLoss(const torch::Tensor& features, const torch::Tensor& labels,
                                         double temperature = 0.1);
 
+// The same with anchors a slice of the samples (one rank's rows of an all-gathered batch):
+// anchor i's target is spread evenly over the samples other than itself whose label equals
+// its own. With the point's identity as the label and two views, this is NT-Xent.
+torch::Tensor SameLabelContrastiveLoss(const torch::Tensor& anchor_features, const torch::Tensor& anchor_labels,
+                                       const torch::Tensor& sample_features, const torch::Tensor& sample_labels,
+                                       int64_t anchor_offset, double temperature);
+
 // The shared core: mean over anchors with any target weight of
 // −Σ_j targets_ij · log softmax_{k≠self}(a_i·s_k/τ)_j. targets [n, N], rows summing to 1 or 0.
 torch::Tensor SoftTargetContrastiveLoss(const torch::Tensor& anchor_features, const torch::Tensor& sample_features,

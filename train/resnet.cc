@@ -28,14 +28,14 @@ void InitialiseLikeTorchvision(nn::Module& module) {
 BottleneckImpl::BottleneckImpl(int64_t in_channels, int64_t width, int64_t stride) {
   const int64_t out_channels = 4 * width;
   conv1_ = register_module("conv1", Conv(in_channels, width, 1, 1, 0));
-  bn1_ = register_module("bn1", nn::BatchNorm2d(width));
+  bn1_ = register_module("bn1", SyncBatchNorm2d(width));
   conv2_ = register_module("conv2", Conv(width, width, 3, stride, 1));
-  bn2_ = register_module("bn2", nn::BatchNorm2d(width));
+  bn2_ = register_module("bn2", SyncBatchNorm2d(width));
   conv3_ = register_module("conv3", Conv(width, out_channels, 1, 1, 0));
-  bn3_ = register_module("bn3", nn::BatchNorm2d(out_channels));
+  bn3_ = register_module("bn3", SyncBatchNorm2d(out_channels));
   if (stride != 1 || in_channels != out_channels) {
     downsample_ = register_module(
-        "downsample", nn::Sequential(Conv(in_channels, out_channels, 1, stride, 0), nn::BatchNorm2d(out_channels)));
+        "downsample", nn::Sequential(Conv(in_channels, out_channels, 1, stride, 0), SyncBatchNorm2d(out_channels)));
   }
 }
 
@@ -50,8 +50,8 @@ CytoNetResNetImpl::CytoNetResNetImpl(const ResNetConfig& config) : config_(confi
   TORCH_CHECK(config.stage_widths.size() == config.stage_blocks.size() && !config.stage_widths.empty(),
               "ResNet: one width per stage and one block count per stage");
   const int64_t stem = config.stem_channels;
-  stem_ = register_module("stem", nn::Sequential(Conv(config.input_channels, stem, 5, 4, 2), nn::BatchNorm2d(stem),
-                                                 nn::ReLU(), Conv(stem, stem, 3, 1, 1), nn::BatchNorm2d(stem),
+  stem_ = register_module("stem", nn::Sequential(Conv(config.input_channels, stem, 5, 4, 2), SyncBatchNorm2d(stem),
+                                                 nn::ReLU(), Conv(stem, stem, 3, 1, 1), SyncBatchNorm2d(stem),
                                                  nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2))));
   int64_t channels = stem;
   for (size_t s = 0; s < config.stage_widths.size(); ++s) {
@@ -69,7 +69,13 @@ CytoNetResNetImpl::CytoNetResNetImpl(const ResNetConfig& config) : config_(confi
 
 torch::Tensor CytoNetResNetImpl::forward(const torch::Tensor& x) {
   auto y = stem_->forward(x);
-  for (auto& stage : stages_) y = stage->forward(y);
+  for (auto& stage : stages_) {
+    if (gradient_checkpointing_) {
+      y = Checkpointed([stage](const torch::Tensor& in) mutable { return stage->forward(in); }, y);
+    } else {
+      y = stage->forward(y);
+    }
+  }
   return y;
 }
 
@@ -77,7 +83,7 @@ torch::Tensor CytoNetResNetImpl::Features(const torch::Tensor& x) { return forwa
 
 ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t out_features) {
   fc1_ = register_module("fc1", nn::Linear(nn::LinearOptions(in_features, in_features).bias(false)));
-  bn_ = register_module("bn", nn::BatchNorm1d(in_features));
+  bn_ = register_module("bn", SyncBatchNorm1d(in_features));
   fc2_ = register_module("fc2", nn::Linear(in_features, out_features));
 }
 

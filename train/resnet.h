@@ -5,12 +5,15 @@
 // 2048² patch as a 32 × 32 map: 2048 channels for ResNet-50. Bottlenecks are torchvision's
 // (stride on the 3×3 conv, "v1.5"). Parameter names follow torchvision, with the stem as a
 // Sequential, so the exported weights load into the same network built with torch.nn
-// (see docs/train.md).
+// (see docs/train.md). Batch norms are synchronised across ranks when a process group is
+// attached (train/sync_batch_norm.h).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <vector>
+
+#include "train/sync_batch_norm.h"
 
 namespace cytonet::train {
 
@@ -33,7 +36,7 @@ class BottleneckImpl : public torch::nn::Module {
 
  private:
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  SyncBatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
   torch::nn::Sequential downsample_{nullptr};  // 1×1 conv + BN where the shape changes
 };
 TORCH_MODULE(Bottleneck);
@@ -46,9 +49,12 @@ class CytoNetResNetImpl : public torch::nn::Module {
   // The global average pool of forward: [B, feature_channels], the backbone features.
   torch::Tensor Features(const torch::Tensor& x);
   const ResNetConfig& config() const { return config_; }
+  // Each stage's activations recomputed in the backward pass (train/mixed_precision.h).
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
 
  private:
   ResNetConfig config_;
+  bool gradient_checkpointing_ = false;
   torch::nn::Sequential stem_{nullptr};
   std::vector<torch::nn::Sequential> stages_;
 };
@@ -63,7 +69,7 @@ class ProjectionHeadImpl : public torch::nn::Module {
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
-  torch::nn::BatchNorm1d bn_{nullptr};
+  SyncBatchNorm1d bn_{nullptr};
 };
 TORCH_MODULE(ProjectionHead);
 

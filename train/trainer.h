@@ -44,7 +44,8 @@ struct TrainOutcome {
   int64_t resumed_from_step = -1;  // -1: a fresh start
   bool preempted = false;
   std::string last_checkpoint;
-  std::string weights;  // weights.pt, when the run finished
+  std::string weights;  // weights.pt, when the run finished (on rank 0)
+  int rank = 0, ranks = 1;
 };
 
 struct TrainCallbacks {

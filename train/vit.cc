@@ -40,7 +40,14 @@ torch::Tensor VitEncoderImpl::forward(const torch::Tensor& map) {
               " position embeddings (the patch size fixes the token count)");
   auto x = embed_(map.flatten(2).transpose(1, 2));  // [B, T, dim]
   x = torch::cat({class_token_.expand({x.size(0), 1, x.size(2)}), x}, 1) + position_embedding_;
-  for (const auto& block : *blocks_) x = block->as<VitBlock>()->forward(x);
+  for (const auto& module : *blocks_) {
+    VitBlock block(std::dynamic_pointer_cast<VitBlockImpl>(module));
+    if (gradient_checkpointing_) {
+      x = Checkpointed([block](const torch::Tensor& in) mutable { return block->forward(in); }, x);
+    } else {
+      x = block->forward(x);
+    }
+  }
   return norm_(x).select(1, 0);
 }
 

@@ -41,9 +41,12 @@ class VitEncoderImpl : public torch::nn::Module {
   VitEncoderImpl(const VitConfig& config, int64_t in_channels, int64_t tokens);
   // [B, C, H, W] map with H·W = tokens → the class token's output [B, dim].
   torch::Tensor forward(const torch::Tensor& map);
+  // Each block's activations recomputed in the backward pass (train/mixed_precision.h).
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
 
  private:
   int64_t tokens_;
+  bool gradient_checkpointing_ = false;
   torch::nn::Linear embed_{nullptr};
   torch::Tensor class_token_, position_embedding_;
   torch::nn::ModuleList blocks_{nullptr};
@@ -57,6 +60,10 @@ class HybridBackboneImpl : public torch::nn::Module {
   HybridBackboneImpl(const ResNetConfig& resnet, const VitConfig& vit, int64_t patch_size);
   torch::Tensor Features(const torch::Tensor& x);  // [B, vit.dim]
   int64_t feature_dim() const { return feature_dim_; }
+  void set_gradient_checkpointing(bool on) {
+    resnet_->set_gradient_checkpointing(on);
+    vit_->set_gradient_checkpointing(on);
+  }
 
  private:
   CytoNetResNet resnet_{nullptr};

@@ -295,3 +295,20 @@ def test_nt_xent_trains_on_two_views_and_needs_them(cli, dataset, tmp_path):
     out = train(cli, write_config(tmp_path / "d.json", dataset, tmp_path / "run2", loss="nt_xent"), "--check",
                 check=False)
     assert out.returncode == 2 and "views must be 2" in out.stderr, out.stderr
+
+
+def test_gradient_checkpointing_gives_the_same_weights(cli, dataset, tmp_path, uninterrupted):
+    train(cli, write_config(tmp_path / "c.json", dataset, tmp_path / "run", gradient_checkpointing=True))
+    assert_identical(weights(tmp_path / "run"), uninterrupted)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_with_the_loss_in_fp32(cli, dataset, tmp_path, precision):
+    train(cli, write_config(tmp_path / "c.json", dataset, tmp_path / "run", precision=precision, steps=3))
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [1, 2, 3]
+    assert all(l["loss"] == l["loss"] and 0 < l["loss"] < 20 for l in lines), lines
+    if precision == "fp16":  # the dynamic loss scale is logged
+        assert all(l["loss_scale"] > 0 and l["skipped_steps"] >= 0 for l in lines), lines
+    state = weights(tmp_path / "run")
+    assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())  # weights stay fp32

@@ -1,4 +1,4 @@
-// MPI for ingest and index: ranks take sections one at a time from a shared counter
+// MPI for ingest, index and training: ranks take sections one at a time from a shared counter
 // (dynamic, so a rank with slow sections does not hold the others up), report to rank 0,
 // and write disjoint rows of one file with MPI-IO collective writes. MPI is used only when
 // the process was started by a launcher (mpirun, srun); a plain `cytonet ingest` never
@@ -30,6 +30,7 @@ class MpiSession {
   std::vector<std::string> GatherToRoot(const std::string& text);
   // Rank 0's value on every rank. Collective.
   int Broadcast(int value);
+  std::string BroadcastString(const std::string& text);
   void Barrier();
   // Sum of `value` over the ranks below this one (0 on rank 0). Collective.
   int64_t ExclusiveSum(int64_t value);

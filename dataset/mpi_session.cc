@@ -1,4 +1,4 @@
-#include "ingest/mpi_session.h"
+#include "dataset/mpi_session.h"
 
 // The C API only: the deprecated C++ bindings need a library we do not link.
 #define OMPI_SKIP_MPICXX 1
@@ -81,6 +81,13 @@ std::vector<std::string> MpiSession::GatherToRoot(const std::string& text) {
 int MpiSession::Broadcast(int value) {
   MPI_Bcast(&value, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return value;
+}
+
+std::string MpiSession::BroadcastString(const std::string& text) {
+  const int length = Broadcast(int(text.size()));
+  std::string out = rank_ == 0 ? text : std::string(size_t(length), '\0');
+  MPI_Bcast(out.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return out;
 }
 
 void MpiSession::Barrier() { MPI_Barrier(MPI_COMM_WORLD); }
