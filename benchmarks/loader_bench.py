@@ -19,7 +19,7 @@ and applies exactly those parameters the way loader/patch_reader.cc does:
     mirror and no shift;
   - the table round(clamp(α·(v/255)^γ + β, 0, 1) · 255) (C lround) by cv2.LUT;
   - cv2.GaussianBlur(σ, BORDER_REFLECT_101) for 'blur'; for 'sharpen'
-    cv2.addWeighted(x, 1 + δ, G_σ(x), −δ, 0) = x + δ(G_σ(x) − x).
+    cv2.addWeighted(x, 1 + δ, G_σ(x), −δ, 0) = x + δ(x − G_σ(x)).
 Not in the augmentation dicts, so read from the dataset: the pixel size of the level and
 the fill value (the level's zarr.json). Each peer worker opens every section's array when
 it starts (worker_init_fn), as ours has its sections open before it is timed.

@@ -119,6 +119,7 @@ Command AddBenchLoaderCommand(CLI::App& app) {
   auto batch_size = std::make_shared<int64_t>(8);
   auto ring_depth = std::make_shared<int>(LoaderOptions().ring_depth);
   auto as_float = std::make_shared<bool>(false);
+  auto on_device = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("bench-loader", "Loader throughput: patches/s, MB/s, time per stage, memory");
   AddCommon(cmd, *o);
   cmd->add_option("--batches", *batches, "Batches to time (after one warm-up batch)")->capture_default_str();
@@ -127,13 +128,17 @@ Command AddBenchLoaderCommand(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--float", *as_float, "float32 output (grey / 255) instead of uint8");
+  cmd->add_flag("--augment-on-device", *on_device,
+                "Read source boxes and draw parameters only, as for augmentation on the GPU (cytonet train's "
+                "augment_on_device)");
   return {
-      cmd, [o, batches, batch_size, ring_depth, as_float] {
+      cmd, [o, batches, batch_size, ring_depth, as_float, on_device] {
         auto reader = OpenReader(o->dataset);
         if (!reader.ok()) return Fail(reader.status());
         LoaderOptions options = CommonLoaderOptions(*o, *batch_size);
         options.ring_depth = *ring_depth;
         options.format = *as_float ? PixelFormat::kFloat32 : PixelFormat::kUint8;
+        options.augment_on_device = *on_device;
         const int64_t anonymous_before = AnonymousBytes();
         int64_t anonymous_peak = anonymous_before;
         auto loader = Loader::Start(*reader, options);
@@ -155,7 +160,10 @@ Command AddBenchLoaderCommand(CLI::App& app) {
         auto per_patch_ms = [&](int64_t a, int64_t b) { return n > 0 ? double(b - a) / n / 1e6 : 0.0; };
         std::printf("bench-loader: %lld patches of %lld² px (level %d, %s) with %d threads in %.2f s\n",
                     static_cast<long long>(patches), static_cast<long long>(o->size), o->level,
-                    o->no_augment ? "plain crops" : "full augmentation", o->threads, seconds);
+                    *on_device      ? "source boxes; augmentation left to the device"
+                    : o->no_augment ? "plain crops"
+                                    : "full augmentation",
+                    o->threads, seconds);
         std::printf("  %.1f patches/s, %.1f MB/s of output, %.1f patches/s per thread\n", double(patches) / seconds,
                     double(patches) * double(o->size * o->size) / seconds / 1e6,
                     double(patches) / seconds / o->threads);

@@ -9,7 +9,9 @@
 //             unbiased gamma; the paper's typesetting reads 2^(−0.5)·Z as 2^(−0.5Z)),
 //             so γ ∈ [0.815, 1.227];
 //   filter:   Gaussian blur with σ ~ U[0.125, 1.0] px (p = 0.25), or sharpening
-//             x + δ(G_σ(x) − x) with σ ~ U[0.125, 1.0], δ ~ U[0.5, 1.5] (p = 0.25).
+//             x + δ(x − G_σ(x)) (unsharp masking) with σ ~ U[0.125, 1.0], δ ~ U[0.5, 1.5] (p = 0.25).
+//             (The paper prints x + δ(G_σ(x) − x), which blurs for δ ≤ 1; its text says
+//             sharpened, so the sign is read as unsharp masking's.)
 // Order: warp, then gamma, then the filter.
 #pragma once
 

@@ -30,6 +30,9 @@ Status LoaderOptions::Check() const {
   RETURN_IF_ERROR(in_range("threads", threads, 1, kMaxThreads));
   RETURN_IF_ERROR(in_range("ring_depth", ring_depth, 1, kMaxRingDepth));
   RETURN_IF_ERROR(in_range("views", views, 1, kMaxViews));
+  if (augment_on_device && format != PixelFormat::kUint8) {
+    return InvalidArgumentError("loader: augmentation on the device takes uint8 source boxes, not float");
+  }
   return in_range("patch_size", patch_size, 1, int64_t{1} << 20);
 }
 
@@ -70,9 +73,15 @@ Loader::~Loader() {
   for (auto& worker : workers_) worker.join();
 }
 
+namespace {
+int64_t ImageSize(const LoaderOptions& o) {
+  return o.augment_on_device ? PatchReader::SourceBoxSize(o.patch_size) : o.patch_size;
+}
+}  // namespace
+
 int64_t Loader::batch_bytes() const {
-  return options_.sampler.batch_size * options_.views * options_.patch_size * options_.patch_size *
-         BytesPerPixel(options_.format);
+  const int64_t side = ImageSize(options_);
+  return options_.sampler.batch_size * options_.views * side * side * BytesPerPixel(options_.format);
 }
 
 int64_t Loader::MemoryBound(const LoaderOptions& o) {
@@ -84,8 +93,8 @@ int64_t Loader::MemoryBound(const LoaderOptions& o) {
   // Decode buffers (a few chunks), stack and malloc arena of a worker: 2–5 MB measured.
   constexpr int64_t kWorkerAllowance = int64_t(8) << 20;
   per_worker += kWorkerAllowance;
-  const int64_t slots =
-      allocated(o.sampler.batch_size * o.views * o.patch_size * o.patch_size * BytesPerPixel(o.format));
+  const int64_t image = ImageSize(o);
+  const int64_t slots = allocated(o.sampler.batch_size * o.views * image * image * BytesPerPixel(o.format));
   return o.ring_depth * slots + o.threads * per_worker;
 }
 
@@ -111,6 +120,8 @@ bool Loader::OpenBatch() {
   b.step = next_step_;
   b.size = int64_t(n);
   b.patch_size = options_.patch_size;
+  b.image_size = ImageSize(options_);
+  b.augment_on_device = options_.augment_on_device;
   b.format = options_.format;
   b.images = slot.buffer.data();
   b.pinned = slot.buffer.pinned();
@@ -121,6 +132,7 @@ bool Loader::OpenBatch() {
   b.layer.assign(n, 0);
   b.hemisphere.assign(n, 0);
   b.augmentation.assign(n, {});
+  b.source.assign(options_.augment_on_device ? n : 0, {});
   b.valid.assign(n, 1);
   b.skipped = 0;
   if (++next_step_ == sampler_.steps_per_epoch()) next_step_ = 0, ++next_epoch_;
@@ -143,7 +155,7 @@ void Loader::FillPatch(Slot& slot, size_t j) {
   b.hemisphere[j] = index.hemisphere[row];
   b.augmentation[j] =
       DrawAugmentation(options_.sampler.seed, s.epoch, s.position, options_.augmentation, uint32_t(view));
-  const size_t pixels = size_t(options_.patch_size * options_.patch_size);
+  const size_t pixels = size_t(b.image_size * b.image_size);
   const bool as_float = options_.format == PixelFormat::kFloat32;
   float* image_float = reinterpret_cast<float*>(slot.buffer.data()) + j * pixels;
   uint8_t* image = slot.buffer.data() + j * pixels;
@@ -152,7 +164,10 @@ void Loader::FillPatch(Slot& slot, size_t j) {
     if (patch.size() < pixels) patch = HostBuffer(pixels, false);
     image = patch.data();
   }
-  Status status = reader_->ReadRow(s.row, options_.level, options_.patch_size, b.augmentation[j], image);
+  Status status =
+      options_.augment_on_device
+          ? reader_->ReadRowSource(s.row, options_.level, options_.patch_size, b.augmentation[j], image, &b.source[j])
+          : reader_->ReadRow(s.row, options_.level, options_.patch_size, b.augmentation[j], image);
   if (status.ok()) {
     if (as_float) {
       for (size_t i = 0; i < pixels; ++i) image_float[i] = float(image[i]) * (1.0f / 255.0f);

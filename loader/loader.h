@@ -60,6 +60,11 @@ struct LoaderOptions {
   int ring_depth = 4;
   ErrorPolicy on_error = ErrorPolicy::kStop;
   PixelFormat format = PixelFormat::kUint8;
+  // Augmentation on the device (train/device_augmentation.h): a worker reads each patch's
+  // source box (PatchReader::ReadSource, SourceBoxSize(patch_size)² pixels) and draws its
+  // augmentation, but leaves the warp, intensity and filter to the consumer, which gets
+  // the boxes in `images` and each patch's SourceMap in `source`. uint8 only.
+  bool augment_on_device = false;
   uint32_t start_epoch = 0;
   int64_t start_step = 0;
   uint32_t end_epoch = UINT32_MAX;  // the loader ends before this epoch
@@ -80,8 +85,13 @@ struct Batch {
   uint32_t epoch = 0;
   int64_t step = 0;
   int64_t size = 0, patch_size = 0;  // size: patches, batch_size × views
+  // The side of each image in `images`: patch_size, or the source box's side when the
+  // augmentation is left to the device (then `source` says where each patch lies in it).
+  int64_t image_size = 0;
+  bool augment_on_device = false;
+  std::vector<SourceMap> source;
   PixelFormat format = PixelFormat::kUint8;
-  // size × patch_size × patch_size pixels of `format` (float_images() for kFloat32).
+  // size × image_size × image_size pixels of `format` (float_images() for kFloat32).
   const uint8_t* images = nullptr;
   const float* float_images() const { return reinterpret_cast<const float*>(images); }
   bool pinned = false;

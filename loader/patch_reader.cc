@@ -50,6 +50,34 @@ bool RectangleMeetsParallelogram(const Box& part, const std::array<std::array<do
   return true;
 }
 
+// Where a patch lies in its level: the centre c (level pixels, shift included), the
+// half-side h, the map A = R(θ)·diag(1, ±1) taking (u − h, v − h) to c-relative source
+// coordinates, and the rotated square's corners.
+struct PatchFrame {
+  double cx = 0, cy = 0, h = 0;
+  std::array<double, 4> A = {1, 0, 0, 1};
+  std::array<std::array<double, 2>, 4> corners = {};
+};
+
+PatchFrame Frame(const PatchRequest& r, double pixel_um) {
+  const AugmentationParams& a = r.augmentation;
+  const double scale = double(int64_t(1) << r.level);
+  const double shift_px = a.shift_mm * 1000 / pixel_um;
+  PatchFrame f;
+  f.cx = (r.centre_x + 0.5) / scale - 0.5 + shift_px * std::cos(a.shift_direction);
+  f.cy = (r.centre_y + 0.5) / scale - 0.5 + shift_px * std::sin(a.shift_direction);
+  f.h = double(r.size - 1) / 2;
+  const double cos_t = std::cos(a.theta), sin_t = std::sin(a.theta), m = a.mirror ? -1.0 : 1.0;
+  f.A = {cos_t, -sin_t * m, sin_t, cos_t * m};
+  const auto& A = f.A;
+  const double h = f.h;
+  f.corners = {{{f.cx - A[0] * h - A[1] * h, f.cy - A[2] * h - A[3] * h},
+                {f.cx + A[0] * h - A[1] * h, f.cy + A[2] * h - A[3] * h},
+                {f.cx + A[0] * h + A[1] * h, f.cy + A[2] * h + A[3] * h},
+                {f.cx - A[0] * h + A[1] * h, f.cy - A[2] * h + A[3] * h}}};
+  return f;
+}
+
 void ApplyFilter(const AugmentationParams& p, cv::Mat& patch) {
   if (p.filter == PatchFilter::kNone) return;
   // One blurred copy per thread, kept: the loader's memory bound counts it, and 4 MB
@@ -61,7 +89,7 @@ void ApplyFilter(const AugmentationParams& p, cv::Mat& patch) {
   cv::GaussianBlur(patch, blurred, cv::Size(0, 0), p.sigma, p.sigma, cv::BORDER_REFLECT_101);
   if (p.filter == PatchFilter::kBlur) {
     blurred.copyTo(patch);
-  } else {  // x + δ(G(x) − x) = (1 + δ)·x − δ·G(x), saturated to [0, 255]
+  } else {  // unsharp masking: x + δ(x − G(x)) = (1 + δ)·x − δ·G(x), saturated to [0, 255]
     cv::addWeighted(patch, 1 + p.delta, blurred, -p.delta, 0, patch);
   }
 }
@@ -122,13 +150,9 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
     return InvalidArgumentError(where() + ": level " + std::to_string(r.level) + " is " +
                                 std::string(DataTypeName(level.metadata().data_type)) + "; patches are uint8");
   }
-  const double scale = double(int64_t(1) << r.level);
   const AugmentationParams& a = r.augmentation;
-  const double pixel_um = image->multiscale.levels[size_t(r.level)].scale.back();
-  const double shift_px = a.shift_mm * 1000 / pixel_um;
-  const double cx = (r.centre_x + 0.5) / scale - 0.5 + shift_px * std::cos(a.shift_direction);
-  const double cy = (r.centre_y + 0.5) / scale - 0.5 + shift_px * std::sin(a.shift_direction);
-  const double h = double(r.size - 1) / 2;
+  const PatchFrame frame = Frame(r, image->multiscale.levels[size_t(r.level)].scale.back());
+  const double cx = frame.cx, cy = frame.cy, h = frame.h;
   cv::Mat patch(int(r.size), int(r.size), CV_8U, out);
   using Clock = std::chrono::steady_clock;
   auto since = [](Clock::time_point t) {
@@ -146,8 +170,7 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   } else {
     // Output (u, v) → source c + A·(u − h, v − h), A = R(θ)·diag(1, ±1). Read the source
     // box that holds all four rotated corners, plus one pixel for the bilinear taps.
-    const double cos_t = std::cos(a.theta), sin_t = std::sin(a.theta), m = a.mirror ? -1.0 : 1.0;
-    const std::array<double, 4> A = {cos_t, -sin_t * m, sin_t, cos_t * m};
+    const std::array<double, 4>& A = frame.A;
     const double reach_x = h * (std::abs(A[0]) + std::abs(A[1])), reach_y = h * (std::abs(A[2]) + std::abs(A[3]));
     const int64_t x0 = int64_t(std::floor(cx - reach_x)) - 1, y0 = int64_t(std::floor(cy - reach_y)) - 1;
     const int64_t x1 = int64_t(std::ceil(cx + reach_x)) + 2, y1 = int64_t(std::ceil(cy + reach_y)) + 2;
@@ -159,11 +182,7 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
       source = HostBuffer(source_bytes + kWarpSourcePadding, false);
     // Only the chunks under the rotated square (plus the bilinear taps' reach) are read:
     // the corners of its bounding box are up to half of it and the warp never samples them.
-    const std::array<std::array<double, 2>, 4> corners = {{{cx + A[0] * -h + A[1] * -h, cy + A[2] * -h + A[3] * -h},
-                                                           {cx + A[0] * h + A[1] * -h, cy + A[2] * h + A[3] * -h},
-                                                           {cx + A[0] * h + A[1] * h, cy + A[2] * h + A[3] * h},
-                                                           {cx + A[0] * -h + A[1] * h, cy + A[2] * -h + A[3] * h}}};
-    const auto under_square = [&](const Box& part) { return RectangleMeetsParallelogram(part, corners, 2.0); };
+    const auto under_square = [&](const Box& part) { return RectangleMeetsParallelogram(part, frame.corners, 2.0); };
     if (Status st = level.Read(box, MutableByteSpan(source.data(), source_bytes), under_square); !st.ok())
       return st.WithContext(where());
     read_ns_ += since(t);
@@ -185,6 +204,62 @@ Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
   filter_ns_ += since(t);
   ++patches_;
   return Status::Ok();
+}
+
+int64_t PatchReader::SourceBoxSize(int64_t size) {
+  return 2 * int64_t(std::ceil(std::sqrt(2.0) * double(size - 1) / 2)) + 4;
+}
+
+Status PatchReader::ReadSource(const PatchRequest& r, uint8_t* out, SourceMap* map) const {
+  ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(r.brain, r.section));
+  auto where = [&] {
+    return "source of the patch of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
+           std::to_string(r.centre_y) + ")";
+  };
+  if (r.level < 0 || size_t(r.level) >= image->levels.size()) {
+    return OutOfRangeError(where() + ": no level " + std::to_string(r.level));
+  }
+  if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where() + ": bad size " + std::to_string(r.size));
+  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y))
+    return InvalidArgumentError(where() + ": centre is not finite");
+  const ZarrArray& level = *image->levels[size_t(r.level)];
+  if (level.metadata().data_type != DataType::kUint8) {
+    return InvalidArgumentError(where() + ": level " + std::to_string(r.level) + " is not uint8");
+  }
+  const auto t = std::chrono::steady_clock::now();
+  const PatchFrame f = Frame(r, image->multiscale.levels[size_t(r.level)].scale.back());
+  // The box [x0, x0 + side) × [y0, y0 + side) holds every tap within √2·h of the centre.
+  const int64_t side = SourceBoxSize(r.size), reach = (side - 4) / 2 + 1;
+  const int64_t x0 = int64_t(std::floor(f.cx)) - reach, y0 = int64_t(std::floor(f.cy)) - reach;
+  const Box box{{y0, x0}, {side, side}};
+  const auto under_square = [&](const Box& part) { return RectangleMeetsParallelogram(part, f.corners, 2.0); };
+  if (Status st = level.Read(box, MutableByteSpan(out, size_t(side * side)), under_square); !st.ok())
+    return st.WithContext(where());
+  const auto& A = f.A;
+  const AugmentationParams& a = r.augmentation;
+  if (a.theta == 0 && !a.mirror && a.shift_mm == 0) {
+    // Read's plain crop: CentredBox's whole-pixel origin, so the device samples no between-pixel values.
+    const Box crop = CentredBox(f.cx, f.cy, r.size);
+    map->affine = {1, 0, double(crop.origin[1] - x0), 0, 1, double(crop.origin[0] - y0)};
+  } else {
+    map->affine = {A[0], A[1], f.cx - double(x0) - A[0] * f.h - A[1] * f.h,
+                   A[2], A[3], f.cy - double(y0) - A[2] * f.h - A[3] * f.h};
+  }
+  map->fill = level.metadata().fill_value[0];
+  read_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
+  ++patches_;
+  return Status::Ok();
+}
+
+Status PatchReader::ReadRowSource(int64_t row, int level, int64_t size, const AugmentationParams& augmentation,
+                                  uint8_t* out, SourceMap* map) const {
+  if (!index_) return FailedPreconditionError("the dataset has no index/ (run cytonet index)");
+  if (row < 0 || size_t(row) >= index_->size()) {
+    return OutOfRangeError("index row " + std::to_string(row) + " of " + std::to_string(index_->size()));
+  }
+  PatchRequest request = RowRequest(row, level, size);
+  request.augmentation = augmentation;
+  return ReadSource(request, out, map).WithContext("index row " + std::to_string(row));
 }
 
 PatchStageTimes PatchReader::stage_times() const {

@@ -12,6 +12,7 @@
 // value (slide background).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -35,6 +36,15 @@ struct PatchRequest {
   AugmentationParams augmentation;    // identity: a plain crop
 };
 
+// For augmentation on the device (train/device_augmentation.h): where a patch's pixels
+// come from in its source box. Output pixel (u, v) is the bilinear sample of the box at
+// (x, y) = (affine[0]·u + affine[1]·v + affine[2], affine[3]·u + affine[4]·v + affine[5]),
+// taps outside the level reading as `fill`; intensity and filter follow as in Read.
+struct SourceMap {
+  std::array<double, 6> affine = {1, 0, 0, 0, 1, 0};
+  uint8_t fill = 255;
+};
+
 // Time spent per stage, summed over all patches and threads (nanoseconds).
 struct PatchStageTimes {
   int64_t patches = 0, read_ns = 0, warp_ns = 0, intensity_ns = 0, filter_ns = 0;
@@ -55,6 +65,16 @@ class PatchReader {
   // The patch centred on index row `row`.
   Status ReadRow(int64_t row, int level, int64_t size, const AugmentationParams& augmentation, uint8_t* out) const;
   PatchRequest RowRequest(int64_t row, int level, int64_t size) const;
+
+  // Augmentation on the device: instead of warping, writes the SourceBoxSize(size)²
+  // uint8 box around the (shifted) centre that holds every tap of the patch's warp, and
+  // where the patch's pixels come from in it. Only the chunks under the rotated square are
+  // read: box pixels the warp never samples are left as they were.
+  Status ReadSource(const PatchRequest& request, uint8_t* out, SourceMap* map) const;
+  Status ReadRowSource(int64_t row, int level, int64_t size, const AugmentationParams& augmentation, uint8_t* out,
+                       SourceMap* map) const;
+  // ⌈√2·(size − 1)/2⌉·2 + 4: any rotation's taps, whatever the centre's fraction.
+  static int64_t SourceBoxSize(int64_t size);
 
   PatchStageTimes stage_times() const;
 

@@ -94,6 +94,7 @@ const std::map<std::string, Field>& Fields() {
       {"level", Number(&TrainConfig::level, 0, 16)},
       {"patch_size", Number(&TrainConfig::patch_size, 32, 8192)},
       {"augment", Flag(&TrainConfig::augment)},
+      {"augment_on_device", Flag(&TrainConfig::augment_on_device)},
       {"channels_last", Flag(&TrainConfig::channels_last)},
       {"precision", Text(&TrainConfig::precision, {"fp32", "bf16", "fp16"})},
       {"gradient_checkpointing", Flag(&TrainConfig::gradient_checkpointing)},

@@ -23,6 +23,9 @@ struct TrainConfig {
   // example to hold sections out of pretraining for a probe.
   std::vector<std::string> brains, sections;
   bool augment = true;  // the paper's augmentations (§3.4)
+  // The warp, intensity and filter run on the training device (train/device_augmentation.h);
+  // the loader's threads only read source boxes.
+  bool augment_on_device = false;
   int loader_threads = 2;
   int ring_depth = 3;
   // Model and loss

@@ -9,6 +9,8 @@
 #include <exception>
 #include <utility>
 
+#include "train/device_augmentation.h"
+
 namespace cytonet::train {
 
 struct DeviceInput::Copy {
@@ -32,14 +34,16 @@ std::shared_ptr<const Batch> DeviceInput::NextFromLoader() {
   return *next;
 }
 
-torch::Tensor DeviceInput::Normalise(torch::Tensor images) const {
-  auto normalised = images.to(torch::kFloat).div_(255.0).sub_(0.5).div_(0.25);
+torch::Tensor DeviceInput::Normalise(torch::Tensor images, const Batch& batch) const {
+  // Source boxes become patches here, on the device (train/device_augmentation.h).
+  auto normalised = batch.augment_on_device ? AugmentOnDevice(images, batch).sub_(0.5).div_(0.25)
+                                            : images.to(torch::kFloat).div_(255.0).sub_(0.5).div_(0.25);
   return channels_last_ ? normalised.contiguous(torch::MemoryFormat::ChannelsLast) : normalised;
 }
 
 // The slot's uint8 pixels as a tensor, without a copy.
 torch::Tensor DeviceInput::HostImages(const Batch& b) {
-  return torch::from_blob(const_cast<uint8_t*>(b.images), {b.size, 1, b.patch_size, b.patch_size}, torch::kUInt8);
+  return torch::from_blob(const_cast<uint8_t*>(b.images), {b.size, 1, b.image_size, b.image_size}, torch::kUInt8);
 }
 
 double DeviceInput::TakeWaitSeconds() {
@@ -75,7 +79,7 @@ void DeviceInput::Prefetch() {
 DeviceInput::Staged DeviceInput::Next() {
   if (!device_.is_cuda()) {
     Staged staged{NextFromLoader(), {}};
-    if (staged.batch) staged.images = Normalise(HostImages(*staged.batch));
+    if (staged.batch) staged.images = Normalise(HostImages(*staged.batch), *staged.batch);
     return staged;
   }
   Prefetch();  // the first step, or a caller that did not prefetch
@@ -89,7 +93,8 @@ DeviceInput::Staged DeviceInput::Next() {
   c10::cuda::CUDACachingAllocator::recordStream(copy->images.storage().data_ptr(), compute);
   // The slot may go back once the copy has finished: by the time the step that uses these
   // images has ended (the caller drops the Staged after the loss reaches the host) it has.
-  return {std::move(copy->batch), Normalise(copy->images)};
+  torch::Tensor images = Normalise(copy->images, *copy->batch);
+  return {std::move(copy->batch), std::move(images)};
 }
 
 }  // namespace cytonet::train

@@ -1,5 +1,6 @@
 // The input path of training: loader batches (uint8 in the loader's ring slots) to
-// normalised float images on the device, (grey / 255 − 0.5) / 0.25.
+// normalised float images on the device, (grey / 255 − 0.5) / 0.25. Batches of source boxes
+// (LoaderOptions::augment_on_device) are augmented on the device first.
 //
 // On CPU a slot is wrapped without a copy and converted in place of the step. On CUDA the
 // slots are pinned, and each batch is copied to the GPU on a side stream as soon as the
@@ -40,7 +41,7 @@ class DeviceInput {
 
  private:
   std::shared_ptr<const Batch> NextFromLoader();
-  torch::Tensor Normalise(torch::Tensor uint8_images) const;
+  torch::Tensor Normalise(torch::Tensor uint8_images, const Batch& batch) const;
   static torch::Tensor HostImages(const Batch& batch);
 
   Loader* loader_;

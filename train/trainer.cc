@@ -396,6 +396,7 @@ TrainOutcome Run::Go() {
   options.threads = config_.loader_threads;
   options.ring_depth = config_.ring_depth;
   options.augmentation.enabled = config_.augment;
+  options.augment_on_device = config_.augment && config_.augment_on_device;
   options.views = config_.views;
   options.filter.brains = {config_.brains.begin(), config_.brains.end()};
   options.filter.sections = {config_.sections.begin(), config_.sections.end()};

@@ -312,3 +312,29 @@ def test_mixed_precision_trains_with_the_loss_in_fp32(cli, dataset, tmp_path, pr
         assert all(l["loss_scale"] > 0 and l["skipped_steps"] >= 0 for l in lines), lines
     state = weights(tmp_path / "run")
     assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())  # weights stay fp32
+
+
+def test_augmentation_on_the_device_trains_on_the_same_samples(cli, dataset, tmp_path):
+    # The loader hands over source boxes; the warp, intensity and filter run in torch (on CPU
+    # here). The patches differ from the CPU loader's by rounding only
+    # (tests/train/device_augmentation_test.cc), so the first loss is nearly the same.
+    on_cpu = write_config(tmp_path / "cpu.json", dataset, tmp_path / "cpu", steps=2, warmup_steps=0)
+    on_device = write_config(tmp_path / "device.json", dataset, tmp_path / "device", steps=2, warmup_steps=0,
+                             augment_on_device=True)
+    train(cli, on_cpu)
+    train(cli, on_device)
+    first = [json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[0])["loss"] for d in ("cpu", "device")]
+    assert first[0] != first[1]  # a different path was taken
+    assert abs(first[0] - first[1]) < 0.01 * first[0], first
+
+
+def test_the_nccl_backend_is_linked_from_the_wheel(cli):
+    # The NCCL path compiles and links against the torch wheel; its NCCL is the wheel's own.
+    trainer = cli.parent / "cytonet-train"
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", "-C", str(trainer)], capture_output=True, text=True,
+                               check=True).stdout
+    assert "c10d::ProcessGroupNCCL::ProcessGroupNCCL" in undefined
+    assert "c10d::ProcessGroupGloo::ProcessGroupGloo" in undefined
+    linked = subprocess.run(["ldd", str(trainer)], capture_output=True, text=True).stdout
+    nccl = [line for line in linked.splitlines() if "libnccl" in line]
+    assert len(nccl) == 1 and "/nvidia/nccl/lib/" in nccl[0], nccl
