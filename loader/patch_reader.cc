@@ -50,6 +50,12 @@ bool RectangleMeetsParallelogram(const Box& part, const std::array<std::array<do
   return true;
 }
 
+// "patch of B/S at (x, y)", for errors.
+std::string Where(const PatchRequest& r, const char* what) {
+  return std::string(what) + " of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
+         std::to_string(r.centre_y) + ")";
+}
+
 // Where a patch lies in its level: the centre c (level pixels, shift included), the
 // half-side h, the map A = R(θ)·diag(1, ±1) taking (u − h, v − h) to c-relative source
 // coordinates, and the rotated square's corners.
@@ -132,24 +138,27 @@ Result<double> PatchReader::PixelSize(const std::string& brain, const std::strin
   return image->multiscale.levels[size_t(level)].scale.back();
 }
 
-Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
+Result<const MultiscaleImage*> PatchReader::CheckedImage(const PatchRequest& r, const char* what) const {
   ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(r.brain, r.section));
-  // Built only for an error: reads that succeed skip the string work.
-  auto where = [&] {
-    return "patch of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
-           std::to_string(r.centre_y) + ")";
-  };
+  auto where = [&] { return Where(r, what); };
   if (r.level < 0 || size_t(r.level) >= image->levels.size()) {
     return OutOfRangeError(where() + ": no level " + std::to_string(r.level));
   }
   if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where() + ": bad size " + std::to_string(r.size));
   if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y))
     return InvalidArgumentError(where() + ": centre is not finite");
-  const ZarrArray& level = *image->levels[size_t(r.level)];
-  if (level.metadata().data_type != DataType::kUint8) {
+  if (const DataType type = image->levels[size_t(r.level)]->metadata().data_type; type != DataType::kUint8) {
     return InvalidArgumentError(where() + ": level " + std::to_string(r.level) + " is " +
-                                std::string(DataTypeName(level.metadata().data_type)) + "; patches are uint8");
+                                std::string(DataTypeName(type)) + "; patches are uint8");
   }
+  return image;
+}
+
+Status PatchReader::Read(const PatchRequest& r, uint8_t* out) const {
+  ASSIGN_OR_RETURN(const MultiscaleImage* image, CheckedImage(r, "patch"));
+  // Built only for an error: reads that succeed skip the string work.
+  auto where = [&] { return Where(r, "patch"); };
+  const ZarrArray& level = *image->levels[size_t(r.level)];
   const AugmentationParams& a = r.augmentation;
   const PatchFrame frame = Frame(r, image->multiscale.levels[size_t(r.level)].scale.back());
   const double cx = frame.cx, cy = frame.cy, h = frame.h;
@@ -211,21 +220,9 @@ int64_t PatchReader::SourceBoxSize(int64_t size) {
 }
 
 Status PatchReader::ReadSource(const PatchRequest& r, uint8_t* out, SourceMap* map) const {
-  ASSIGN_OR_RETURN(const MultiscaleImage* image, Image(r.brain, r.section));
-  auto where = [&] {
-    return "source of the patch of " + r.brain + "/" + r.section + " at (" + std::to_string(r.centre_x) + ", " +
-           std::to_string(r.centre_y) + ")";
-  };
-  if (r.level < 0 || size_t(r.level) >= image->levels.size()) {
-    return OutOfRangeError(where() + ": no level " + std::to_string(r.level));
-  }
-  if (r.size <= 0 || r.size > 65536) return InvalidArgumentError(where() + ": bad size " + std::to_string(r.size));
-  if (!std::isfinite(r.centre_x) || !std::isfinite(r.centre_y))
-    return InvalidArgumentError(where() + ": centre is not finite");
+  ASSIGN_OR_RETURN(const MultiscaleImage* image, CheckedImage(r, "source of the patch"));
+  auto where = [&] { return Where(r, "source of the patch"); };
   const ZarrArray& level = *image->levels[size_t(r.level)];
-  if (level.metadata().data_type != DataType::kUint8) {
-    return InvalidArgumentError(where() + ": level " + std::to_string(r.level) + " is not uint8");
-  }
   const auto t = std::chrono::steady_clock::now();
   const PatchFrame f = Frame(r, image->multiscale.levels[size_t(r.level)].scale.back());
   // The box [x0, x0 + side) × [y0, y0 + side) holds every tap within √2·h of the centre.

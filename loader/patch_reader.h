@@ -86,6 +86,8 @@ class PatchReader {
  private:
   PatchReader() = default;
   Result<const MultiscaleImage*> Image(const std::string& brain, const std::string& section) const;
+  // The request's section after the checks every read makes; errors name `what`.
+  Result<const MultiscaleImage*> CheckedImage(const PatchRequest& request, const char* what) const;
 
   std::shared_ptr<KvStore> dataset_;
   std::shared_ptr<StoreContext> context_;

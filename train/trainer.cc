@@ -181,8 +181,11 @@ void Run::Restore(const std::string& path, const Checkpoint& c) {
                                  /*allow_exceptions=*/false);
   TORCH_CHECK(saved.is_object(), "checkpoint ", path, " holds no readable configuration");
   const Json now = TrainConfigToJson(config_);
+  const Json defaults = TrainConfigToJson(TrainConfig());
   for (const auto& [key, value] : now.items()) {
     if (MayChangeOnResume(key, config_)) continue;
+    // A key newer than the checkpoint: its run had the default.
+    if (!saved.contains(key) && defaults.contains(key) && defaults[key] == value) continue;
     TORCH_CHECK(saved.contains(key) && saved[key] == value, "cannot resume from ", path, ": its ", key, " is ",
                 saved.contains(key) ? saved[key].dump() : "absent", ", the configuration says ", value.dump());
   }

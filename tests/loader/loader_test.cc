@@ -19,6 +19,7 @@
 #include "loader/patch_reader.h"
 #include "loader/sampler.h"
 #include "loader/warp.h"
+#include "tests/loader/single_section_dataset.h"
 #include "tests/store/test_util.h"
 
 namespace cytonet {
@@ -235,24 +236,12 @@ TEST(Warp, FastKernelEqualsOpenCVBitForBit) {
 class PatchGeometry : public ::testing::Test {
  protected:
   void SetUp() override {
-    kvstore_ = NewMemoryKvStore();
     image_.resize(size_t(kHeight * kWidth));
     for (int64_t y = 0; y < kHeight; ++y) {
       for (int64_t x = 0; x < kWidth; ++x)
         image_[size_t(y * kWidth + x)] = uint8_t((x * 7 + y * 13 + (x * y) % 11) % 250);
     }
-    PyramidOptions options;
-    options.shard_size = 256;
-    options.chunk_size = 64;
-    auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore_, "sections/B1/0001", kHeight, kWidth, options));
-    for (int64_t y = 0; y < kHeight; y += 64)
-      ASSERT_OK(writer->AppendRows(&image_[size_t(y * kWidth)], std::min<int64_t>(64, kHeight - y), kWidth));
-    ASSERT_OK(writer->FinishLevels());
-    // The manifest ingest writes, with the level records readers check shards against.
-    Json levels = Json::array();
-    for (const LevelRecord& level : writer->stats()) levels.push_back(LevelRecordToJson(level));
-    ASSERT_OK(writer->WriteGroup({{"cytonet", {{"ingest", {{"complete", true}, {"levels", levels}}}}}}));
-    ASSERT_OK(PrepareDataset(*kvstore_));
+    kvstore_ = testing::SingleSectionDataset(image_, kHeight, kWidth);
     reader_ = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
   }
   // Level-0 crop with top-left (x0, y0), outside the image = 255.

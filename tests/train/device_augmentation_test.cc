@@ -12,9 +12,8 @@
 #include <numbers>
 
 #include "dataset/layout.h"
-#include "ingest/ingest_job.h"
-#include "ingest/pyramid_writer.h"
 #include "loader/patch_reader.h"
+#include "tests/loader/single_section_dataset.h"
 #include "tests/store/test_util.h"
 
 namespace cytonet::train {
@@ -23,7 +22,6 @@ namespace {
 class DeviceAugmentation : public ::testing::Test {
  protected:
   void SetUp() override {
-    kvstore_ = NewMemoryKvStore();
     // Tissue-like: smooth stain variation, dark cells with soft edges, some fine texture.
     std::vector<uint8_t> image(size_t(kHeight * kWidth));
     for (int64_t y = 0; y < kHeight; ++y) {
@@ -35,17 +33,7 @@ class DeviceAugmentation : public ::testing::Test {
         image[size_t(y * kWidth + x)] = uint8_t(std::lround(std::clamp(v, 0.0, 255.0)));
       }
     }
-    PyramidOptions options;
-    options.shard_size = 256;
-    options.chunk_size = 64;
-    auto writer = testing::ValueOrDie(PyramidWriter::Create(kvstore_, "sections/B1/0001", kHeight, kWidth, options));
-    for (int64_t y = 0; y < kHeight; y += 64)
-      ASSERT_OK(writer->AppendRows(&image[size_t(y * kWidth)], std::min<int64_t>(64, kHeight - y), kWidth));
-    ASSERT_OK(writer->FinishLevels());
-    Json levels = Json::array();
-    for (const LevelRecord& level : writer->stats()) levels.push_back(LevelRecordToJson(level));
-    ASSERT_OK(writer->WriteGroup({{"cytonet", {{"ingest", {{"complete", true}, {"levels", levels}}}}}}));
-    ASSERT_OK(PrepareDataset(*kvstore_));
+    kvstore_ = cytonet::testing::SingleSectionDataset(image, kHeight, kWidth);
     reader_ = testing::ValueOrDie(PatchReader::Open(kvstore_, std::make_shared<StoreContext>()));
   }
 
