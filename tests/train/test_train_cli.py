@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import signal
+import struct
 import subprocess
 import time
 
@@ -338,3 +339,37 @@ def test_the_nccl_backend_is_linked_from_the_wheel(cli):
     linked = subprocess.run(["ldd", str(trainer)], capture_output=True, text=True).stdout
     nccl = [line for line in linked.splitlines() if "libnccl" in line]
     assert len(nccl) == 1 and "/nvidia/nccl/lib/" in nccl[0], nccl
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_a_checkpoint_from_before_a_new_key_resumes_when_the_key_has_its_default(cli, dataset, tmp_path):
+    # A checkpoint written by an older cytonet, whose configuration lacks keys added since
+    # (here: precision), still resumes when the configuration leaves them at their default.
+    config = write_config(tmp_path / "c.json", dataset, tmp_path / "run", steps=4, schedule="constant",
+                          warmup_steps=0, checkpoint_every=2)
+    train(cli, config, "--steps", "2")
+    path = tmp_path / "run" / "checkpoint-000000002.pt"
+    entries = torch.load(path)
+    saved = json.loads(bytes(entries["config"].tolist()).decode())
+    assert saved.pop("precision") == "fp32"
+    text = json.dumps(saved).encode()
+    entries["config"] = torch.tensor(list(text), dtype=torch.uint8)
+    # Re-checksum the entry as train/checkpoint.cc does: CRC32C of key, dtype, shape and of the bytes.
+    row = sorted(k for k in entries if k != "checksums").index("config")
+    head = b"config\0" + struct.pack("<3q", 0, 1, len(text))  # uint8 is ScalarType 0
+    entries["checksums"][row] = torch.tensor([crc32c(head), crc32c(text)])
+    torch.save(entries, path)
+    out = train(cli, config)
+    assert "resuming from" in out.stderr and "step 2" in out.stderr, out.stderr
+    changed = write_config(tmp_path / "c2.json", dataset, tmp_path / "run", steps=6, schedule="constant",
+                           warmup_steps=0, checkpoint_every=2, precision="bf16")
+    refused = train(cli, changed, check=False)
+    assert refused.returncode != 0 and "precision" in refused.stderr, refused.stderr
