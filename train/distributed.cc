@@ -54,6 +54,9 @@ c10::intrusive_ptr<c10d::Backend> MakeBackend(const c10::intrusive_ptr<c10d::Sto
                                               const torch::Device& device, std::chrono::milliseconds timeout) {
   if (device.is_cuda()) {
 #ifdef CYTONET_WITH_NCCL
+    // Work::wait() then blocks the host and throws at the timeout, as Gloo's does, instead
+    // of only ordering streams (a dead peer would otherwise surface at the watchdog's abort).
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;
     return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, options);
@@ -73,21 +76,20 @@ c10::intrusive_ptr<c10d::Backend> MakeBackend(const c10::intrusive_ptr<c10d::Sto
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// The group travels through the autograd context as an address: saved_data holds IValues,
-// and the group outlives every graph built during the run.
 class AllGatherFunction : public torch::autograd::Function<AllGatherFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& local, int64_t group_address) {
-    ctx->saved_data["group"] = group_address;
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& local,
+                               const std::shared_ptr<ProcessGroup>& group) {
+    ctx->saved_data["group"] = SaveGroup(group);
     ctx->saved_data["rows"] = local.size(0);
-    return reinterpret_cast<ProcessGroup*>(group_address)->AllGather(local);
+    return group->AllGather(local);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list gradients) {
-    auto* group = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
+    ProcessGroup& group = SavedGroup(ctx->saved_data["group"]);
     const int64_t rows = ctx->saved_data["rows"].toInt();
     std::vector<torch::Tensor> summed = {gradients[0].contiguous().clone()};
-    group->AllReduceSum(summed);
-    return {summed[0].narrow(0, group->rank() * rows, rows), torch::Tensor()};
+    group.AllReduceSum(summed);
+    return {summed[0].narrow(0, group.rank() * rows, rows), torch::Tensor()};
   }
 };
 
@@ -237,7 +239,14 @@ void ProcessGroup::Agree(const std::string& error, const std::string& phase) {
 
 torch::Tensor AllGatherWithGradient(const std::shared_ptr<ProcessGroup>& group, const torch::Tensor& local) {
   if (group->size() == 1) return local;
-  return AllGatherFunction::apply(local, reinterpret_cast<int64_t>(group.get()));
+  return AllGatherFunction::apply(local, group);
+}
+
+torch::Tensor MeanOverAllRanks(ProcessGroup& group, const torch::Tensor& local_mean, const torch::Tensor& local_count) {
+  std::vector<torch::Tensor> count = {local_count.detach().to(torch::kDouble).reshape({1}).clone()};
+  group.AllReduceSum(count);
+  const auto all = count[0].clamp_min(1).to(local_mean.scalar_type());
+  return local_mean * (local_count.to(local_mean.scalar_type()) * double(group.size()) / all).squeeze(0);
 }
 
 void BroadcastModule(ProcessGroup& group, torch::nn::Module& module) {
@@ -252,6 +261,9 @@ void BroadcastModule(ProcessGroup& group, torch::nn::Module& module) {
 GradientAllReduce::GradientAllReduce(std::shared_ptr<ProcessGroup> group, std::vector<torch::Tensor> parameters,
                                      int64_t bucket_bytes, int64_t first_bucket_bytes)
     : group_(std::move(group)), parameters_(std::move(parameters)) {
+  for (size_t k = 0; k < parameters_.size(); ++k) {
+    TORCH_CHECK(parameters_[k].requires_grad(), "GradientAllReduce: parameter ", k, " does not require a gradient");
+  }
   bucket_of_.resize(parameters_.size());
   slot_of_.resize(parameters_.size());
   arrived_.assign(parameters_.size(), false);
@@ -323,16 +335,10 @@ void GradientAllReduce::StartReadyBuckets() {
 void GradientAllReduce::Finish() {
   TORCH_CHECK(armed_, "GradientAllReduce: Finish() without Arm()");
   armed_ = false;
-  // Parameters the backward pass did not reach count as zero on this rank.
-  for (size_t b = next_to_start_; b < buckets_.size(); ++b) {
-    Bucket& bucket = buckets_[b];
-    for (size_t slot = 0; slot < bucket.members.size(); ++slot) {
-      const size_t k = bucket.members[slot];
-      if (!arrived_[k]) bucket.flat.narrow(0, bucket.offsets[slot], parameters_[k].numel()).zero_();
-    }
-    bucket.pending = 0;
+  for (size_t k = 0; k < parameters_.size(); ++k) {
+    TORCH_CHECK(arrived_[k], "GradientAllReduce: parameter ", k, " of ", parameters_.size(),
+                " got no gradient in this backward pass; every parameter must take part in the loss");
   }
-  StartReadyBuckets();
   torch::NoGradGuard no_grad;
   for (Bucket& bucket : buckets_) {
     group_->Wait(bucket.work, "all-reduce of gradients");

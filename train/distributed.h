@@ -76,6 +76,19 @@ class ProcessGroup {
   c10::intrusive_ptr<c10d::Backend> backend_;  // null when alone
 };
 
+// A process group in an autograd context's saved data (which holds IValues), so that a
+// graph kept past its step keeps its group alive.
+struct ProcessGroupCapsule : torch::CustomClassHolder {
+  explicit ProcessGroupCapsule(std::shared_ptr<ProcessGroup> g) : group(std::move(g)) {}
+  std::shared_ptr<ProcessGroup> group;
+};
+inline at::IValue SaveGroup(const std::shared_ptr<ProcessGroup>& group) {
+  return at::IValue::make_capsule(c10::make_intrusive<ProcessGroupCapsule>(group));
+}
+inline ProcessGroup& SavedGroup(const at::IValue& saved) {
+  return *c10::static_intrusive_pointer_cast<ProcessGroupCapsule>(saved.toCapsule())->group;
+}
+
 // [n, …] on each rank → [size·n, …], rank r's rows at r·n. The gradient of rank r's rows is
 // the sum over ranks of each rank's gradient for them.
 torch::Tensor AllGatherWithGradient(const std::shared_ptr<ProcessGroup>& group, const torch::Tensor& local);
@@ -83,11 +96,21 @@ torch::Tensor AllGatherWithGradient(const std::shared_ptr<ProcessGroup>& group, 
 // Parameters and buffers of `module` (and its children) from rank 0.
 void BroadcastModule(ProcessGroup& group, torch::nn::Module& module);
 
+// A loss that is this rank's mean over `local_count` anchors, rescaled so that averaging
+// the ranks' gradients (as GradientAllReduce does) gives the gradient of the mean over all
+// ranks' anchors, and the mean of the ranks' values is that mean: local_mean · local_count
+// · size / Σ counts. For losses whose ranks count different anchors (supervised
+// contrastive leaves out anchors alone with their label). One all-reduce.
+torch::Tensor MeanOverAllRanks(ProcessGroup& group, const torch::Tensor& local_mean, const torch::Tensor& local_count);
+
 // Averages the gradients of `parameters` over ranks, in buckets of about `bucket_bytes`
 // filled in reverse parameter order (the order the backward pass produces them; the first
 // bucket is small so communication starts early). Hooks on the parameters copy each
 // gradient into its bucket; a full bucket starts its all-reduce, in bucket order on every
 // rank, while the backward pass goes on. Finish() waits and writes the means into .grad.
+// Every parameter must get a gradient in every backward pass, on every rank: a bucket
+// waiting for one that never comes would start after collectives issued later on other
+// ranks (batch norm's, the all-gather's), so Finish() refuses, naming the parameter.
 class GradientAllReduce {
  public:
   GradientAllReduce(std::shared_ptr<ProcessGroup> group, std::vector<torch::Tensor> parameters,
@@ -98,8 +121,7 @@ class GradientAllReduce {
 
   // Before each backward pass.
   void Arm();
-  // After it: every bucket reduced, each parameter's .grad the mean over ranks. Parameters
-  // that got no gradient on this rank count as zero.
+  // After it: every bucket reduced, each parameter's .grad the mean over ranks.
   void Finish();
   size_t bucket_count() const { return buckets_.size(); }
 

@@ -25,8 +25,7 @@ class SynchronisedBatchNormFunction : public torch::autograd::Function<Synchroni
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
                                const torch::Tensor& bias, torch::Tensor running_mean, torch::Tensor running_var,
-                               int64_t group_address, double eps, double momentum) {
-    auto* group = reinterpret_cast<ProcessGroup*>(group_address);
+                               const std::shared_ptr<ProcessGroup>& group, double eps, double momentum) {
     // Half-precision activations (autocast) are normalised in fp32 and handed back in their type.
     const auto x = input.element_size() < 4 ? input.to(torch::kFloat) : input;
     ctx->saved_data["input_type"] = int64_t(input.scalar_type());
@@ -51,7 +50,7 @@ class SynchronisedBatchNormFunction : public torch::autograd::Function<Synchroni
     }
     const auto normalised = (x - PerChannel(mean, x)) * PerChannel(inverse_std, x);
     ctx->save_for_backward({normalised, weight, inverse_std});
-    ctx->saved_data["group"] = group_address;
+    ctx->saved_data["group"] = SaveGroup(group);
     ctx->saved_data["count"] = n;
     const auto y = weight.defined() ? normalised * PerChannel(weight, x) + PerChannel(bias, x) : normalised;
     return y.to(input.scalar_type());
@@ -60,20 +59,22 @@ class SynchronisedBatchNormFunction : public torch::autograd::Function<Synchroni
   static tensor_list backward(AutogradContext* ctx, tensor_list gradients) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &normalised = saved[0], &weight = saved[1], &inverse_std = saved[2];
-    auto* group = reinterpret_cast<ProcessGroup*>(ctx->saved_data["group"].toInt());
+    ProcessGroup& group = SavedGroup(ctx->saved_data["group"]);
     const double n = ctx->saved_data["count"].toDouble();
     const torch::Tensor dy = gradients[0].to(normalised.scalar_type());
     const auto dims = ReducedDims(dy);
     const auto sum_dy = dy.sum(dims), sum_dy_normalised = (dy * normalised).sum(dims);
     std::vector<torch::Tensor> over_ranks = {torch::cat({sum_dy, sum_dy_normalised}).to(torch::kDouble)};
-    group->AllReduceSum(over_ranks);
+    group.AllReduceSum(over_ranks);
     const int64_t channels = sum_dy.size(0);
     const auto mean_dy = over_ranks[0].narrow(0, 0, channels) / n;
     const auto mean_dy_normalised = over_ranks[0].narrow(0, channels, channels) / n;
     const auto scale = weight.defined() ? inverse_std * weight.to(torch::kDouble) : inverse_std;
     const auto dx =
         (dy - PerChannel(mean_dy, dy) - normalised * PerChannel(mean_dy_normalised, dy)) * PerChannel(scale, dy);
-    // The parameters' gradients are this rank's share: the gradient all-reduce sums them.
+    // The parameters' gradients are this rank's share, Σ over its rows: the gradient all-reduce
+    // averages them over ranks, which with the all-gather's summing backward is the one-process
+    // gradient (each rank's upstream gradient is that of the sum of all ranks' losses).
     const auto input_type = at::ScalarType(ctx->saved_data["input_type"].toInt());
     torch::Tensor dweight, dbias;
     if (weight.defined()) dweight = sum_dy_normalised.to(weight.scalar_type()), dbias = sum_dy.to(weight.scalar_type());
@@ -83,9 +84,10 @@ class SynchronisedBatchNormFunction : public torch::autograd::Function<Synchroni
 
 }  // namespace
 
-torch::Tensor BatchNormInTraining(ProcessGroup* group, const torch::Tensor& x, const torch::Tensor& weight,
-                                  const torch::Tensor& bias, torch::Tensor& running_mean, torch::Tensor& running_var,
-                                  torch::Tensor& num_batches_tracked, const torch::nn::BatchNormOptions& options) {
+torch::Tensor BatchNormInTraining(const std::shared_ptr<ProcessGroup>& group, const torch::Tensor& x,
+                                  const torch::Tensor& weight, const torch::Tensor& bias, torch::Tensor& running_mean,
+                                  torch::Tensor& running_var, torch::Tensor& num_batches_tracked,
+                                  const torch::nn::BatchNormOptions& options) {
   TORCH_CHECK(x.dim() >= 2, "batch norm: input must be [N, C, …], got ", x.sizes());
   TORCH_CHECK(options.momentum().has_value(),
               "batch norm: a cumulative moving average (momentum None) is not supported");
@@ -99,8 +101,7 @@ torch::Tensor BatchNormInTraining(ProcessGroup* group, const torch::Tensor& x, c
     return torch::batch_norm(x, weight, bias, mean, var, /*training=*/true, *options.momentum(), options.eps(),
                              at::globalContext().userEnabledCuDNN());
   }
-  return SynchronisedBatchNormFunction::apply(x, weight, bias, mean, var, reinterpret_cast<int64_t>(group),
-                                              options.eps(), *options.momentum());
+  return SynchronisedBatchNormFunction::apply(x, weight, bias, mean, var, group, options.eps(), *options.momentum());
 }
 
 void AttachProcessGroup(torch::nn::Module& root, const std::shared_ptr<ProcessGroup>& group) {

@@ -8,8 +8,9 @@
 // all-gathered and merged (Chan et al.'s parallel variance), one collective per layer. The
 // running variance takes the unbiased variance over all ranks' samples. Backward: the
 // sums of ∂L/∂y and ∂L/∂y·x̂ over all ranks feed the input's gradient (one all-reduce); the
-// weight's and bias's gradients stay this rank's share, as the gradient all-reduce then
-// sums them like every other parameter's.
+// weight's and bias's gradients stay this rank's share; the gradient all-reduce averages them
+// like every other parameter's (with the all-gather's summing backward, the one-process
+// gradient).
 #pragma once
 
 #include <torch/torch.h>
@@ -34,9 +35,10 @@ class SynchronisedNorm {
 // Training-mode batch norm over all ranks of `group` (null: this process's batch only); x
 // is [N, C] or [N, C, H, W]. While a checkpointed segment is recomputed (Recomputing()),
 // the running statistics are left alone: the first forward pass updated them.
-torch::Tensor BatchNormInTraining(ProcessGroup* group, const torch::Tensor& x, const torch::Tensor& weight,
-                                  const torch::Tensor& bias, torch::Tensor& running_mean, torch::Tensor& running_var,
-                                  torch::Tensor& num_batches_tracked, const torch::nn::BatchNormOptions& options);
+torch::Tensor BatchNormInTraining(const std::shared_ptr<ProcessGroup>& group, const torch::Tensor& x,
+                                  const torch::Tensor& weight, const torch::Tensor& bias, torch::Tensor& running_mean,
+                                  torch::Tensor& running_var, torch::Tensor& num_batches_tracked,
+                                  const torch::nn::BatchNormOptions& options);
 
 template <typename PlainBatchNorm>
 class SyncBatchNormImpl : public PlainBatchNorm, public SynchronisedNorm {
@@ -45,7 +47,7 @@ class SyncBatchNormImpl : public PlainBatchNorm, public SynchronisedNorm {
   torch::Tensor forward(const torch::Tensor& x) {
     const bool distributed = group_ && group_->size() > 1;
     if (!this->is_training() || (!distributed && !Recomputing())) return PlainBatchNorm::forward(x);
-    return BatchNormInTraining(distributed ? group_.get() : nullptr, x, this->weight, this->bias, this->running_mean,
+    return BatchNormInTraining(distributed ? group_ : nullptr, x, this->weight, this->bias, this->running_mean,
                                this->running_var, this->num_batches_tracked, this->options);
   }
 };

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <signal.h>
 #include <torch/torch.h>
 
@@ -250,7 +251,9 @@ torch::Tensor Run::Loss(const Batch& batch, const torch::Tensor& projections) co
     if (config_.loss == "supcon") return SupervisedContrastiveLoss(projections, labels(), config_.temperature);
   }
   const int64_t first = group_->rank() * n;
-  const auto samples = AllGatherWithGradient(group_, projections);
+  // fp32 before the gather: under autocast the projections are half precision, and the
+  // gather's backward sums every rank's gradient.
+  const auto samples = AllGatherWithGradient(group_, projections.to(torch::kFloat));
   if (config_.loss == "nt_xent" || config_.loss == "supcon") {
     // NT-Xent with two views is the same-label loss with the point as the label: row v·b + j
     // of rank r's batch is view v of the epoch's sample r·b + j.
@@ -260,7 +263,12 @@ torch::Tensor Run::Loss(const Batch& batch, const torch::Tensor& projections) co
             ? labels()
             : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device_)).remainder(points) +
                   group_->rank() * points;
-    return SameLabelContrastiveLoss(projections, mine, samples, group_->AllGather(mine), first, config_.temperature);
+    const auto all = group_->AllGather(mine);
+    const auto local_mean = SameLabelContrastiveLoss(projections, mine, samples, all, first, config_.temperature);
+    // Anchors with another sample of their label (NT-Xent: all); the ranks may count
+    // different numbers, so the mean is taken over all ranks' anchors.
+    const auto counted = ((mine.unsqueeze(1) == all.unsqueeze(0)).sum(1) > 1).sum();
+    return MeanOverAllRanks(*group_, local_mean, counted);
   }
   const auto positions =
       torch::from_blob(const_cast<double*>(batch.mni.data()), {n, 3}, torch::kDouble).to(device_, torch::kFloat);
@@ -376,8 +384,9 @@ TrainOutcome Run::Go() {
       metrics_file.reset(std::fopen((config_.run_dir + "/metrics.jsonl").c_str(), "a"));
       TORCH_CHECK(metrics_file != nullptr, "cannot append to ", config_.run_dir, "/metrics.jsonl");
     }
-  } catch (const c10::Error& e) {
-    setup_error = e.what_without_backtrace();
+  } catch (const std::exception& e) {  // also std::bad_alloc or a filesystem error
+    const auto* error = dynamic_cast<const c10::Error*>(&e);
+    setup_error = error ? error->what_without_backtrace() : e.what();
   }
   group_->Agree(setup_error, "resume");
   ShareStateOfRankZero();
@@ -417,9 +426,19 @@ TrainOutcome Run::Go() {
   for (const auto& p : net_.head->parameters()) all_parameters.push_back(p);
   std::unique_ptr<GradientAllReduce> gradient_all_reduce;
   if (ranks > 1) gradient_all_reduce = std::make_unique<GradientAllReduce>(group_, all_parameters);
-  // Rank 0 writes; the others wait for it at the next collective.
+  // Rank 0 writes; every rank learns whether it could before going on, so a failed write
+  // (a full disk) stops all of them with its message.
   auto write_checkpoint = [&] {
-    if (rank_zero()) outcome.last_checkpoint = checkpoints_.Write(step_, Snapshot());
+    std::string error;
+    if (rank_zero()) {
+      try {
+        outcome.last_checkpoint = checkpoints_.Write(step_, Snapshot());
+      } catch (const std::exception& e) {
+        const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+        error = c10_error ? c10_error->what_without_backtrace() : e.what();
+      }
+    }
+    group_->Agree(error, "writing the checkpoint of step " + std::to_string(step_));
   };
   int64_t last_checkpoint_step = outcome.resumed_from_step;
   // Whether any rank was asked to stop (they may get the signal at different steps), and the
@@ -432,11 +451,23 @@ TrainOutcome Run::Go() {
     const torch::Tensor summed = values[0].cpu();
     return std::make_pair(summed[0].item<double>(), summed[1].item<double>() > 0);
   };
+  // Rank 0: the step's line in metrics.jsonl, and progress every log_every steps.
+  auto write_metrics = [&](const StepReport& report) {
+    Json line = {{"step", report.step},
+                 {"epoch", report.epoch},
+                 {"loss", report.loss},
+                 {"lr", report.learning_rate},
+                 {"patches_per_s", report.patches_per_second},
+                 {"data_wait_fraction", report.data_wait_fraction}};
+    if (scaler_.enabled()) line["loss_scale"] = scaler_.scale(), line["skipped_steps"] = scaler_.skipped_steps();
+    std::fputs((line.dump() + "\n").c_str(), metrics);
+    std::fflush(metrics);
+    if (callbacks_.step && (step_ % config_.log_every == 0 || step_ == config_.steps)) callbacks_.step(report);
+  };
   bool stop = agree_on_step(0, stop_requested != 0).second;
   while (step_ < config_.steps) {
     if (stop) {
-      if (last_checkpoint_step != step_) write_checkpoint();
-      group_->Agree("", "the checkpoint before stopping");  // every rank leaves after it is written
+      if (last_checkpoint_step != step_) write_checkpoint();  // every rank leaves after it is written
       outcome.preempted = true;
       if (rank_zero()) {
         Notice("stop requested: checkpoint " + outcome.last_checkpoint + " written at step " + std::to_string(step_));
@@ -478,20 +509,7 @@ TrainOutcome Run::Go() {
                       double(batch->size * ranks) / Seconds(done - start),
                       std::min(1.0, input.TakeWaitSeconds() / Seconds(done - start))};
     TORCH_CHECK(std::isfinite(report.loss), "the loss is not finite at step ", step_);
-    if (!rank_zero()) {
-      if (step_ % config_.checkpoint_every == 0 || step_ == config_.steps) last_checkpoint_step = step_;
-      continue;
-    }
-    Json line = {{"step", report.step},
-                 {"epoch", report.epoch},
-                 {"loss", report.loss},
-                 {"lr", report.learning_rate},
-                 {"patches_per_s", report.patches_per_second},
-                 {"data_wait_fraction", report.data_wait_fraction}};
-    if (scaler_.enabled()) line["loss_scale"] = scaler_.scale(), line["skipped_steps"] = scaler_.skipped_steps();
-    std::fputs((line.dump() + "\n").c_str(), metrics);
-    std::fflush(metrics);
-    if (callbacks_.step && (step_ % config_.log_every == 0 || step_ == config_.steps)) callbacks_.step(report);
+    if (rank_zero()) write_metrics(report);
     if (step_ % config_.checkpoint_every == 0 || step_ == config_.steps) {
       write_checkpoint();
       last_checkpoint_step = step_;
@@ -524,6 +542,9 @@ Result<TrainOutcome> RunRank(const TrainConfig& config, const TrainCallbacks& ca
       return FailedPreconditionError("train: device \"cuda\" was asked for, but LibTorch sees no GPU");
     }
     device = torch::Device(torch::kCUDA, int8_t(LocalRank() % int(torch::cuda::device_count())));
+    // The rank's GPU is the current one from here on: pinned host memory, NCCL and every
+    // other call on "the current device" then make no context on GPU 0.
+    c10::cuda::set_device(device.index());
   }
   std::shared_ptr<ProcessGroup> group;
   try {

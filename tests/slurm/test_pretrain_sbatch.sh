@@ -41,7 +41,7 @@ export CYTONET="$cytonet"
 cpu_job=(--nodes 1 --ntasks-per-node 2 --cpus-per-task 1 --gpus-per-node 0)
 sbatch --wait "${cpu_job[@]}" --output "$work/straight.out" \
   "$source_dir/slurm/pretrain.sbatch" "$work/straight.yaml" > /dev/null || fail "the uninterrupted job failed"
-grep -q "2 ranks" "$work/straight.out" || fail "the job did not run 2 ranks"
+grep -q "finished 150 steps on rank 1 of 2" "$work/straight.out" || fail "the job did not run 2 ranks"
 
 job=$(sbatch --parsable "${cpu_job[@]}" --output "$work/preempted.out" \
   "$source_dir/slurm/pretrain.sbatch" "$work/preempted.yaml")

@@ -99,6 +99,34 @@ TEST(Distributed, AllGatherBackwardSumsEachRanksGradientForItsRows) {
   EXPECT_LT(MaxRelativeDifference(mine.grad(), expected), 1e-12);
 }
 
+TEST(Distributed, SupervisedContrastiveOverRanksIsTheOneProcessMeanWhenRanksCountDifferentAnchors) {
+  auto group = Group();
+  ASSERT_EQ(group->size(), 2);
+  const int64_t per_rank = 6, all = 12;
+  // Rank 0 has 5 anchors with a partner of their label (area 1's is on rank 1), rank 1 one.
+  const auto labels = torch::tensor({0, 0, 1, 2, 3, 3, 1, 4, 5, 6, 7, 8}, torch::kLong);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(9);
+  const auto features = torch::randn({all, 8}, generator, torch::kDouble);
+  auto whole = features.clone().requires_grad_(true);
+  const auto expected_loss = SupervisedContrastiveLoss(whole, labels, 0.1);
+  expected_loss.backward();
+
+  const int64_t first = group->rank() * per_rank;
+  auto mine = features.narrow(0, first, per_rank).clone().requires_grad_(true);
+  const auto my_labels = labels.narrow(0, first, per_rank);
+  const auto local_mean =
+      SameLabelContrastiveLoss(mine, my_labels, AllGatherWithGradient(group, mine), labels, first, 0.1);
+  const auto counted = ((my_labels.unsqueeze(1) == labels.unsqueeze(0)).sum(1) > 1).sum();
+  EXPECT_EQ(counted.item<int64_t>(), group->rank() == 0 ? 5 : 1);
+  const auto loss = MeanOverAllRanks(*group, local_mean, counted);
+  loss.backward();
+  std::vector<torch::Tensor> mean = {loss.detach().reshape({1}) / 2.0};
+  group->AllReduceSum(mean);
+  EXPECT_LT(MaxRelativeDifference(mean[0].squeeze(), expected_loss.detach()), 1e-12);
+  // As for SpatialNCE: each rank's gradient for its rows is size × the one-process one.
+  EXPECT_LT(MaxRelativeDifference(mine.grad(), whole.grad().narrow(0, first, per_rank) * 2.0), 1e-12);
+}
+
 TEST(Distributed, BroadcastModuleGivesEveryRankRankZerosParametersAndBuffers) {
   auto group = Group();
   Model model(100 + uint64_t(group->rank()));  // different on every rank

@@ -35,7 +35,8 @@ TEST(LossScaler, SkipsAStepWithAnInjectedOverflowAndBacksOff) {
   };
   ASSERT_TRUE(step(false));  // a good step first, so there is momentum to keep
   const auto weight = layer->weight.detach().clone(), bias = layer->bias.detach().clone();
-  const auto momentum = lars.MomentumBuffers();
+  std::vector<torch::Tensor> momentum;  // copies: the optimiser updates its buffers in place
+  for (const auto& buffer : lars.MomentumBuffers()) momentum.push_back(buffer.clone());
   EXPECT_FALSE(step(true));
   EXPECT_TRUE(torch::equal(layer->weight, weight));
   EXPECT_TRUE(torch::equal(layer->bias, bias));

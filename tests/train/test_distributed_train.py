@@ -68,10 +68,13 @@ def test_two_ranks_step_like_one_process_on_the_whole_batch(cli, dataset, tmp_pa
     # After an update, two ranks are as close to one process as one process is to itself on
     # two threads: the summation order changes in both, and batch norm over 8 patches at
     # initialisation amplifies fp32 rounding (near-constant channels, divided by √ε).
-    thread_noise = metrics(tmp_path / "one_on_two_threads")[1]["loss"] - one[1]["loss"]
-    assert abs(two[1]["loss"] - one[1]["loss"]) <= 2 * abs(thread_noise) + 1e-5 * abs(one[1]["loss"]), (one, two)
+    # The bounds: twice what the thread count changes, but no tighter than what it was
+    # measured to change when this test was written (0.7 % of the loss, 1.2e-3 in a weight).
+    thread_noise = abs(metrics(tmp_path / "one_on_two_threads")[1]["loss"] - one[1]["loss"])
+    loss_bound = max(2 * thread_noise, 0.015 * abs(one[1]["loss"]))
+    assert abs(two[1]["loss"] - one[1]["loss"]) <= loss_bound, (one, two)
     thread_noise = max_difference(weights(tmp_path / "one"), weights(tmp_path / "one_on_two_threads"))
-    assert max_difference(weights(tmp_path / "one"), weights(tmp_path / "two")) <= 2 * thread_noise + 1e-6
+    assert max_difference(weights(tmp_path / "one"), weights(tmp_path / "two")) <= max(2 * thread_noise, 2.5e-3)
 
 
 def test_only_rank_zero_writes_the_run_folder(two_rank_run):
@@ -101,8 +104,11 @@ def test_kill_9_of_a_rank_then_resume_on_two_ranks_gives_the_uninterrupted_weigh
     launcher.communicate(timeout=120)
     assert launcher.returncode != 0
     assert not (tmp_path / "run" / "weights.pt").exists()
+    # Checkpoint 4, or 6 if the step after the line we saw finished before the kill landed.
+    newest = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*.pt"))[-1]
+    assert newest in ("checkpoint-000000004.pt", "checkpoint-000000006.pt"), newest
     out = train_on_ranks(cli, config)
-    assert "resuming from" in out.stderr and "checkpoint-000000004.pt" in out.stderr, out.stderr
+    assert "resuming from" in out.stderr and newest in out.stderr, out.stderr
     assert_identical(weights(tmp_path / "run"), weights(two_rank_run))
     assert [m["step"] for m in metrics(tmp_path / "run")] == list(range(1, 11))
 
