@@ -1,0 +1,54 @@
+// Runs the eval/ metrics on inputs given as JSON and prints the results as JSON, for
+// tests/eval/test_metrics_vs_sklearn.py, which computes the same with scikit-learn.
+//   eval_oracle < inputs.json > results.json
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "eval/metrics.h"
+#include "store/json.h"
+
+using namespace cytonet;
+
+namespace {
+
+template <typename T>
+Json OrError(const Result<T>& result) {
+  return result.ok() ? Json(*result) : Json({{"error", result.status().ToString()}});
+}
+
+}  // namespace
+
+int main() {
+  const std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  const Json cases = Json::parse(text);
+  Json out = Json::array();
+  for (const Json& c : cases) {
+    Json r;
+    const eval::Labels truth = c.value("truth", eval::Labels{}), prediction = c.value("prediction", eval::Labels{});
+    std::optional<eval::Labels> labels;
+    if (c.contains("labels")) labels = c["labels"].get<eval::Labels>();
+    r["macro_f1"] = OrError(eval::MacroF1(truth, prediction, labels));
+    if (auto m = eval::Confusion(truth, prediction, labels); m.ok()) r["confusion"] = m->counts;
+    if (c.contains("scores")) {
+      const auto scores = c["scores"].get<std::vector<double>>();
+      const auto classes = c["classes"].get<eval::Labels>();
+      for (int64_t k : {1, 2, 3}) {
+        r["top_" + std::to_string(k)] = OrError(eval::TopKAccuracy(scores, int64_t(classes.size()), truth, k, classes));
+      }
+      r["margins"] = OrError(eval::LogitMargins(scores, int64_t(classes.size())));
+    }
+    if (c.contains("clusters")) r["purity"] = OrError(eval::Purity(truth, c["clusters"].get<eval::Labels>()));
+    if (c.contains("features")) {
+      r["calinski_harabasz"] = OrError(eval::CalinskiHarabasz(
+          c["features"].get<std::vector<double>>(), c["dims"].get<int64_t>(), c["clusters"].get<eval::Labels>()));
+    }
+    if (c.contains("y")) {
+      r["r2"] = OrError(eval::R2Score(c["y"].get<std::vector<double>>(), c["y_hat"].get<std::vector<double>>()));
+    }
+    out.push_back(r);
+  }
+  std::cout << out.dump() << "\n";
+  return 0;
+}
