@@ -6,6 +6,7 @@
 #include <iterator>
 #include <string>
 
+#include "eval/kmeans.h"
 #include "eval/metrics.h"
 #include "store/json.h"
 
@@ -40,9 +41,22 @@ int main() {
       r["margins"] = OrError(eval::LogitMargins(scores, int64_t(classes.size())));
     }
     if (c.contains("clusters")) r["purity"] = OrError(eval::Purity(truth, c["clusters"].get<eval::Labels>()));
-    if (c.contains("features")) {
+    if (c.contains("features") && c.contains("clusters")) {
       r["calinski_harabasz"] = OrError(eval::CalinskiHarabasz(
           c["features"].get<std::vector<double>>(), c["dims"].get<int64_t>(), c["clusters"].get<eval::Labels>()));
+    }
+    if (c.contains("kmeans_init")) {
+      eval::KMeansOptions options;
+      options.max_iterations = c.value("max_iter", int64_t(300));
+      options.tolerance = c.value("tol", 1e-4);
+      auto k = eval::KMeans(c["features"].get<std::vector<double>>(), c["dims"].get<int64_t>(),
+                            c["kmeans_init"].get<std::vector<double>>(), options);
+      if (k.ok()) {
+        r["kmeans"] = {
+            {"labels", k->labels}, {"centres", k->centres}, {"inertia", k->inertia}, {"iterations", k->iterations}};
+      } else {
+        r["kmeans"] = {{"error", k.status().ToString()}};
+      }
     }
     if (c.contains("y")) {
       r["r2"] = OrError(eval::R2Score(c["y"].get<std::vector<double>>(), c["y_hat"].get<std::vector<double>>()));

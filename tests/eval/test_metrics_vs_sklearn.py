@@ -84,3 +84,30 @@ def test_errors_name_the_problem(oracle):
     [out] = oracle([{"truth": [1, 2], "prediction": [1], "y": [1.0], "y_hat": [1.0, 2.0]}])
     assert "1 predictions" in out["macro_f1"]["error"]
     assert "error" in out["r2"]
+
+
+def test_kmeans_from_the_same_initial_centres_equals_scikit_learn(oracle):
+    from sklearn.cluster import KMeans
+    rng = np.random.default_rng(1)
+    cases = []
+    for i in range(20):
+        k, dims = int(rng.integers(2, 7)), int(rng.integers(2, 6))
+        n = int(rng.integers(k * 5, 200))
+        centres = rng.normal(scale=4, size=(k, dims))
+        features = centres[rng.integers(0, k, size=n)] + rng.normal(size=(n, dims))
+        init = features[rng.choice(n, size=k, replace=False)].copy()
+        if i % 5 == 0:
+            init[-1] = 1e3  # far from every point: an empty cluster, relocated to the farthest point
+        cases.append({"features": features.ravel().tolist(), "dims": dims, "kmeans_init": init.ravel().tolist(),
+                      "max_iter": 300 if i % 4 else 3, "tol": 1e-4})
+    results = oracle(cases)
+    for case, ours in zip(cases, results):
+        x = np.array(case["features"]).reshape(-1, case["dims"])
+        init = np.array(case["kmeans_init"]).reshape(-1, case["dims"])
+        peer = KMeans(n_clusters=len(init), init=init, n_init=1, max_iter=case["max_iter"], tol=case["tol"],
+                      algorithm="lloyd").fit(x)
+        got = ours["kmeans"]
+        assert got["labels"] == peer.labels_.tolist()
+        assert np.allclose(np.array(got["centres"]).reshape(init.shape), peer.cluster_centers_, rtol=1e-9, atol=1e-9)
+        assert close(got["inertia"], peer.inertia_)
+        assert got["iterations"] == peer.n_iter_
