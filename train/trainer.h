@@ -1,6 +1,7 @@
-// Pretraining in one process (paper §3.3–3.4): the loader's batches through the backbone
-// and projection head, the contrastive loss, LARS. No LibTorch in this header (the CLI
-// includes it).
+// Pretraining (paper §3.3–3.4): the loader's batches through the backbone and projection
+// head, the contrastive loss, LARS; in one process, or on the ranks mpirun/srun started
+// (train/distributed.h: rank 0 owns the run folder below, and every rank computes what one
+// process computes on the whole batch). No LibTorch in this header (the CLI includes it).
 //
 // The run folder holds:
 //   checkpoint-<step>.pt   the last `keep_last` checkpoints (train/checkpoint.h)
