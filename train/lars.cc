@@ -68,6 +68,22 @@ void LarsSgd::ZeroGrad() {
   }
 }
 
+ParameterGroups SplitForWeightDecay(const std::vector<const torch::nn::Module*>& modules) {
+  ParameterGroups groups;
+  for (const torch::nn::Module* module : modules) {
+    ParameterGroups of_module = SplitForWeightDecay(*module);
+    groups.decayed.insert(groups.decayed.end(), of_module.decayed.begin(), of_module.decayed.end());
+    groups.other.insert(groups.other.end(), of_module.other.begin(), of_module.other.end());
+  }
+  return groups;
+}
+
+std::vector<torch::Tensor> LarsSgd::Parameters() const {
+  std::vector<torch::Tensor> values;
+  for (const Parameter& p : parameters_) values.push_back(p.value);
+  return values;
+}
+
 std::vector<torch::Tensor> LarsSgd::MomentumBuffers() const {
   std::vector<torch::Tensor> buffers;
   for (const auto& parameter : parameters_) buffers.push_back(parameter.momentum);

@@ -36,6 +36,8 @@ struct ParameterGroups {
   std::vector<torch::Tensor> other;
 };
 ParameterGroups SplitForWeightDecay(const torch::nn::Module& module);
+// The same for several modules, their groups concatenated in order (backbone, then head).
+ParameterGroups SplitForWeightDecay(const std::vector<const torch::nn::Module*>& modules);
 
 class LarsSgd {
  public:
@@ -49,6 +51,8 @@ class LarsSgd {
   // For checkpoints: the momentum buffers, decayed parameters first, in order; undefined
   // tensors for parameters that have not stepped yet.
   std::vector<torch::Tensor> MomentumBuffers() const;
+  // The parameters in the order of MomentumBuffers.
+  std::vector<torch::Tensor> Parameters() const;
   void LoadMomentumBuffers(const std::vector<torch::Tensor>& buffers);
 
  private:

@@ -98,12 +98,7 @@ struct Network {
     return net;
   }
   NamedModules Named() const { return {{"backbone", backbone.get()}, {"head", head.get()}}; }
-  ParameterGroups Groups() const {
-    ParameterGroups groups = SplitForWeightDecay(*backbone), of_head = SplitForWeightDecay(*head);
-    groups.decayed.insert(groups.decayed.end(), of_head.decayed.begin(), of_head.decayed.end());
-    groups.other.insert(groups.other.end(), of_head.other.begin(), of_head.other.end());
-    return groups;
-  }
+  ParameterGroups Groups() const { return SplitForWeightDecay({backbone.get(), head.get()}); }
 };
 
 // One rank's part of a run. Rank 0 alone reads and writes the run folder (checkpoints,
@@ -282,9 +277,7 @@ void Run::ShareStateOfRankZero() {
   if (group_->size() == 1) return;
   BroadcastModule(*group_, *net_.backbone);
   BroadcastModule(*group_, *net_.head);
-  const ParameterGroups groups = net_.Groups();
-  std::vector<torch::Tensor> parameters = groups.decayed;  // LarsSgd's order
-  parameters.insert(parameters.end(), groups.other.begin(), groups.other.end());
+  const std::vector<torch::Tensor> parameters = optimiser_->Parameters();
   std::vector<torch::Tensor> momentum = optimiser_->MomentumBuffers();
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device_);
   std::vector<torch::Tensor> stepped = {torch::zeros({int64_t(momentum.size())}, long_options)};

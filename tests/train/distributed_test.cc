@@ -58,12 +58,7 @@ struct Model {
     return all;
   }
   torch::Tensor Project(const torch::Tensor& images) { return head->forward(backbone->Features(images)); }
-  ParameterGroups Groups() const {
-    ParameterGroups groups = SplitForWeightDecay(*backbone), of_head = SplitForWeightDecay(*head);
-    groups.decayed.insert(groups.decayed.end(), of_head.decayed.begin(), of_head.decayed.end());
-    groups.other.insert(groups.other.end(), of_head.other.begin(), of_head.other.end());
-    return groups;
-  }
+  ParameterGroups Groups() const { return SplitForWeightDecay({backbone.get(), head.get()}); }
 };
 
 // The whole batch, the same on every rank.
