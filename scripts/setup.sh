@@ -23,6 +23,7 @@ apt_packages=(
   libopenslide-dev libhdf5-dev libopenmpi-dev openmpi-bin libnanoflann-dev
   libvips-tools libtiff-tools slurmctld slurmd slurm-client munge
   libopencv-core-dev libopencv-imgproc-dev libyaml-cpp-dev
+  libeigen3-dev  # eval/: PCA and least squares
   libgloo-dev  # headers for c10d's Gloo backend (the Gloo that runs is inside libtorch_cpu)
 )
 python_packages=(

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <string>
 
+#include "eval/analysis.h"
 #include "eval/kmeans.h"
 #include "eval/metrics.h"
 #include "store/json.h"
@@ -60,6 +61,44 @@ int main() {
     }
     if (c.contains("y")) {
       r["r2"] = OrError(eval::R2Score(c["y"].get<std::vector<double>>(), c["y_hat"].get<std::vector<double>>()));
+    }
+    if (c.contains("pca_components")) {
+      const auto x = c["features"].get<std::vector<double>>();
+      const int64_t dims = c["dims"].get<int64_t>();
+      auto pca = eval::FitPca(x, dims, c["pca_components"].get<int64_t>());
+      if (pca.ok()) {
+        r["pca"] = {{"mean", pca->mean},
+                    {"components", pca->components},
+                    {"explained_variance", pca->explained_variance},
+                    {"explained_variance_ratio", pca->explained_variance_ratio},
+                    {"transform", OrError(pca->Transform(x, pca->count()))}};
+      } else {
+        r["pca"] = {{"error", pca.status().ToString()}};
+      }
+    }
+    if (c.contains("target")) {
+      auto cv = eval::CrossValidateLinear(c["features"].get<std::vector<double>>(), c["dims"].get<int64_t>(),
+                                          c["target"].get<std::vector<double>>(), c.value("folds", int64_t(5)));
+      r["cv_r2"] = cv.ok() ? Json(cv->folds) : Json({{"error", cv.status().ToString()}});
+    }
+    if (c.contains("areas")) {
+      // One similarity matrix per group ("brains"), and the correlation of the first two.
+      std::vector<eval::SimilarityMatrix> matrices;
+      r["similarity"] = Json::array();
+      for (const Json& group : c["areas"]) {
+        auto m = eval::AreaSimilarity(group["features"].get<std::vector<double>>(), c["dims"].get<int64_t>(),
+                                      group["area"].get<eval::Labels>());
+        if (!m.ok()) {
+          r["similarity"].push_back({{"error", m.status().ToString()}});
+          continue;
+        }
+        r["similarity"].push_back({{"areas", m->areas}, {"values", m->values}});
+        matrices.push_back(*m);
+      }
+      if (matrices.size() >= 2) r["matrix_correlation"] = OrError(eval::MatrixCorrelation(matrices[0], matrices[1]));
+    }
+    if (c.contains("clusters")) {
+      r["mean_cluster_purity"] = OrError(eval::MeanClusterPurity(truth, c["clusters"].get<eval::Labels>()));
     }
     out.push_back(r);
   }

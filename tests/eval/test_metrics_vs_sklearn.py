@@ -111,3 +111,115 @@ def test_kmeans_from_the_same_initial_centres_equals_scikit_learn(oracle):
         assert np.allclose(np.array(got["centres"]).reshape(init.shape), peer.cluster_centers_, rtol=1e-9, atol=1e-9)
         assert close(got["inertia"], peer.inertia_)
         assert got["iterations"] == peer.n_iter_
+
+
+def test_pca_equals_scikit_learn_up_to_sign(oracle):
+    from sklearn.decomposition import PCA
+    rng = np.random.default_rng(2)
+    cases = []
+    for i in range(20):
+        dims = int(rng.integers(2, 12))
+        n = int(rng.integers(3, 80)) if i % 4 else int(rng.integers(2, dims + 1))  # some with fewer points than dims
+        # Spread scales keep the singular values apart, so each component is defined up to sign.
+        features = rng.normal(size=(n, dims)) * np.geomspace(10, 0.5, dims) + rng.normal(size=dims)
+        cases.append({"features": features.ravel().tolist(), "dims": dims, "pca_components": 0})
+    results = oracle(cases)
+    for case, ours in zip(cases, results):
+        x = np.array(case["features"]).reshape(-1, case["dims"])
+        peer = PCA(svd_solver="full").fit(x)
+        got = ours["pca"]
+        count = len(got["explained_variance"])
+        assert count == min(x.shape)
+        assert np.allclose(got["mean"], peer.mean_, rtol=1e-9, atol=1e-12)
+        assert np.allclose(got["explained_variance"], peer.explained_variance_[:count], rtol=1e-9, atol=1e-12)
+        assert np.allclose(got["explained_variance_ratio"], peer.explained_variance_ratio_[:count], rtol=1e-9,
+                           atol=1e-12)
+        components = np.array(got["components"]).reshape(count, -1)
+        # A component with (almost) no variance has no defined direction: compare those with variance.
+        defined = peer.explained_variance_[:count] > 1e-9 * peer.explained_variance_[0]
+        signs = np.sign(np.sum(components * peer.components_[:count], axis=1))
+        assert np.allclose((components * signs[:, None])[defined], peer.components_[:count][defined], rtol=1e-9,
+                           atol=1e-9)
+        # Our sign convention: each component's largest-magnitude entry is positive.
+        largest = components[np.arange(count), np.argmax(np.abs(components), axis=1)]
+        assert (largest[defined] > 0).all()
+        projection = np.array(got["transform"]).reshape(len(x), count)
+        assert np.allclose((projection * signs)[:, defined], peer.transform(x)[:, :count][:, defined], rtol=1e-9,
+                           atol=1e-9)
+
+
+def test_cross_validated_regression_on_pca_projections_equals_scikit_learn(oracle):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import KFold, cross_val_score
+    rng = np.random.default_rng(3)
+    cases, inputs = [], []
+    for i in range(12):
+        dims = int(rng.integers(3, 10))
+        n = int(rng.integers(20, 90))  # n mod 5 ≠ 0 in most cases: the first folds are larger
+        x = rng.normal(size=(n, dims)) * np.geomspace(5, 0.5, dims)
+        y = x @ rng.normal(size=dims) + rng.normal(scale=0.5 + i % 3, size=n)
+        projection = PCA(svd_solver="full").fit_transform(x)  # fitted once on all points, as the paper
+        for width in (1, dims // 2, dims):
+            features = x if width == dims and i % 2 else projection[:, :width]
+            cases.append({"features": features.ravel().tolist(), "dims": features.shape[1], "target": y.tolist(),
+                          "folds": 5})
+            inputs.append((features, y))
+    results = oracle(cases)
+    for (features, y), ours in zip(inputs, results):
+        expected = cross_val_score(LinearRegression(), features, y, cv=KFold(5), scoring="r2")
+        assert np.allclose(ours["cv_r2"], expected, rtol=1e-9, atol=1e-9), (ours["cv_r2"], expected)
+
+
+def numpy_area_similarity(features, area):
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    areas = np.unique(area)
+    out = np.full((len(areas), len(areas)), np.nan)
+    for i, a in enumerate(areas):
+        for j, b in enumerate(areas):
+            pairs = np.outer(area == a, area == b)
+            np.fill_diagonal(pairs, False)  # a point is not paired with itself
+            if pairs.any():
+                out[i, j] = cosine[pairs].mean()
+    return areas, out
+
+
+def test_area_similarity_and_its_correlation_across_brains_equal_numpy(oracle):
+    rng = np.random.default_rng(4)
+    cases, inputs = [], []
+    for i in range(15):
+        dims = int(rng.integers(2, 16))
+        groups = []
+        for brain in range(2):
+            n = int(rng.integers(3, 60))
+            area = rng.choice([2, 5, 7, 11, 13], size=n)
+            if i % 3 == 0:
+                area[0] = 99  # an area with one point: its diagonal entry is undefined
+            features = rng.normal(size=(n, dims)) + area[:, None] % 3
+            groups.append((features, area))
+        cases.append({"dims": dims, "areas": [{"features": f.ravel().tolist(), "area": a.tolist()} for f, a in groups]})
+        inputs.append(groups)
+    results = oracle(cases)
+    for groups, ours in zip(inputs, results):
+        matrices = []
+        for (features, area), got in zip(groups, ours["similarity"]):
+            areas, expected = numpy_area_similarity(features, area)
+            values = np.array([np.nan if v is None else v for v in got["values"]]).reshape(len(areas), -1)
+            assert got["areas"] == areas.tolist()
+            assert np.allclose(values, expected, rtol=1e-9, atol=1e-12, equal_nan=True)
+            matrices.append((areas, expected))
+        (a_areas, a), (b_areas, b) = matrices
+        common = np.intersect1d(a_areas, b_areas)
+        ia, ib = np.searchsorted(a_areas, common), np.searchsorted(b_areas, common)
+        upper = np.triu_indices(len(common))
+        u, v = a[np.ix_(ia, ia)][upper], b[np.ix_(ib, ib)][upper]
+        keep = ~np.isnan(u) & ~np.isnan(v)
+        assert close(ours["matrix_correlation"], np.corrcoef(u[keep], v[keep])[0, 1])
+
+
+def test_mean_cluster_purity_equals_the_contingency_matrix(oracle):
+    cases = random_cases(5)
+    for case, ours in zip(cases, oracle(cases)):
+        contingency = metrics.cluster.contingency_matrix(case["truth"], case["clusters"])
+        assert close(ours["mean_cluster_purity"], np.mean(contingency.max(axis=0) / contingency.sum(axis=0)))
