@@ -181,7 +181,7 @@ Result<SimilarityMatrix> AreaSimilarity(const std::vector<double>& features, int
   for (size_t a = 0; a < k; ++a) {
     for (size_t b = 0; b < k; ++b) {
       const double value = dots(Eigen::Index(a), Eigen::Index(b));
-      m.values[a * k + b] = a != b          ? value / (count[a] * count[b])
+      m.values[a * k + b] = a != b         ? value / (count[a] * count[b])
                             : count[a] > 1 ? (value - self[a]) / (count[a] * (count[a] - 1))
                                            : std::numeric_limits<double>::quiet_NaN();
     }

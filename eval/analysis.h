@@ -21,9 +21,9 @@ namespace cytonet::eval {
 // signed so that its entry of largest magnitude is positive (scikit-learn ≥ 1.5).
 struct Pca {
   int64_t dims = 0;
-  std::vector<double> mean;                  // dims
-  std::vector<double> components;            // count × dims, row-major, by decreasing variance
-  std::vector<double> explained_variance;    // count: singular value² / (n − 1)
+  std::vector<double> mean;                // dims
+  std::vector<double> components;          // count × dims, row-major, by decreasing variance
+  std::vector<double> explained_variance;  // count: singular value² / (n − 1)
   std::vector<double> explained_variance_ratio;
   int64_t count() const { return int64_t(explained_variance.size()); }
 
