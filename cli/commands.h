@@ -21,7 +21,8 @@ Command AddQueryCommand(CLI::App& app);
 Command AddVerifyCommand(CLI::App& app);
 Command AddSampleCommand(CLI::App& app);
 Command AddBenchLoaderCommand(CLI::App& app);
-Command AddTrainCommand(CLI::App& app);  // runs cytonet-train
+Command AddTrainCommand(CLI::App& app);    // runs cytonet-train
+Command AddExtractCommand(CLI::App& app);  // runs cytonet-extract
 
 // Prints "cytonet: <status>" and returns the exit code for it (2 for bad arguments).
 int Fail(const Status& status);

@@ -240,7 +240,8 @@ int main(int argc, char** argv) {
       cytonet::cli::AddPhantomCommand(app),     cytonet::cli::AddIngestCommand(app),
       cytonet::cli::AddIndexCommand(app),       cytonet::cli::AddQueryCommand(app),
       cytonet::cli::AddVerifyCommand(app),      cytonet::cli::AddSampleCommand(app),
-      cytonet::cli::AddBenchLoaderCommand(app), cytonet::cli::AddTrainCommand(app)};
+      cytonet::cli::AddBenchLoaderCommand(app), cytonet::cli::AddTrainCommand(app),
+      cytonet::cli::AddExtractCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

@@ -112,9 +112,44 @@ Status MpiSession::Agree(const Status& local) {
 }
 
 Status MpiSession::WriteAtAll(const std::string& path, int64_t offset, const uint8_t* data, int64_t size) {
+  ASSIGN_OR_RETURN(auto file, MpiSharedFile::Open(*this, path));
+  RETURN_IF_ERROR(file->WriteAtAll(offset, data, size));
+  return file->Sync();
+}
+
+struct MpiSharedFile::Handle {
   MPI_File file;
-  const int rc = MPI_File_open(MPI_COMM_WORLD, path.c_str(), MPI_MODE_CREATE | MPI_MODE_WRONLY, MPI_INFO_NULL, &file);
-  RETURN_IF_ERROR(Agree(rc == MPI_SUCCESS ? Status::Ok() : IOError("MPI-IO cannot open '" + path + "'")));
+};
+
+Result<std::unique_ptr<MpiSharedFile>> MpiSharedFile::Open(MpiSession& session, const std::string& path) {
+  MPI_File file;
+  const int rc = MPI_File_open(MPI_COMM_WORLD, path.c_str(), MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &file);
+  RETURN_IF_ERROR(session.Agree(rc == MPI_SUCCESS ? Status::Ok() : IOError("MPI-IO cannot open '" + path + "'")));
+  std::unique_ptr<MpiSharedFile> shared(new MpiSharedFile(path));
+  shared->handle_ = std::make_unique<Handle>(Handle{file});
+  return shared;
+}
+
+MpiSharedFile::MpiSharedFile(std::string path) : path_(std::move(path)) {}
+
+MpiSharedFile::~MpiSharedFile() {
+  if (handle_) MPI_File_close(&handle_->file);
+}
+
+Status MpiSharedFile::Resize(int64_t bytes) {
+  MPI_Offset now = 0;
+  int error = MPI_File_get_size(handle_->file, &now);
+  // set_size is collective and needs the same size on every rank: all ask for the largest.
+  int64_t wanted = std::max<int64_t>(bytes, now);
+  MPI_Allreduce(MPI_IN_PLACE, &wanted, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  if (error == MPI_SUCCESS && wanted > now) error = MPI_File_set_size(handle_->file, MPI_Offset(wanted));
+  MPI_Allreduce(MPI_IN_PLACE, &error, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (error != MPI_SUCCESS)
+    return IOError("MPI-IO cannot resize '" + path_ + "' to " + std::to_string(bytes) + " bytes");
+  return Status::Ok();
+}
+
+Status MpiSharedFile::WriteAtAll(int64_t offset, const uint8_t* data, int64_t size) {
   MPI_Status status;
   // Counts are ints in MPI: large slices go in pieces of at most 1 GiB, collectively, so
   // every rank makes the same number of calls.
@@ -124,14 +159,43 @@ Status MpiSession::WriteAtAll(const std::string& path, int64_t offset, const uin
   int error = MPI_SUCCESS;
   for (int64_t p = 0; p < pieces; ++p) {
     const int64_t begin = std::min(size, p * kPiece), end = std::min(size, (p + 1) * kPiece);
-    const int e =
-        MPI_File_write_at_all(file, MPI_Offset(offset + begin), data + begin, int(end - begin), MPI_BYTE, &status);
+    const int e = MPI_File_write_at_all(handle_->file, MPI_Offset(offset + begin), data + begin, int(end - begin),
+                                        MPI_BYTE, &status);
     if (e != MPI_SUCCESS) error = e;
   }
-  if (MPI_File_sync(file) != MPI_SUCCESS) error = MPI_ERR_IO;
-  MPI_File_close(&file);
   MPI_Allreduce(MPI_IN_PLACE, &error, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (error != MPI_SUCCESS) return IOError("MPI-IO write to '" + path + "' failed");
+  if (error != MPI_SUCCESS) return IOError("MPI-IO write to '" + path_ + "' failed");
+  return Status::Ok();
+}
+
+Status MpiSharedFile::WriteAt(int64_t offset, const uint8_t* data, int64_t size) {
+  MPI_Status status;
+  int written = 0;
+  if (size > INT32_MAX ||
+      MPI_File_write_at(handle_->file, MPI_Offset(offset), data, int(size), MPI_BYTE, &status) != MPI_SUCCESS ||
+      MPI_Get_count(&status, MPI_BYTE, &written) != MPI_SUCCESS || written != size) {
+    return IOError("MPI-IO write of " + std::to_string(size) + " bytes at " + std::to_string(offset) + " of '" + path_ +
+                   "' failed");
+  }
+  return Status::Ok();
+}
+
+Status MpiSharedFile::ReadAt(int64_t offset, uint8_t* out, int64_t size) const {
+  MPI_Status status;
+  int read = 0;
+  if (size > INT32_MAX ||
+      MPI_File_read_at(handle_->file, MPI_Offset(offset), out, int(size), MPI_BYTE, &status) != MPI_SUCCESS ||
+      MPI_Get_count(&status, MPI_BYTE, &read) != MPI_SUCCESS || read != size) {
+    return IOError("MPI-IO read of " + std::to_string(size) + " bytes at " + std::to_string(offset) + " of '" + path_ +
+                   "' came short");
+  }
+  return Status::Ok();
+}
+
+Status MpiSharedFile::Sync() {
+  int error = MPI_File_sync(handle_->file);
+  MPI_Allreduce(MPI_IN_PLACE, &error, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (error != MPI_SUCCESS) return IOError("MPI-IO cannot sync '" + path_ + "'");
   return Status::Ok();
 }
 

@@ -51,4 +51,31 @@ class MpiSession {
   std::unique_ptr<Window> window_;
 };
 
+// A file every rank holds open (MPI-IO), for writers that place data at fixed offsets:
+// collective writes let the MPI library aggregate the ranks' pieces into large requests
+// on a parallel file system. Calls marked collective must be made by every rank.
+class MpiSharedFile {
+ public:
+  // Opens (creating) `path` for reading and writing. Collective; fails on every rank when
+  // it fails on one.
+  static Result<std::unique_ptr<MpiSharedFile>> Open(MpiSession& session, const std::string& path);
+  ~MpiSharedFile();  // closes (collective: destroy on every rank)
+
+  // Grows the file to `bytes` (unwritten bytes read as zeros). Collective.
+  Status Resize(int64_t bytes);
+  // This rank's `size` bytes at `offset`; size 0 takes part without writing. Collective.
+  Status WriteAtAll(int64_t offset, const uint8_t* data, int64_t size);
+  // Independent (one rank): a write, and a read that fails unless all `size` bytes come.
+  Status WriteAt(int64_t offset, const uint8_t* data, int64_t size);
+  Status ReadAt(int64_t offset, uint8_t* out, int64_t size) const;
+  // Flushes every rank's writes to storage. Collective.
+  Status Sync();
+
+ private:
+  explicit MpiSharedFile(std::string path);
+  std::string path_;
+  struct Handle;
+  std::unique_ptr<Handle> handle_;
+};
+
 }  // namespace cytonet

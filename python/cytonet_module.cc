@@ -5,6 +5,7 @@
 //   ds.index                     -> {"mni_x": ndarray, ...} (read once; arrays share the memory)
 //   ds.read("B01", "0001", level=1, centre=(x, y), size=2048) -> uint8 ndarray (size, size)
 //   ds.read_box("B01", "0001", level=1, box=(y0, x0, h, w))    -> uint8 ndarray (h, w)
+//   ds.features("small-pretrained") -> float32 ndarray (index rows, dims); ds.feature_sets()
 //   for batch in ds.loader(batch_size=32, patch_size=2048, seed=1, threads=4): batch["images"]
 //   a = cytonet.open_array("/data/x.zarr", "path/in/it", cache_mb=64); a.read((y0, x0), (h, w))
 //
@@ -22,6 +23,7 @@
 #include <map>
 
 #include "dataset/dataset.h"
+#include "dataset/features.h"
 #include "dataset/layout.h"
 #include "loader/loader.h"
 #include "store/buffer_pool.h"
@@ -207,6 +209,40 @@ PYBIND11_MODULE(cytonet, m) {
           },
           py::arg("brain"), py::arg("section"), py::arg("level") = 1, py::arg("centre"), py::arg("size") = 2048,
           "A size × size patch of `level` centred on `centre` = (x, y) in level-0 pixels.")
+      .def(
+          "features",
+          [](const Dataset& d, const std::string& name) {
+            d.CheckProcess();
+            if (!d.reader->index()) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
+            auto set = OpenFeatureSet(d.kvstore, name, *d.reader->index(), std::make_shared<StoreContext>());
+            if (!set.ok()) Raise(set.status());
+            py::array_t<float> out({py::ssize_t(set->rows), py::ssize_t(set->dims)});
+            Status status;
+            {
+              py::gil_scoped_release release;
+              status = ReadFeatureRows(*set, 0, set->rows, out.mutable_data());
+            }
+            if (!status.ok()) Raise(status);
+            return out;
+          },
+          py::arg("name"), "features/<name> (cytonet extract) as float32 (index rows, dims); NaN for rows it left out.")
+      .def(
+          "feature_provenance",
+          [](const Dataset& d, const std::string& name) {
+            d.CheckProcess();
+            if (!d.reader->index()) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
+            auto set = OpenFeatureSet(d.kvstore, name, *d.reader->index(), std::make_shared<StoreContext>());
+            if (!set.ok()) Raise(set.status());
+            return py::module_::import("json").attr("loads")(set->provenance.dump());
+          },
+          py::arg("name"), "What features/<name> were extracted with (model, level, checkpoint step, ...).")
+      .def("feature_sets",
+           [](const Dataset& d) {
+             d.CheckProcess();
+             auto names = ListFeatureSets(*d.kvstore);
+             if (!names.ok()) Raise(names.status());
+             return *names;
+           })
       .def(
           "read_box",
           [](const Dataset& d, const std::string& brain, const std::string& section, int level,

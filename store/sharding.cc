@@ -135,23 +135,30 @@ Result<std::optional<Bytes>> ShardingCodec::AssembleShard(const std::vector<std:
     }
   }
   if (!any && !keep_if_all_empty) return std::optional<Bytes>();
-  Bytes raw_index(index_codecs_->layout().num_bytes());
   Bytes shard(data_bytes + encoded_index_size_);
+  std::vector<ShardIndexEntry> entries(inner.size());
   uint64_t offset = index_location_ == IndexLocation::kStart ? encoded_index_size_ : 0;
   for (size_t i = 0; i < inner.size(); ++i) {
-    ShardIndexEntry e;
     if (inner[i]) {
-      e = {offset, inner[i]->size()};
+      entries[i] = {offset, inner[i]->size()};
       std::memcpy(&shard[offset], inner[i]->data(), inner[i]->size());
       offset += inner[i]->size();
     }
-    std::memcpy(&raw_index[16 * i], &e.offset, 8);
-    std::memcpy(&raw_index[16 * i + 8], &e.nbytes, 8);
   }
-  ASSIGN_OR_RETURN(Bytes encoded_index, index_codecs_->Encode(raw_index));
+  ASSIGN_OR_RETURN(Bytes encoded_index, EncodeIndex(entries));
   const size_t index_at = index_location_ == IndexLocation::kStart ? 0 : data_bytes;
   std::memcpy(&shard[index_at], encoded_index.data(), encoded_index.size());
   return std::optional<Bytes>(std::move(shard));
+}
+
+Result<Bytes> ShardingCodec::EncodeIndex(const std::vector<ShardIndexEntry>& entries) const {
+  if (entries.size() != num_inner_chunks_) return InternalError("wrong number of shard index entries");
+  Bytes raw_index(index_codecs_->layout().num_bytes());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    std::memcpy(&raw_index[16 * i], &entries[i].offset, 8);
+    std::memcpy(&raw_index[16 * i + 8], &entries[i].nbytes, 8);
+  }
+  return index_codecs_->Encode(raw_index);
 }
 
 Box ShardingCodec::InnerChunkBox(size_t linear) const {

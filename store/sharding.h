@@ -87,6 +87,9 @@ class ShardingCodec final : public ArrayToBytesCodec {
   // stored) unless `keep_if_all_empty`, which gives an index of empties.
   Result<std::optional<Bytes>> AssembleShard(const std::vector<std::optional<Bytes>>& inner,
                                              bool keep_if_all_empty = false) const;
+  // The encoded index (encoded_index_size() bytes) of entries in C order of the inner
+  // grid: for writers that place inner chunks in a shard file themselves.
+  Result<Bytes> EncodeIndex(const std::vector<ShardIndexEntry>& entries) const;
 
   // Splits a decoded shard into inner chunks, encodes them in parallel and assembles the
   // shard; inner chunks equal to the fill value are left out. nullopt = nothing to store.

@@ -86,6 +86,19 @@ std::string CheckpointFolder::Write(int64_t step, const Checkpoint& checkpoint) 
   return folder_->Describe(name);
 }
 
+void Checkpoint::SetConfig(const Json& config) {
+  const std::string text = config.dump();
+  Set("config", torch::from_blob(const_cast<char*>(text.data()), {int64_t(text.size())}, torch::kUInt8).clone());
+}
+
+Json Checkpoint::Config(const std::string& path) const {
+  const torch::Tensor& text = Get("config");
+  const Json saved = Json::parse(std::string(static_cast<const char*>(text.data_ptr()), size_t(text.numel())), nullptr,
+                                 /*allow_exceptions=*/false);
+  TORCH_CHECK(saved.is_object(), "checkpoint ", path, " holds no readable configuration");
+  return saved;
+}
+
 Checkpoint CheckpointFolder::Read(const std::string& name) const {
   const std::string path = folder_->Describe(name);
   c10::Dict<std::string, torch::Tensor> dict;

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "store/json.h"
 #include "store/kvstore.h"
 
 namespace cytonet::train {
@@ -39,6 +40,11 @@ struct Checkpoint {
   const torch::Tensor& Get(const std::string& key) const;
   int64_t GetInt(const std::string& key) const;
   bool Has(const std::string& key) const { return entries.count(key) > 0; }
+
+  // The "config" entry: the run's configuration as JSON text.
+  void SetConfig(const Json& config);
+  // Throws c10::Error naming `path` when it is missing or not a JSON object.
+  Json Config(const std::string& path) const;
 };
 
 class CheckpointFolder {

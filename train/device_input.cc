@@ -34,10 +34,14 @@ std::shared_ptr<const Batch> DeviceInput::NextFromLoader() {
   return *next;
 }
 
+torch::Tensor NormaliseGrey(const torch::Tensor& images) {
+  return images.to(torch::kFloat).div_(255.0).sub_(0.5).div_(0.25);
+}
+
 torch::Tensor DeviceInput::Normalise(torch::Tensor images, const Batch& batch) const {
   // Source boxes become patches here, on the device (train/device_augmentation.h).
-  auto normalised = batch.augment_on_device ? AugmentOnDevice(images, batch).sub_(0.5).div_(0.25)
-                                            : images.to(torch::kFloat).div_(255.0).sub_(0.5).div_(0.25);
+  auto normalised =
+      batch.augment_on_device ? AugmentOnDevice(images, batch).sub_(0.5).div_(0.25) : NormaliseGrey(images);
   return channels_last_ ? normalised.contiguous(torch::MemoryFormat::ChannelsLast) : normalised;
 }
 

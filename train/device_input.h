@@ -21,6 +21,9 @@
 
 namespace cytonet::train {
 
+// The networks' input: (grey / 255 − 0.5) / 0.25 as float, from uint8 images.
+torch::Tensor NormaliseGrey(const torch::Tensor& uint8_images);
+
 class DeviceInput {
  public:
   // channels_last: images in NHWC order, to match channels-last convolution weights.

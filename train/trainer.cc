@@ -24,6 +24,7 @@
 #include "train/lars.h"
 #include "train/losses.h"
 #include "train/mixed_precision.h"
+#include "train/network.h"
 #include "train/resnet.h"
 #include "train/vit.h"
 #include "train/weights.h"
@@ -69,37 +70,6 @@ bool MayChangeOnResume(const std::string& key, const TrainConfig& config) {
 
 using Clock = std::chrono::steady_clock;
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// The network the loss sees, and the modules' parameters in the optimiser's order.
-struct Network {
-  std::shared_ptr<torch::nn::Module> backbone;  // a CytoNetResNet or a HybridBackbone
-  std::function<torch::Tensor(const torch::Tensor&)> features;
-  ProjectionHead head{nullptr};
-
-  static Network Make(const TrainConfig& config) {
-    Network net;
-    int64_t feature_dim = 0;
-    const bool small = config.model == "small" || config.model == "small_vit";
-    const ResNetConfig resnet = small ? ResNetConfig::Small() : ResNetConfig::ResNet50();
-    if (config.model == "r50_vit" || config.model == "small_vit") {
-      HybridBackbone hybrid(resnet, small ? VitConfig::Small() : VitConfig::Base(), config.patch_size);
-      hybrid->set_gradient_checkpointing(config.gradient_checkpointing);
-      net.features = [hybrid](const torch::Tensor& x) mutable { return hybrid->Features(x); };
-      feature_dim = hybrid->feature_dim();
-      net.backbone = hybrid.ptr();
-    } else {
-      CytoNetResNet plain(resnet);
-      plain->set_gradient_checkpointing(config.gradient_checkpointing);
-      net.features = [plain](const torch::Tensor& x) mutable { return plain->Features(x); };
-      feature_dim = resnet.feature_channels();
-      net.backbone = plain.ptr();
-    }
-    net.head = ProjectionHead(feature_dim, config.projection_dim);
-    return net;
-  }
-  NamedModules Named() const { return {{"backbone", backbone.get()}, {"head", head.get()}}; }
-  ParameterGroups Groups() const { return SplitForWeightDecay({backbone.get(), head.get()}); }
-};
 
 // One rank's part of a run. Rank 0 alone reads and writes the run folder (checkpoints,
 // metrics, weights) and hands its state to the others at the start.
@@ -165,17 +135,13 @@ Checkpoint Run::Snapshot() const {
     std::lock_guard<std::mutex> lock(generator.mutex());
     c.Set("rng.torch_cpu", generator.get_state());
   }
-  const std::string text = TrainConfigToJson(config_).dump();
-  c.Set("config", torch::from_blob(const_cast<char*>(text.data()), {int64_t(text.size())}, torch::kUInt8).clone());
+  c.SetConfig(TrainConfigToJson(config_));
   return c;
 }
 
 void Run::Restore(const std::string& path, const Checkpoint& c) {
   // Same configuration, but for the keys that change nothing the run computes.
-  const torch::Tensor text = c.Get("config");
-  const Json saved = Json::parse(std::string(static_cast<const char*>(text.data_ptr()), size_t(text.numel())), nullptr,
-                                 /*allow_exceptions=*/false);
-  TORCH_CHECK(saved.is_object(), "checkpoint ", path, " holds no readable configuration");
+  const Json saved = c.Config(path);
   const Json now = TrainConfigToJson(config_);
   const Json defaults = TrainConfigToJson(TrainConfig());
   for (const auto& [key, value] : now.items()) {
@@ -185,17 +151,7 @@ void Run::Restore(const std::string& path, const Checkpoint& c) {
     TORCH_CHECK(saved.contains(key) && saved[key] == value, "cannot resume from ", path, ": its ", key, " is ",
                 saved.contains(key) ? saved[key].dump() : "absent", ", the configuration says ", value.dump());
   }
-  torch::NoGradGuard no_grad;
-  for (const auto& [prefix, module] : net_.Named()) {
-    auto copy_into = [&](const std::string& name, torch::Tensor& target) {
-      const torch::Tensor& value = c.Get("model." + prefix + "." + name);
-      TORCH_CHECK(value.sizes() == target.sizes(), "checkpoint ", path, ": ", prefix, ".", name, " has shape ",
-                  value.sizes(), ", the model ", target.sizes());
-      target.copy_(value);
-    };
-    for (auto& item : module->named_parameters()) copy_into(item.key(), item.value());
-    for (auto& item : module->named_buffers()) copy_into(item.key(), item.value());
-  }
+  net_.Load(c, path);
   std::vector<torch::Tensor> buffers(size_t(c.GetInt("optimizer.count")));
   for (size_t i = 0; i < buffers.size(); ++i) {
     const std::string key = "optimizer." + std::to_string(i);
@@ -337,8 +293,7 @@ TrainOutcome Run::Go() {
   scaler_ = LossScaler(precision_ == Precision::kFp16);
   torch::manual_seed(config_.seed);
   net_ = Network::Make(config_);
-  net_.backbone->to(device_);
-  net_.head->to(device_);
+  net_.to(device_);
   AttachProcessGroup(*net_.backbone, group_);
   AttachProcessGroup(*net_.head, group_);
   if (config_.channels_last) {

@@ -1,0 +1,558 @@
+#include "train/feature_extraction.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <set>
+
+#include "dataset/dataset.h"
+#include "dataset/features.h"
+#include "dataset/lock.h"
+#include "dataset/mpi_session.h"
+#include "loader/patch_reader.h"
+#include "store/array.h"
+#include "store/codec.h"
+#include "store/directory_beneath.h"
+#include "store/kvstore.h"
+#include "train/checkpoint.h"
+#include "train/device_input.h"
+#include "train/network.h"
+
+namespace cytonet::train {
+namespace {
+
+// The ranks of this extraction: MPI's when a launcher started us, else this process alone.
+class Ranks {
+ public:
+  explicit Ranks(MpiSession* mpi) : mpi_(mpi) {}
+  int rank() const { return mpi_ ? mpi_->rank() : 0; }
+  int size() const { return mpi_ ? mpi_->size() : 1; }
+  MpiSession* mpi() const { return mpi_; }
+  Status Agree(const Status& local) const { return mpi_ ? mpi_->Agree(local) : local; }
+  int64_t Max(int64_t value) const {
+    if (!mpi_) return value;
+    std::vector<int64_t> each(size_t(size()), 0);
+    each[size_t(rank())] = value;
+    const auto all = mpi_->SumAll(each);
+    return *std::max_element(all.begin(), all.end());
+  }
+  // Rank 0's text on every rank.
+  std::string Broadcast(const std::string& text) const { return mpi_ ? mpi_->BroadcastString(text) : text; }
+
+ private:
+  MpiSession* mpi_;
+};
+
+// One shard file, open on every rank. Collective calls are plain ones for one process.
+class ShardFile {
+ public:
+  virtual ~ShardFile() = default;
+  virtual Status Resize(int64_t bytes) = 0;                                          // collective
+  virtual Status WriteAtAll(int64_t offset, const uint8_t* data, int64_t size) = 0;  // collective
+  virtual Status WriteAt(int64_t offset, const uint8_t* data, int64_t size) = 0;
+  virtual Status ReadAt(int64_t offset, uint8_t* out, int64_t size) = 0;
+  virtual Status Sync() = 0;  // collective
+};
+
+class MpiShardFile final : public ShardFile {
+ public:
+  explicit MpiShardFile(std::unique_ptr<MpiSharedFile> file) : file_(std::move(file)) {}
+  Status Resize(int64_t bytes) override { return file_->Resize(bytes); }
+  Status WriteAtAll(int64_t offset, const uint8_t* data, int64_t size) override {
+    return file_->WriteAtAll(offset, data, size);
+  }
+  Status WriteAt(int64_t offset, const uint8_t* data, int64_t size) override {
+    return file_->WriteAt(offset, data, size);
+  }
+  Status ReadAt(int64_t offset, uint8_t* out, int64_t size) override { return file_->ReadAt(offset, out, size); }
+  Status Sync() override { return file_->Sync(); }
+
+ private:
+  std::unique_ptr<MpiSharedFile> file_;
+};
+
+class LocalShardFile final : public ShardFile {
+ public:
+  LocalShardFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  Status Resize(int64_t bytes) override {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) return ErrnoError("stat of '" + path_ + "'", errno);
+    if (st.st_size < bytes && ::ftruncate(fd_.get(), bytes) != 0) return ErrnoError("sizing '" + path_ + "'", errno);
+    return Status::Ok();
+  }
+  Status WriteAtAll(int64_t offset, const uint8_t* data, int64_t size) override { return WriteAt(offset, data, size); }
+  Status WriteAt(int64_t offset, const uint8_t* data, int64_t size) override {
+    for (int64_t done = 0; done < size;) {
+      const ssize_t n = ::pwrite(fd_.get(), data + done, size_t(size - done), off_t(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ErrnoError("writing '" + path_ + "'", errno);
+      done += n;
+    }
+    return Status::Ok();
+  }
+  Status ReadAt(int64_t offset, uint8_t* out, int64_t size) override {
+    for (int64_t done = 0; done < size;) {
+      const ssize_t n = ::pread(fd_.get(), out + done, size_t(size - done), off_t(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("reading '" + path_ + "'", errno);
+      if (n == 0) return IOError("'" + path_ + "' ends at " + std::to_string(offset + done));
+      done += n;
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    return ::fsync(fd_.get()) == 0 ? Status::Ok() : ErrnoError("syncing '" + path_ + "'", errno);
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string path_;
+};
+
+// Opens shard `s` of the array being built at `building` (relative to the root), its
+// folder made by rank 0 without following symbolic links.
+Result<std::unique_ptr<ShardFile>> OpenShard(const Ranks& ranks, const std::string& root, const std::string& building,
+                                             int64_t s) {
+  const std::string folder = building + "/c/" + std::to_string(s);
+  const std::string path = root + "/" + folder + "/0";
+  Result<UniqueFd> directory = UniqueFd();
+  if (ranks.rank() == 0 || !ranks.mpi()) directory = OpenDirectoryBeneath(root, folder, /*create=*/true);
+  RETURN_IF_ERROR(ranks.Agree(directory.status()));
+  if (ranks.mpi()) {
+    ASSIGN_OR_RETURN(auto file, MpiSharedFile::Open(*ranks.mpi(), path));
+    return std::unique_ptr<ShardFile>(std::make_unique<MpiShardFile>(std::move(file)));
+  }
+  UniqueFd fd(::openat(directory->get(), "0", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return ErrnoError("opening '" + path + "'", errno);
+  return std::unique_ptr<ShardFile>(std::make_unique<LocalShardFile>(std::move(fd), path));
+}
+
+uint32_t Crc32cOf(const torch::Tensor& t, uint32_t seed) {
+  const torch::Tensor c = t.detach().cpu().contiguous();
+  const auto* p = static_cast<const uint8_t*>(c.data_ptr());
+  const uint32_t own = Crc32c(ByteSpan(p, size_t(c.nbytes())));
+  return seed * 31u + own;  // order-dependent combination: a digest, not a checksum format
+}
+
+// What the features are of: equal provenance means an equal array.
+Json Provenance(const ExtractOptions& options, const TrainConfig& config, const Network& net, int64_t step,
+                const IndexTable& index, const std::vector<std::string>& sections) {
+  uint32_t weights = 0;
+  for (const auto& [prefix, module] : net.Named()) {
+    for (const auto& p : module->named_parameters()) weights = Crc32cOf(p.value(), weights);
+    for (const auto& b : module->named_buffers()) weights = Crc32cOf(b.value(), weights);
+  }
+  Json p = {{"model", config.model},
+            {"output", options.projection ? "projection" : "backbone"},
+            {"level", config.level},
+            {"patch_size", config.patch_size},
+            {"normalisation", "(grey / 255 - 0.5) / 0.25"},
+            {"weights_digest", weights},
+            {"index_rows", int64_t(index.size())},
+            {"index_digest", IndexDigest(index)},
+            {"sections", sections}};
+  if (options.checkpoint.empty()) {
+    p["source"] = "random_init";
+    p["seed"] = options.seed;
+  } else {
+    p["source"] = "checkpoint";
+    p["checkpoint_step"] = step;
+  }
+  return p;
+}
+
+// The first key whose value differs, for messages ("" when equal).
+std::string FirstDifference(const Json& a, const Json& b) {
+  for (const auto& [key, value] : a.items()) {
+    if (!b.contains(key) || b[key] != value) return key;
+  }
+  for (const auto& [key, value] : b.items()) {
+    if (!a.contains(key)) return key;
+  }
+  return "";
+}
+
+struct Source {
+  TrainConfig config;
+  Network net;
+  int64_t step = -1;
+};
+
+// The network of a checkpoint (file or run folder), or a random one.
+Source LoadNetwork(const ExtractOptions& options, const std::function<void(const std::string&)>& warn) {
+  Source source;
+  if (options.checkpoint.empty()) {
+    source.config.model = options.model;
+    TORCH_CHECK(options.patch_size > 0 && options.level >= 0,
+                "a randomly initialised network needs --patch-size and --level");
+    source.config.patch_size = options.patch_size;
+    source.config.level = options.level;
+    torch::manual_seed(uint64_t(options.seed));
+    source.net = Network::Make(source.config);
+    return source;
+  }
+  struct stat st {};
+  TORCH_CHECK(::stat(options.checkpoint.c_str(), &st) == 0, "checkpoint ", options.checkpoint, ": ",
+              std::strerror(errno));
+  std::optional<std::pair<std::string, Checkpoint>> found;
+  if (S_ISDIR(st.st_mode)) {
+    auto folder = OpenFileKvStore(options.checkpoint, /*create=*/false);
+    TORCH_CHECK(folder.ok(), folder.status().ToString());
+    found = CheckpointFolder(*folder, 1).LatestGood(warn);
+    TORCH_CHECK(found, "run folder ", options.checkpoint, " holds no checkpoint that reads cleanly");
+    found->first = options.checkpoint + "/" + found->first;
+  } else {
+    const size_t slash = options.checkpoint.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : options.checkpoint.substr(0, slash + 1);
+    auto folder = OpenFileKvStore(dir, /*create=*/false);
+    TORCH_CHECK(folder.ok(), folder.status().ToString());
+    found.emplace(options.checkpoint, CheckpointFolder(*folder, 1).Read(options.checkpoint.substr(slash + 1)));
+  }
+  const Checkpoint& c = found->second;
+  auto config = ParseTrainConfig(c.Config(found->first), found->first);
+  TORCH_CHECK(config.ok(), config.status().ToString());
+  source.config = *config;
+  source.config.gradient_checkpointing = false;
+  if (options.patch_size > 0) source.config.patch_size = options.patch_size;
+  if (options.level >= 0) source.config.level = options.level;
+  source.step = c.GetInt("state.step");
+  source.net = Network::Make(source.config);
+  source.net.Load(c, found->first);
+  return source;
+}
+
+// The rows' features of one inner chunk: NaN for rows outside the array or the filter.
+class ChunkComputer {
+ public:
+  ChunkComputer(const PatchReader& reader, Source& source, const ExtractOptions& options,
+                const std::vector<bool>& wanted, const FeatureArrayShape& shape, torch::Device device)
+      : reader_(reader),
+        source_(source),
+        options_(options),
+        wanted_(wanted),
+        shape_(shape),
+        device_(device),
+        size_(source.config.patch_size) {}
+
+  // Fills `values` (chunk_rows × dims) for rows [first, first + chunk_rows).
+  Status Compute(int64_t first, std::vector<float>& values, int64_t& computed) const {
+    values.assign(size_t(shape_.chunk_rows * shape_.dims), std::numeric_limits<float>::quiet_NaN());
+    std::vector<int64_t> rows;
+    for (int64_t r = first; r < std::min(first + shape_.chunk_rows, shape_.rows); ++r) {
+      if (wanted_[size_t(r)]) rows.push_back(r);
+    }
+    for (size_t begin = 0; begin < rows.size(); begin += size_t(options_.batch_size)) {
+      const size_t end = std::min(rows.size(), begin + size_t(options_.batch_size));
+      const int64_t n = int64_t(end - begin);
+      torch::Tensor pixels = torch::empty({n, 1, size_, size_}, torch::kUInt8);
+      uint8_t* out = pixels.data_ptr<uint8_t>();
+      std::vector<Status> errors(size_t(n), Status::Ok());
+      tbb::parallel_for(int64_t(0), n, [&](int64_t i) {
+        errors[size_t(i)] = reader_.ReadRow(rows[begin + size_t(i)], source_.config.level, size_, AugmentationParams{},
+                                            out + i * size_ * size_);
+      });
+      for (int64_t i = 0; i < n; ++i) {
+        if (!errors[size_t(i)].ok()) {
+          return errors[size_t(i)].WithContext("index row " + std::to_string(rows[begin + size_t(i)]));
+        }
+      }
+      torch::Tensor features;
+      {
+        torch::NoGradGuard no_grad;
+        torch::Tensor x = NormaliseGrey(pixels.to(device_));
+        features = source_.net.features(x);
+        if (options_.projection) features = source_.net.head->forward(features);
+        features = features.to(torch::kCPU, torch::kFloat).contiguous();
+      }
+      if (!torch::isfinite(features).all().item<bool>()) {
+        return InternalError("the network gave non-finite features for index rows " + std::to_string(rows[begin]) +
+                             "…" + std::to_string(rows[end - 1]));
+      }
+      const float* f = features.data_ptr<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(&values[size_t((rows[begin + size_t(i)] - first) * shape_.dims)], f + i * shape_.dims,
+                    size_t(shape_.dims) * 4);
+      }
+      computed += n;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const PatchReader& reader_;
+  Source& source_;
+  const ExtractOptions& options_;
+  const std::vector<bool>& wanted_;
+  const FeatureArrayShape& shape_;
+  torch::Device device_;
+  int64_t size_;
+};
+
+Status FsyncDirectory(const std::string& root, const std::string& relative) {
+  ASSIGN_OR_RETURN(UniqueFd dir, OpenDirectoryBeneath(root, relative, /*create=*/false));
+  if (::fsync(dir.get()) != 0) return ErrnoError("syncing '" + root + "/" + relative + "'", errno);
+  return Status::Ok();
+}
+
+// Publishes the built array: features/<name>.extracting → features/<name> (an older
+// array of that name, when overwriting, is moved aside first and removed after).
+Status Publish(const std::string& root, KvStore& dataset, const std::string& name) {
+  ASSIGN_OR_RETURN(UniqueFd features, OpenDirectoryBeneath(root, "features", /*create=*/false));
+  const std::string building = name + kExtractingSuffix, replaced = name + ".replaced";
+  RETURN_IF_ERROR(dataset.EraseTree("features/" + replaced));
+  if (::renameat(features.get(), name.c_str(), features.get(), replaced.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError("moving the old features/" + name + " aside", errno);
+  }
+  if (::renameat(features.get(), building.c_str(), features.get(), name.c_str()) != 0) {
+    return ErrnoError("renaming features/" + building + " to features/" + name, errno);
+  }
+  if (::fsync(features.get()) != 0) return ErrnoError("syncing " + root + "/features", errno);
+  return dataset.EraseTree("features/" + replaced);
+}
+
+class Extraction {
+ public:
+  Extraction(const ExtractOptions& options, const Ranks& ranks,
+             const std::function<void(const ExtractProgress&)>& progress)
+      : options_(options), ranks_(ranks), progress_(progress) {}
+
+  Result<ExtractOutcome> Go();
+
+ private:
+  // On rank 0: decides between done, resume and a fresh start, and prepares the folder.
+  Status Prepare(ExtractOutcome& outcome);
+  Status ExtractShard(int64_t s, const ChunkComputer& computer, ExtractOutcome& outcome);
+
+  const ExtractOptions& options_;
+  const Ranks& ranks_;
+  std::function<void(const ExtractProgress&)> progress_;
+  std::shared_ptr<KvStore> dataset_;
+  FeatureArrayShape shape_;
+  std::string path_, building_;
+  Json provenance_;
+  ExtractProgress counts_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+Status Extraction::Prepare(ExtractOutcome& outcome) {
+  const std::string extraction_key = building_ + "/extraction.json";
+  ASSIGN_OR_RETURN(auto finished, dataset_->Get(path_ + "/zarr.json"));
+  if (finished) {
+    const Json metadata = Json::parse(finished->begin(), finished->end(), nullptr, false);
+    const Json saved =
+        metadata.is_object() ? metadata.value("/attributes/cytonet/features"_json_pointer, Json()) : Json();
+    const std::string differs = FirstDifference(saved, provenance_);
+    if (differs.empty() && !options_.overwrite) {
+      outcome.already_complete = true;
+      return Status::Ok();
+    }
+    if (!differs.empty() && !options_.overwrite) {
+      return FailedPreconditionError(dataset_->Describe(path_) + " holds features of another extraction (its " +
+                                     differs + " is " + saved.value(differs, Json()).dump() + ", now " +
+                                     provenance_.value(differs, Json()).dump() +
+                                     "): choose another --name, or --overwrite");
+    }
+  }
+  ASSIGN_OR_RETURN(auto record, dataset_->Get(extraction_key));
+  if (record) {
+    const Json saved = Json::parse(record->begin(), record->end(), nullptr, false);
+    const std::string differs = FirstDifference(saved.value("provenance", Json()), provenance_);
+    const bool same_shape = saved.value("chunk_rows", int64_t(0)) == shape_.chunk_rows &&
+                            saved.value("shard_rows", int64_t(0)) == shape_.shard_rows &&
+                            saved.value("dims", int64_t(0)) == shape_.dims;
+    if (differs.empty() && same_shape) return Status::Ok();  // resume
+    if (!options_.overwrite) {
+      return FailedPreconditionError(
+          dataset_->Describe(building_) + " is an unfinished extraction of something else (" +
+          (differs.empty() ? std::string("its chunk layout") : "its " + differs) +
+          " differs): rerun it as it was, or pass --overwrite to start this one in its place");
+    }
+  }
+  RETURN_IF_ERROR(dataset_->EraseTree(building_));
+  ASSIGN_OR_RETURN(auto group_metadata, dataset_->Get("features/zarr.json"));
+  if (!group_metadata) {
+    const Json group = {{"zarr_format", 3}, {"node_type", "group"}, {"attributes", Json::object()}};
+    const std::string text = group.dump(2);
+    RETURN_IF_ERROR(
+        dataset_->Put("features/zarr.json", ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+  }
+  const Json record_json = {{"provenance", provenance_},
+                            {"rows", shape_.rows},
+                            {"dims", shape_.dims},
+                            {"chunk_rows", shape_.chunk_rows},
+                            {"shard_rows", shape_.shard_rows}};
+  const std::string text = record_json.dump(2);
+  return dataset_->Put(extraction_key, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+Status Extraction::ExtractShard(int64_t s, const ChunkComputer& computer, ExtractOutcome& outcome) {
+  ASSIGN_OR_RETURN(auto file, OpenShard(ranks_, options_.dataset, building_, s));
+  RETURN_IF_ERROR(file->Resize(shape_.shard_file_bytes()));
+  Status local = Status::Ok();
+  if (ranks_.rank() == 0) {
+    auto index = FeatureShardIndex(shape_, s);
+    local = index.ok() ? file->WriteAt(shape_.shard_file_bytes() - int64_t(index->size()), index->data(),
+                                       int64_t(index->size()))
+                       : index.status();
+  }
+  // This rank's chunks whose checksum is not yet right.
+  std::vector<int64_t> todo;
+  Bytes encoded(size_t(shape_.encoded_chunk_bytes()));
+  for (int64_t j = ranks_.rank(); local.ok() && j < shape_.chunks_in_shard(s); j += ranks_.size()) {
+    local = file->ReadAt(shape_.ChunkOffset(j), encoded.data(), int64_t(encoded.size()));
+    if (local.ok() && FeatureChunkIntact(encoded)) {
+      ++outcome.chunks_kept;
+    } else if (local.ok()) {
+      todo.push_back(j);
+    }
+  }
+  RETURN_IF_ERROR(ranks_.Agree(local));
+  // Every rank makes the same number of collective writes; a rank out of work (or failed)
+  // takes part with nothing to write.
+  const int64_t rounds = ranks_.Max(int64_t(todo.size()));
+  std::vector<float> values;
+  for (int64_t round = 0; round < rounds; ++round) {
+    const bool mine = local.ok() && round < int64_t(todo.size());
+    if (mine) {
+      const int64_t j = todo[size_t(round)];
+      local = computer.Compute(s * shape_.shard_rows + j * shape_.chunk_rows, values, counts_.rows_computed);
+      if (local.ok()) encoded = EncodeFeatureChunk(values.data(), shape_);
+    }
+    const bool write = mine && local.ok();
+    const Status wrote = file->WriteAtAll(write ? shape_.ChunkOffset(todo[size_t(round)]) : 0, encoded.data(),
+                                          write ? int64_t(encoded.size()) : 0);
+    if (local.ok()) local = wrote;
+    if (write && wrote.ok()) ++outcome.chunks_computed;
+    counts_.chunks_done += ranks_.size();
+    counts_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    if (progress_ && ranks_.rank() == 0) progress_(counts_);
+  }
+  RETURN_IF_ERROR(ranks_.Agree(local));
+  return file->Sync();
+}
+
+Result<ExtractOutcome> Extraction::Go() {
+  ExtractOutcome outcome;
+  outcome.rank = ranks_.rank();
+  outcome.ranks = ranks_.size();
+  ASSIGN_OR_RETURN(path_, FeaturesPath(options_.name));
+  building_ = path_ + kExtractingSuffix;
+  outcome.path = path_;
+  ASSIGN_OR_RETURN(dataset_, OpenFileKvStore(options_.dataset, /*create=*/false));
+  auto context = std::make_shared<StoreContext>();
+  ASSIGN_OR_RETURN(std::shared_ptr<const PatchReader> reader, PatchReader::Open(dataset_, context));
+  const IndexTable* index = reader->index();
+  if (!index) return FailedPreconditionError(dataset_->Describe("index") + " is missing: run cytonet index first");
+
+  // The rows to compute: all, or those of the listed sections (each must exist).
+  std::vector<bool> wanted(index->size(), options_.sections.empty());
+  if (!options_.sections.empty()) {
+    std::set<std::string> names;
+    for (const auto& [brain, section] : index->sections) names.insert(brain + "/" + section);
+    std::set<uint32_t> ids;
+    for (const std::string& s : options_.sections) {
+      if (!names.count(s)) return InvalidArgumentError("section " + s + " is not in the dataset's index");
+      for (uint32_t id = 0; id < index->sections.size(); ++id) {
+        if (index->sections[id].first + "/" + index->sections[id].second == s) ids.insert(id);
+      }
+    }
+    for (size_t r = 0; r < index->size(); ++r) wanted[r] = ids.count(index->section[r]) > 0;
+  }
+
+  torch::Device device(torch::kCPU);
+  if (options_.device == "cuda") {
+    if (!torch::cuda::is_available()) return FailedPreconditionError("extract: --device cuda, but no GPU is visible");
+    device = torch::Device(torch::kCUDA, int8_t(ranks_.rank() % int(torch::cuda::device_count())));
+  }
+  if (options_.torch_threads > 0) torch::set_num_threads(options_.torch_threads);
+  Source source;
+  try {
+    source = LoadNetwork(options_, [&](const std::string& text) {
+      if (ranks_.rank() == 0) std::fprintf(stderr, "cytonet extract: %s\n", text.c_str());
+    });
+  } catch (const c10::Error& e) {
+    return ranks_.Agree(FailedPreconditionError(std::string("extract: ") + e.what_without_backtrace()));
+  }
+  RETURN_IF_ERROR(ranks_.Agree(Status::Ok()));
+  source.net.to(device);
+  source.net.backbone->eval();
+  source.net.head->eval();
+
+  shape_.rows = int64_t(index->size());
+  shape_.dims = options_.projection ? source.config.projection_dim : source.net.feature_dim;
+  shape_.chunk_rows = options_.chunk_rows;
+  shape_.shard_rows = options_.shard_rows;
+  RETURN_IF_ERROR(shape_.Complete());
+  if (options_.batch_size < 1) return InvalidArgumentError("--batch-size must be at least 1");
+  outcome.rows = shape_.rows;
+  outcome.dims = shape_.dims;
+  provenance_ = Provenance(options_, source.config, source.net, source.step, *index, options_.sections);
+  outcome.provenance = provenance_;
+
+  // Rank 0 holds the lock on features/<name> for the whole run.
+  std::optional<DatasetLock> lock;
+  Status prepared = Status::Ok();
+  if (ranks_.rank() == 0) {
+    prepared = [&]() -> Status {
+      ASSIGN_OR_RETURN(auto taken, DatasetLock::Acquire(options_.dataset, path_, "cytonet extract"));
+      lock.emplace(std::move(taken));
+      return Prepare(outcome);
+    }();
+  }
+  RETURN_IF_ERROR(ranks_.Agree(prepared));
+  outcome.already_complete = ranks_.Broadcast(outcome.already_complete ? "1" : "0") == "1";
+  if (outcome.already_complete) return outcome;
+
+  std::optional<tbb::global_control> threads;
+  if (options_.reader_threads > 0) {
+    threads.emplace(tbb::global_control::max_allowed_parallelism, size_t(options_.reader_threads));
+  }
+  const ChunkComputer computer(*reader, source, options_, wanted, shape_, device);
+  counts_.chunks_total = 0;
+  for (int64_t s = 0; s < shape_.shard_count(); ++s) {
+    counts_.chunks_total += (shape_.chunks_in_shard(s) + ranks_.size() - 1) / ranks_.size() * ranks_.size();
+  }
+  for (int64_t s = 0; s < shape_.shard_count(); ++s) RETURN_IF_ERROR(ExtractShard(s, computer, outcome));
+
+  Status published = Status::Ok();
+  if (ranks_.rank() == 0) {
+    published = [&]() -> Status {
+      auto array = ZarrArray::Create(dataset_, building_, FeatureArrayMetadata(shape_, provenance_), context);
+      RETURN_IF_ERROR(array.status());
+      RETURN_IF_ERROR(dataset_->Erase(building_ + "/extraction.json"));
+      RETURN_IF_ERROR(FsyncDirectory(options_.dataset, building_));
+      return Publish(options_.dataset, *dataset_, options_.name);
+    }();
+  }
+  RETURN_IF_ERROR(ranks_.Agree(published));
+  return outcome;
+}
+
+}  // namespace
+
+Result<ExtractOutcome> RunExtraction(const ExtractOptions& options,
+                                     const std::function<void(const ExtractProgress&)>& progress) {
+  std::unique_ptr<MpiSession> mpi;
+  if (LaunchedUnderMpi()) {
+    ASSIGN_OR_RETURN(mpi, MpiSession::Start(nullptr, nullptr, 0));
+  }
+  const Ranks ranks(mpi.get());
+  try {
+    return Extraction(options, ranks, progress).Go();
+  } catch (const c10::Error& e) {
+    return InternalError(std::string("extract: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace cytonet::train
