@@ -45,6 +45,12 @@ Command AddTrainCommand(CLI::App& app) {
                                 "Pretrain CytoNet from a configuration (--config FILE; see docs/train.md)");
 }
 
+Command AddReportCommand(CLI::App& app) {
+  return AddTorchProgramCommand(
+      app, "report", "cytonet-report",
+      "Evaluate a pretrained network: probes, segmentation, regression, plots (docs/eval.md)");
+}
+
 Command AddExtractCommand(CLI::App& app) {
   return AddTorchProgramCommand(app, "extract", "cytonet-extract",
                                 "Extract a network's features for the index rows into features/<name> (docs/eval.md)");

@@ -23,6 +23,7 @@ Command AddSampleCommand(CLI::App& app);
 Command AddBenchLoaderCommand(CLI::App& app);
 Command AddTrainCommand(CLI::App& app);    // runs cytonet-train
 Command AddExtractCommand(CLI::App& app);  // runs cytonet-extract
+Command AddReportCommand(CLI::App& app);   // runs cytonet-report
 
 // Prints "cytonet: <status>" and returns the exit code for it (2 for bad arguments).
 int Fail(const Status& status);

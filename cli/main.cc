@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
       cytonet::cli::AddIndexCommand(app),       cytonet::cli::AddQueryCommand(app),
       cytonet::cli::AddVerifyCommand(app),      cytonet::cli::AddSampleCommand(app),
       cytonet::cli::AddBenchLoaderCommand(app), cytonet::cli::AddTrainCommand(app),
-      cytonet::cli::AddExtractCommand(app)};
+      cytonet::cli::AddExtractCommand(app),     cytonet::cli::AddReportCommand(app)};
 
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {

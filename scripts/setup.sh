@@ -22,7 +22,7 @@ apt_packages=(
   pybind11-dev python3-dev python3-venv clang-14 libclang-rt-14-dev clang-format-14
   libopenslide-dev libhdf5-dev libopenmpi-dev openmpi-bin libnanoflann-dev
   libvips-tools libtiff-tools slurmctld slurmd slurm-client munge
-  libopencv-core-dev libopencv-imgproc-dev libyaml-cpp-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libyaml-cpp-dev
   libeigen3-dev  # eval/: PCA and least squares
   libgloo-dev  # headers for c10d's Gloo backend (the Gloo that runs is inside libtorch_cpu)
 )

@@ -183,59 +183,24 @@ std::string FirstDifference(const Json& a, const Json& b) {
   return "";
 }
 
-struct Source {
-  TrainConfig config;
-  Network net;
-  int64_t step = -1;
-};
-
-// The network of a checkpoint (file or run folder), or a random one.
-Source LoadNetwork(const ExtractOptions& options, const std::function<void(const std::string&)>& warn) {
-  Source source;
+// The network of a checkpoint (file or run folder), or a random one, at the options' level
+// and patch size when given.
+LoadedNetwork LoadNetwork(const ExtractOptions& options, const std::function<void(const std::string&)>& warn) {
   if (options.checkpoint.empty()) {
-    source.config.model = options.model;
     TORCH_CHECK(options.patch_size > 0 && options.level >= 0,
                 "a randomly initialised network needs --patch-size and --level");
-    source.config.patch_size = options.patch_size;
-    source.config.level = options.level;
-    torch::manual_seed(uint64_t(options.seed));
-    source.net = Network::Make(source.config);
-    return source;
+    return RandomNetwork(options.model, options.patch_size, options.level, uint64_t(options.seed));
   }
-  struct stat st {};
-  TORCH_CHECK(::stat(options.checkpoint.c_str(), &st) == 0, "checkpoint ", options.checkpoint, ": ",
-              std::strerror(errno));
-  std::optional<std::pair<std::string, Checkpoint>> found;
-  if (S_ISDIR(st.st_mode)) {
-    auto folder = OpenFileKvStore(options.checkpoint, /*create=*/false);
-    TORCH_CHECK(folder.ok(), folder.status().ToString());
-    found = CheckpointFolder(*folder, 1).LatestGood(warn);
-    TORCH_CHECK(found, "run folder ", options.checkpoint, " holds no checkpoint that reads cleanly");
-    found->first = options.checkpoint + "/" + found->first;
-  } else {
-    const size_t slash = options.checkpoint.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : options.checkpoint.substr(0, slash + 1);
-    auto folder = OpenFileKvStore(dir, /*create=*/false);
-    TORCH_CHECK(folder.ok(), folder.status().ToString());
-    found.emplace(options.checkpoint, CheckpointFolder(*folder, 1).Read(options.checkpoint.substr(slash + 1)));
-  }
-  const Checkpoint& c = found->second;
-  auto config = ParseTrainConfig(c.Config(found->first), found->first);
-  TORCH_CHECK(config.ok(), config.status().ToString());
-  source.config = *config;
-  source.config.gradient_checkpointing = false;
-  if (options.patch_size > 0) source.config.patch_size = options.patch_size;
-  if (options.level >= 0) source.config.level = options.level;
-  source.step = c.GetInt("state.step");
-  source.net = Network::Make(source.config);
-  source.net.Load(c, found->first);
-  return source;
+  LoadedNetwork loaded = LoadCheckpointNetwork(options.checkpoint, warn);
+  if (options.patch_size > 0) loaded.config.patch_size = options.patch_size;
+  if (options.level >= 0) loaded.config.level = options.level;
+  return loaded;
 }
 
 // The rows' features of one inner chunk: NaN for rows outside the array or the filter.
 class ChunkComputer {
  public:
-  ChunkComputer(const PatchReader& reader, Source& source, const ExtractOptions& options,
+  ChunkComputer(const PatchReader& reader, LoadedNetwork& source, const ExtractOptions& options,
                 const std::vector<bool>& wanted, const FeatureArrayShape& shape, torch::Device device)
       : reader_(reader),
         source_(source),
@@ -291,7 +256,7 @@ class ChunkComputer {
 
  private:
   const PatchReader& reader_;
-  Source& source_;
+  LoadedNetwork& source_;
   const ExtractOptions& options_;
   const std::vector<bool>& wanted_;
   const FeatureArrayShape& shape_;
@@ -476,7 +441,7 @@ Result<ExtractOutcome> Extraction::Go() {
     device = torch::Device(torch::kCUDA, int8_t(ranks_.rank() % int(torch::cuda::device_count())));
   }
   if (options_.torch_threads > 0) torch::set_num_threads(options_.torch_threads);
-  Source source;
+  LoadedNetwork source;
   try {
     source = LoadNetwork(options_, [&](const std::string& text) {
       if (ranks_.rank() == 0) std::fprintf(stderr, "cytonet extract: %s\n", text.c_str());

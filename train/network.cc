@@ -1,5 +1,12 @@
 #include "train/network.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "store/kvstore.h"
 #include "train/vit.h"
 
 namespace cytonet::train {
@@ -43,6 +50,44 @@ void Network::Load(const Checkpoint& checkpoint, const std::string& path) {
     for (auto& item : module->named_parameters()) copy_into(item.key(), item.value());
     for (auto& item : module->named_buffers()) copy_into(item.key(), item.value());
   }
+}
+
+LoadedNetwork LoadCheckpointNetwork(const std::string& path, const std::function<void(const std::string&)>& warn) {
+  struct stat st {};
+  TORCH_CHECK(::stat(path.c_str(), &st) == 0, "checkpoint ", path, ": ", std::strerror(errno));
+  std::optional<std::pair<std::string, Checkpoint>> found;
+  if (S_ISDIR(st.st_mode)) {
+    auto folder = OpenFileKvStore(path, /*create=*/false);
+    TORCH_CHECK(folder.ok(), folder.status().ToString());
+    found = CheckpointFolder(*folder, 1).LatestGood(warn);
+    TORCH_CHECK(found, "run folder ", path, " holds no checkpoint that reads cleanly");  // first: its path
+  } else {
+    const size_t slash = path.rfind('/');
+    auto folder = OpenFileKvStore(slash == std::string::npos ? "." : path.substr(0, slash + 1), /*create=*/false);
+    TORCH_CHECK(folder.ok(), folder.status().ToString());
+    found.emplace(path, CheckpointFolder(*folder, 1).Read(path.substr(slash + 1)));
+  }
+  const Checkpoint& c = found->second;
+  auto config = ParseTrainConfig(c.Config(found->first), found->first);
+  TORCH_CHECK(config.ok(), config.status().ToString());
+  LoadedNetwork loaded;
+  loaded.config = *config;
+  loaded.config.gradient_checkpointing = false;
+  loaded.step = c.GetInt("state.step");
+  loaded.checkpoint = found->first;
+  loaded.net = Network::Make(loaded.config);
+  loaded.net.Load(c, found->first);
+  return loaded;
+}
+
+LoadedNetwork RandomNetwork(const std::string& model, int64_t patch_size, int level, uint64_t seed) {
+  LoadedNetwork loaded;
+  loaded.config.model = model;
+  loaded.config.patch_size = patch_size;
+  loaded.config.level = level;
+  torch::manual_seed(seed);
+  loaded.net = Network::Make(loaded.config);
+  return loaded;
 }
 
 }  // namespace cytonet::train

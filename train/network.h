@@ -34,4 +34,17 @@ struct Network {
   void Load(const Checkpoint& checkpoint, const std::string& path);
 };
 
+// A network with its configuration, for evaluation.
+struct LoadedNetwork {
+  TrainConfig config;
+  Network net;
+  int64_t step = -1;       // of the checkpoint; -1 for a random initialisation
+  std::string checkpoint;  // the file read
+};
+// From a checkpoint file, or a run folder's newest checkpoint that reads cleanly (damaged
+// newer ones reported through `warn`). Throws c10::Error naming the path.
+LoadedNetwork LoadCheckpointNetwork(const std::string& path, const std::function<void(const std::string&)>& warn);
+// A randomly initialised `model` from `seed`, configured for `patch_size` at `level`.
+LoadedNetwork RandomNetwork(const std::string& model, int64_t patch_size, int level, uint64_t seed);
+
 }  // namespace cytonet::train

@@ -81,6 +81,13 @@ torch::Tensor CytoNetResNetImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor CytoNetResNetImpl::Features(const torch::Tensor& x) { return forward(x).mean({2, 3}); }
 
+std::vector<torch::Tensor> CytoNetResNetImpl::StageMaps(const torch::Tensor& x) {
+  std::vector<torch::Tensor> maps;
+  auto y = stem_->forward(x);
+  for (auto& stage : stages_) maps.push_back(y = stage->forward(y));
+  return maps;
+}
+
 ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t out_features) {
   fc1_ = register_module("fc1", nn::Linear(nn::LinearOptions(in_features, in_features).bias(false)));
   bn_ = register_module("bn", SyncBatchNorm1d(in_features));

@@ -48,6 +48,8 @@ class CytoNetResNetImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   // The global average pool of forward: [B, feature_channels], the backbone features.
   torch::Tensor Features(const torch::Tensor& x);
+  // Each stage's output map, at 1/8, 1/16, 1/32 and 1/64 of the input (dense probes).
+  std::vector<torch::Tensor> StageMaps(const torch::Tensor& x);
   const ResNetConfig& config() const { return config_; }
   // Each stage's activations recomputed in the backward pass (train/mixed_precision.h).
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
