@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   app.add_option("--model", o.model, "Network, random init only (a checkpoint names its own)")
       ->check(CLI::IsMember({"small", "resnet50", "r50_vit", "small_vit"}));
   app.add_option("--seed", o.seed, "Seed of the random initialisation");
+  app.add_flag("--random-init", o.random_init,
+               "With --checkpoint: its network (model, level, patch size), randomly initialised from --seed");
   app.add_option("--level", o.level, "Pyramid level of the patches (default: the checkpoint's)");
   app.add_option("--patch-size", o.patch_size, "Patch side in pixels (default: the checkpoint's)");
   app.add_flag("--projection", o.projection, "The projection head's output instead of the backbone's features");

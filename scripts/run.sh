@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs the main job on built-in data:
 #
-#   1. `cytonet phantom` writes a small synthetic study at true scale: 2 brains × 4 coronal
+#   1. `cytonet phantom` writes a small synthetic study at true scale: 3 brains × 4 coronal
 #      sections of 9216 × 8192 px at 16 µm/px (cortex 2–3 mm thick, cells at their size
 #      in µm), as tiled pyramidal BigTIFF and HDF5 slides, with midline points, transforms
-#      to MNI space and layer masks;
+#      to MNI space, the areas' adjacency graph and 16 layer masks per section;
 #   2. `cytonet ingest` turns it into the dataset (OME-Zarr 0.5 pyramids, sharded Zarr v3);
 #      a second run shows that complete sections are skipped;
 #   3. `cytonet index` builds the sampling-point index (MNI coordinates, tissue filter) and
@@ -12,12 +12,15 @@
 #   4. `cytonet info` prints what was made, and a level-1 section goes to build/section.png;
 #   5. the training loader: `cytonet sample` draws plain and augmented patches side by side
 #      into build/patches.png, and `cytonet bench-loader` times the loader;
-#   6. `cytonet train` pretrains the small ResNet with SpatialNCE for 400 steps on two
-#      sections of each brain (256² px patches at 16 µm/px: 4 mm, the cortical depth, as
-#      the paper's 2048² at 2 µm/px), and its loss curve goes to build/main-job/loss.png;
-#   7. scripts/linear_probe.py probes the areas on the two held-out sections of each brain
-#      (train on one brain, test on the other) with the pretrained features beside
-#      random-init features, intensity/texture baselines and MNI position.
+#   6. `cytonet train` pretrains the small ResNet with SpatialNCE for 400 steps on brains
+#      PB01 and PB02 (256² px patches at 16 µm/px: 4 mm, the cortical depth, as the paper's
+#      2048² at 2 µm/px); PB03 stays out of pretraining;
+#   7. `cytonet report` extracts the pretrained and a random-init network's features into
+#      the dataset (features/report-*), probes the areas (seen brain PB01: trained on
+#      sections 1 and 3, tested on 2 and 4; transfer brain PB02; unseen brain PB03) beside
+#      intensity and MNI baselines, segments layers with a 1 × 1 convolution on 1–100 % of
+#      the masks, regresses MNI position and laminar properties, clusters, and writes
+#      build/main-job/report/report.md, report.json and the plots.
 #
 # CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
 set -euo pipefail
@@ -33,7 +36,7 @@ run_dir="$main_job/run"
 
 # A changed phantom remakes the study, the dataset and the run; a changed training
 # configuration remakes the run. Otherwise everything is reused (the run resumes).
-phantom_args=(--brains 2 --sections 4 --width 9216 --height 8192 --pixel-size-um 16 --formats tiff,hdf5)
+phantom_args=(--brains 3 --sections 4 --width 9216 --height 8192 --pixel-size-um 16 --formats tiff,hdf5 --masks 16)
 mkdir -p "$main_job"
 if [[ "$(cat "$main_job/phantom.args" 2>/dev/null)" != "${phantom_args[*]}" ]]; then
   rm -rf "$study" "$dataset" "$run_dir"
@@ -52,22 +55,14 @@ first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
 "$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size 256 --level 0
 "$cytonet" bench-loader "$dataset" --size 256 --level 0 --batches 10
 
-# 6. Pretraining on sections 1 and 3 of each brain (posterior to anterior); 2 and 4 are
-#    held out for the probe.
-train_sections=() held_out=()
-for brain_dir in "$dataset"/sections/*/; do
-  brain="$(basename "$brain_dir")"
-  mapfile -t sections < <(cd "$brain_dir" && ls -d */ | tr -d / | sort)
-  train_sections+=("$brain/${sections[0]}" "$brain/${sections[2]}")
-  held_out+=("$brain/${sections[1]}" "$brain/${sections[3]}")
-done
+# 6. Pretraining on the first two brains; the third is the report's unseen brain.
 batch=64
 yaml_quoted() { local q="'"; printf "'%s'" "${1//$q/$q$q}"; }   # any path as a YAML string
 config="$(cat <<YAML
 # cytonet train --config: every key in docs/train.md and schemas/train.schema.json
 dataset: $(yaml_quoted "$dataset")
 run_dir: $(yaml_quoted "$run_dir")
-sections: [$(IFS=,; echo "${train_sections[*]}")]
+brains: [PB01, PB02]
 model: small
 level: 0
 patch_size: 256
@@ -88,16 +83,14 @@ if [[ "$(cat "$main_job/train.yaml" 2>/dev/null)" != "$config" ]]; then
   echo "$config" > "$main_job/train.yaml"
 fi
 "$cytonet" train --config "$main_job/train.yaml"
-"$venv/bin/python" "$root/scripts/plot_loss.py" "$run_dir/metrics.jsonl" "$main_job/loss.png" "$batch"
 
-# 7. The probe on the held-out sections.
-"$venv/bin/python" "$root/scripts/linear_probe.py" --build "$build" --dataset "$dataset" \
-  --sections "$(IFS=,; echo "${held_out[*]}")" --weights "$run_dir/weights.pt" --seed 0 \
-  --out "$main_job/probe.json"
+# 7. The evaluation report.
+"$cytonet" report --dataset "$dataset" --checkpoint "$run_dir" --out "$main_job/report" \
+  --masks "$study/masks" --areas "$study/areas.json" --seed 0
 
-echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png," \
-  "plain and augmented training patches in $build/patches.png, the pretraining's loss curve in" \
-  "$main_job/loss.png, the probe's scores in $main_job/probe.json (weights for Python:" \
+echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png, plain and" \
+  "augmented training patches in $build/patches.png, and the evaluation report" \
+  "$main_job/report/report.md (numbers in report.json, plots beside it; weights for Python:" \
   "$run_dir/weights.pt)"
 
 if [[ "${CYTONET_RUN_BENCH:-0}" == 1 ]]; then

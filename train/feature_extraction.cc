@@ -162,7 +162,7 @@ Json Provenance(const ExtractOptions& options, const TrainConfig& config, const 
             {"index_rows", int64_t(index.size())},
             {"index_digest", IndexDigest(index)},
             {"sections", sections}};
-  if (options.checkpoint.empty()) {
+  if (options.checkpoint.empty() || options.random_init) {
     p["source"] = "random_init";
     p["seed"] = options.seed;
   } else {
@@ -194,6 +194,9 @@ LoadedNetwork LoadNetwork(const ExtractOptions& options, const std::function<voi
   LoadedNetwork loaded = LoadCheckpointNetwork(options.checkpoint, warn);
   if (options.patch_size > 0) loaded.config.patch_size = options.patch_size;
   if (options.level >= 0) loaded.config.level = options.level;
+  if (options.random_init) {
+    return RandomNetwork(loaded.config.model, loaded.config.patch_size, loaded.config.level, uint64_t(options.seed));
+  }
   return loaded;
 }
 

@@ -33,6 +33,9 @@ struct ExtractOptions {
   std::string checkpoint;
   std::string model = "small";  // random init only: a checkpoint names its own
   int64_t seed = 0;
+  // A random initialisation from `seed` of the checkpoint's network (its model, level and
+  // patch size): the baseline a report compares the checkpoint with.
+  bool random_init = false;
   int64_t patch_size = 0;             // 0: the checkpoint's (random init: required)
   int level = -1;                     // -1: the checkpoint's (random init: required)
   std::string name;                   // features/<name>

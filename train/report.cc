@@ -294,8 +294,10 @@ struct MaskedPatch {
   std::vector<uint8_t> image, mask;  // size × size
 };
 
+// Masks whose point the index left out (cytonet index drops points with too little tissue)
+// are skipped and counted in `skipped`.
 std::vector<MaskedPatch> ReadMasks(const ReportOptions& options, const PatchReader& reader, const IndexTable& index,
-                                   int level, int64_t size) {
+                                   int level, int64_t size, std::vector<std::string>& skipped) {
   std::vector<MaskedPatch> out;
   if (options.masks.empty()) return out;
   std::map<std::pair<uint32_t, int64_t>, int64_t> row_of;  // (section id, point id) → row
@@ -308,8 +310,14 @@ std::vector<MaskedPatch> ReadMasks(const ReportOptions& options, const PatchRead
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
       const std::string stem = file.substr(file.rfind('/') + 1, file.size() - file.rfind('/') - 5);
-      const auto found = row_of.find({id, std::stoll(stem)});
-      TORCH_CHECK(found != row_of.end(), "layer mask ", file, ": point ", stem, " is not in the index");
+      char* end = nullptr;
+      const long long point = std::strtoll(stem.c_str(), &end, 10);
+      TORCH_CHECK(!stem.empty() && *end == 0, "layer mask ", file, ": the name is not <point id>.tif");
+      const auto found = row_of.find({id, point});
+      if (found == row_of.end()) {
+        skipped.push_back(file);
+        continue;
+      }
       cv::Mat mask = cv::imread(file, cv::IMREAD_UNCHANGED);
       TORCH_CHECK(!mask.empty() && mask.type() == CV_8UC1 && mask.rows == mask.cols, "layer mask ", file,
                   " is not a square 8-bit image");
@@ -505,7 +513,14 @@ Json Report::Go() {
     }
     e.chunk_rows = 256;
     Say(std::string("extracting ") + label + " features into features/" + e.name);
-    auto extracted = RunExtraction(e);
+    int64_t quarter = 0;
+    auto extracted = RunExtraction(e, [&](const ExtractProgress& p) {
+      if (4 * p.chunks_done >= (quarter + 1) * p.chunks_total) {
+        quarter = 4 * p.chunks_done / std::max<int64_t>(1, p.chunks_total);
+        Say(std::string("  ") + label + ": " + std::to_string(p.chunks_done) + "/" + std::to_string(p.chunks_total) +
+            " chunks");
+      }
+    });
     TORCH_CHECK(extracted.ok(), extracted.status().ToString());
     auto set = OpenFeatureSet(*dataset, e.name, *index, context);
     TORCH_CHECK(set.ok(), set.status().ToString());
@@ -672,7 +687,16 @@ Json Report::Go() {
 
   // 3. Layer segmentation.
   Say("layer segmentation: reading masks");
-  const std::vector<MaskedPatch> masks = ReadMasks(o_, *reader, *index, level, size);
+  std::vector<std::string> skipped;
+  const std::vector<MaskedPatch> masks = ReadMasks(o_, *reader, *index, level, size, skipped);
+  if (!skipped.empty()) {
+    Say(std::to_string(skipped.size()) + " mask(s) skipped: their points are not in the index (the first: " +
+        skipped.front() + ")");
+  }
+  TORCH_CHECK(o_.masks.empty() || !masks.empty(), "no layer mask under ", o_.masks,
+              " belongs to a point of the index (<brain>/<section>/<point id>.tif)");
+  if (!o_.masks.empty() && masks.size() < 5) Say("fewer than 5 layer masks: no layer segmentation");
+  report["setup"]["layer_masks"] = {{"used", masks.size()}, {"skipped", skipped.size()}};
   if (masks.size() >= 5) {
     std::map<std::string, LayerOutcome> layers;
     const std::pair<const char*, LoadedNetwork*> networks[] = {{"pretrained", &pretrained},
