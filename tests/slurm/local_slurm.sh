@@ -2,7 +2,7 @@
 # Starts a real, private Slurm cluster on this machine (munged, slurmctld, slurmd; one node,
 # one partition) in a scratch folder, for the tests of slurm/ scripts. Source it:
 #
-#   source tests/slurm/local_slurm.sh   # sets SLURM_CONF, starts the daemons, waits for the node
+#   source tests/slurm/local_slurm.sh   # sets SLURM_CONF and $work, defines fail, starts the daemons
 #   ... sbatch --wait ...
 #   stop_local_slurm                    # also runs on exit
 #
@@ -75,3 +75,8 @@ if [[ "$state" != idle* ]]; then
   exit 1
 fi
 echo "local Slurm up: $(sinfo -h -o '%P %D %C %T')" >&2
+
+# The tests' scratch folder, and how they fail: with the jobs' output and Slurm's logs.
+work="$slurm_dir/work"
+mkdir -p "$work"
+fail() { echo "FAIL: $*" >&2; tail -n 30 "$work"/*.out "$slurm_dir"/slurm*.log >&2 || true; exit 1; }

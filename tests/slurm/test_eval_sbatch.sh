@@ -8,9 +8,6 @@ source_dir="$(cd "$1" && pwd)"
 build="$(cd "$2" && pwd)"
 cytonet="$build/cli/cytonet"
 source "$source_dir/tests/slurm/local_slurm.sh"
-work="$slurm_dir/work"
-mkdir -p "$work"
-fail() { echo "FAIL: $*" >&2; tail -n 30 "$work"/*.out "$slurm_dir"/slurm*.log >&2 || true; exit 1; }
 
 "$cytonet" phantom --out "$work/phantom" --brains 2 --sections 2 --width 3072 --height 2048 --masks 3 \
   --mask-size 128 --quiet

@@ -9,9 +9,6 @@ build="$(cd "$2" && pwd)"
 python="$3"
 cytonet="$build/cli/cytonet"
 source "$source_dir/tests/slurm/local_slurm.sh"
-work="$slurm_dir/work"
-mkdir -p "$work"
-fail() { echo "FAIL: $*" >&2; tail -n 30 "$work"/*.out "$slurm_dir"/slurm*.log >&2 || true; exit 1; }
 
 "$cytonet" phantom --out "$work/phantom" --brains 2 --sections 1 --width 2048 --height 1536 --quiet
 "$cytonet" ingest "$work/phantom/study.json" --out "$work/dataset" --quiet --no-sync > /dev/null
