@@ -23,20 +23,35 @@
 #      build/main-job/report/report.md, report.json and the plots.
 #
 # CYTONET_RUN_BENCH=1 also runs the region-read benchmark of docs/benchmarks.md.
+# CYTONET_SCALE=gpu runs the larger configuration for a GPU node (docs/eval.md): 4 brains ×
+# 8 sections at 8 µm/px, ResNet-50 on 512² px patches (4 mm) in bf16 for 3000 steps,
+# extraction on the GPU, into build/main-job-gpu.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 build="${CYTONET_BUILD:-$root/build}"
 venv="${CYTONET_VENV:-$HOME/.cache/cytonet/venv}"
 cytonet="$build/cli/cytonet"
-main_job="$build/main-job"
+scale="${CYTONET_SCALE:-cpu}"
+case "$scale" in
+  cpu)
+    main_job="$build/main-job"
+    phantom_args=(--brains 3 --sections 4 --width 9216 --height 8192 --pixel-size-um 16 --formats tiff,hdf5 --masks 16)
+    pretraining_brains="PB01, PB02" model=small patch=256 batch=64 steps=400 device=cpu precision=fp32 loaders=1 ;;
+  gpu)
+    main_job="$build/main-job-gpu"
+    phantom_args=(--brains 4 --sections 8 --width 18432 --height 16384 --pixel-size-um 8 --formats tiff,hdf5
+      --masks 8 --mask-size 512)
+    pretraining_brains="PB01, PB02, PB03" model=resnet50 patch=512 batch=128 steps=3000 device=cuda precision=bf16
+    loaders=8 ;;
+  *) echo "CYTONET_SCALE is cpu or gpu, not '$scale'" >&2; exit 2 ;;
+esac
 study="$main_job/phantom"
 dataset="$main_job/dataset"
 run_dir="$main_job/run"
 
 # A changed phantom remakes the study, the dataset and the run; a changed training
 # configuration remakes the run. Otherwise everything is reused (the run resumes).
-phantom_args=(--brains 3 --sections 4 --width 9216 --height 8192 --pixel-size-um 16 --formats tiff,hdf5 --masks 16)
 mkdir -p "$main_job"
 if [[ "$(cat "$main_job/phantom.args" 2>/dev/null)" != "${phantom_args[*]}" ]]; then
   rm -rf "$study" "$dataset" "$run_dir"
@@ -52,29 +67,30 @@ fi
 "$cytonet" query "$dataset" --mni 52,11,48 --radius 5 --limit 5
 first="$(cd "$dataset/sections" && ls -d */*/ | head -1)"
 "$cytonet" read "$dataset" --array "sections/${first%/}/1" --box 0:4096,0:4608 --out "$build/section.png"
-"$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size 256 --level 0
-"$cytonet" bench-loader "$dataset" --size 256 --level 0 --batches 10
+"$cytonet" sample "$dataset" --out "$build/patches.png" --count 12 --size "$patch" --level 0
+"$cytonet" bench-loader "$dataset" --size "$patch" --level 0 --batches 10
 
-# 6. Pretraining on the first two brains; the third is the report's unseen brain.
-batch=64
+# 6. Pretraining on all brains but the last, the report's unseen brain.
 yaml_quoted() { local q="'"; printf "'%s'" "${1//$q/$q$q}"; }   # any path as a YAML string
 config="$(cat <<YAML
 # cytonet train --config: every key in docs/train.md and schemas/train.schema.json
 dataset: $(yaml_quoted "$dataset")
 run_dir: $(yaml_quoted "$run_dir")
-brains: [PB01, PB02]
-model: small
+brains: [$pretraining_brains]
+model: $model
 level: 0
-patch_size: 256
+patch_size: $patch
 channels_last: true
 batch_size: $batch
-steps: 400
+steps: $steps
+device: $device
+precision: $precision
 base_lr: 1.0
 schedule: cosine
 warmup_steps: 20
 checkpoint_every: 100
 log_every: 25
-loader_threads: 1
+loader_threads: $loaders
 seed: 1
 YAML
 )"
@@ -84,7 +100,13 @@ if [[ "$(cat "$main_job/train.yaml" 2>/dev/null)" != "$config" ]]; then
 fi
 "$cytonet" train --config "$main_job/train.yaml"
 
-# 7. The evaluation report.
+# 7. The evaluation report (on a GPU node the features are extracted on the GPU first; the
+#    report finds them complete).
+if [[ "$device" == cuda ]]; then
+  "$cytonet" extract --dataset "$dataset" --checkpoint "$run_dir" --name report-pretrained --device cuda
+  "$cytonet" extract --dataset "$dataset" --checkpoint "$run_dir" --name report-random-init --random-init --seed 0 \
+    --device cuda
+fi
 "$cytonet" report --dataset "$dataset" --checkpoint "$run_dir" --out "$main_job/report" \
   --masks "$study/masks" --areas "$study/areas.json" --seed 0
 

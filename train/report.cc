@@ -58,28 +58,50 @@ struct Points {
 };
 
 struct Atlas {
+  std::string path;
   std::map<int64_t, std::string> names;
-  std::map<int64_t, std::vector<double>> laminar;  // thickness_mm, then cell density of layers I..VI
+  // Per area: cortical thickness (mm), the thickness of layers I..VI (mm), the cell density
+  // of layers I..VI.
+  std::map<int64_t, std::vector<double>> laminar;
   std::vector<std::pair<int64_t, int64_t>> adjacency;
 };
 
 Atlas ReadAtlas(const std::string& path) {
   Atlas atlas;
+  atlas.path = path;
   if (path.empty()) return atlas;
   std::ifstream in(path);
   TORCH_CHECK(in, "cannot read the atlas ", path);
   const Json json = Json::parse(in, nullptr, false);
-  TORCH_CHECK(json.is_object() && json.contains("areas"), path, " is not an atlas (no \"areas\")");
-  for (const Json& a : json["areas"]) {
-    const int64_t id = a.value("id", int64_t(0));
-    atlas.names[id] = a.value("name", "area " + std::to_string(id));
-    if (a.contains("thickness_mm") && a.contains("cell_density")) {
-      std::vector<double> v = {a["thickness_mm"].get<double>()};
-      for (const Json& d : a["cell_density"]) v.push_back(d.get<double>());
-      atlas.laminar[id] = v;
+  TORCH_CHECK(json.is_object() && json.contains("areas") && json["areas"].is_array(), path,
+              " is not an atlas (no \"areas\" list)");
+  auto six_numbers = [](const Json& a, const char* key) {
+    if (!a.contains(key) || !a[key].is_array() || a[key].size() != 6) return false;
+    for (const Json& v : a[key]) {
+      if (!v.is_number()) return false;
     }
+    return true;
+  };
+  for (const Json& a : json["areas"]) {
+    TORCH_CHECK(a.is_object() && a.contains("id") && a["id"].is_number_integer(), path,
+                ": an entry of \"areas\" has no integer \"id\"");
+    const int64_t id = a["id"].get<int64_t>();
+    atlas.names[id] = a.contains("name") && a["name"].is_string() ? a["name"].get<std::string>()
+                                                                   : "area " + std::to_string(id);
+    if (!a.contains("thickness_mm")) continue;
+    TORCH_CHECK(a["thickness_mm"].is_number() && six_numbers(a, "layer_fraction") && six_numbers(a, "cell_density"),
+                path, ": area ", id, " needs thickness_mm and six layer_fraction and cell_density values");
+    const double thickness = a["thickness_mm"].get<double>();
+    std::vector<double> v = {thickness};
+    for (const Json& f : a["layer_fraction"]) v.push_back(thickness * f.get<double>());
+    for (const Json& d : a["cell_density"]) v.push_back(d.get<double>());
+    atlas.laminar[id] = v;
   }
-  for (const Json& e : json.value("adjacency", Json::array())) atlas.adjacency.emplace_back(e[0], e[1]);
+  for (const Json& e : json.value("adjacency", Json::array())) {
+    TORCH_CHECK(e.is_array() && e.size() == 2 && e[0].is_number_integer() && e[1].is_number_integer(), path,
+                ": adjacency entries are pairs of area ids, not ", e.dump());
+    atlas.adjacency.emplace_back(e[0].get<int64_t>(), e[1].get<int64_t>());
+  }
   return atlas;
 }
 
@@ -734,14 +756,17 @@ Json Report::Go() {
     const bool laminar = !atlas.laminar.empty();
     if (laminar) {
       names.push_back("thickness_mm");
+      for (int l = 1; l <= 6; ++l) names.push_back("thickness_l" + std::to_string(l) + "_mm");
       for (int l = 1; l <= 6; ++l) names.push_back("cell_density_l" + std::to_string(l));
       targets.resize(names.size());
     }
     for (size_t r : rows) {
       for (int k = 0; k < 3; ++k) targets[size_t(k)].push_back(points.mni[r][size_t(k)]);
       if (laminar) {
-        const auto& v = atlas.laminar.at(points.area[r]);
-        for (size_t k = 0; k < v.size(); ++k) targets[3 + k].push_back(v[k]);
+        const auto found = atlas.laminar.find(points.area[r]);
+        TORCH_CHECK(found != atlas.laminar.end(), atlas.path, " has no laminar properties of area ", points.area[r],
+                    ", which index row ", points.rows[r], " is labelled with");
+        for (size_t k = 0; k < found->second.size(); ++k) targets[3 + k].push_back(found->second[k]);
       }
     }
     for (const char* name : {"pretrained", "random_init", "intensity"}) {

@@ -51,7 +51,8 @@ struct ReportOptions {
   // white matter), each mask_size level-0 pixels around its index point. Empty: no layer
   // segmentation.
   std::string masks;
-  // The atlas: {"areas": [{"id", "name", "thickness_mm", "cell_density": [6]}, ...],
+  // The atlas: {"areas": [{"id", "name", "thickness_mm", "layer_fraction": [6],
+  // "cell_density": [6]}, ...],
   // "adjacency": [[a, b], ...]} (cytonet phantom's areas.json). Empty: no hop distances and
   // no laminar regression targets.
   std::string areas;
