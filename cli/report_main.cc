@@ -34,9 +34,9 @@ int main(int argc, char** argv) {
   app.add_option("--out", o.out, "Report folder")->required();
   app.add_option("--masks", o.masks, "Layer masks: DIR/<brain>/<section>/<point id>.tif (omit: no segmentation)");
   app.add_option("--areas", o.areas, "Atlas JSON: area names, laminar properties, adjacency (phantom's areas.json)");
-  app.add_option("--seen", seen, "Seen brains, comma-separated (default: the pretraining's but its last)");
-  app.add_option("--transfer", transfer, "Transfer brains (default: the pretraining's last)");
-  app.add_option("--unseen", unseen, "Unseen brains (default: those not in pretraining)");
+  app.add_option("--seen", seen, "Seen brains, comma-separated (default: the pretraining's but the last by name)");
+  app.add_option("--transfer", transfer, "Transfer brains (default: the pretraining's last by name)");
+  app.add_option("--unseen", unseen, "Unseen brains (default: all the others)");
   app.add_option("--test-every", o.test_every, "Every n-th section of a seen brain is a test section")
       ->capture_default_str();
   app.add_option("--feature-prefix", o.feature_prefix, "Feature sets: features/<prefix>-pretrained, -random-init")

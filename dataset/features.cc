@@ -54,9 +54,13 @@ int64_t FeatureArrayShape::shard_file_bytes() const {
 Result<std::string> FeaturesPath(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 100 && name[0] != '.';
   for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  for (const std::string suffix : {std::string(kExtractingSuffix), std::string(kReplacedSuffix)}) {
+    ok = ok && !(name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0);
+  }
   if (!ok) {
     return InvalidArgumentError("feature set name '" + name +
-                                "': 1 to 100 of A-Z a-z 0-9 . _ -, not starting with '.'");
+                                "': 1 to 100 of A-Z a-z 0-9 . _ -, not starting with '.', not ending in " +
+                                kExtractingSuffix + " or " + kReplacedSuffix);
   }
   return "features/" + name;
 }
@@ -104,9 +108,16 @@ bool FeatureChunkIntact(ByteSpan encoded) {
 }
 
 uint32_t IndexDigest(const IndexTable& index) {
-  const uint32_t ids = Crc32c(ByteSpan(reinterpret_cast<const uint8_t*>(index.point_id.data()), index.size() * 8));
-  const uint32_t sections = Crc32c(ByteSpan(reinterpret_cast<const uint8_t*>(index.section.data()), index.size() * 4));
-  return ids * 31u + sections;
+  auto crc = [](const auto& column) {
+    return Crc32c(ByteSpan(reinterpret_cast<const uint8_t*>(column.data()), column.size() * sizeof(column[0])));
+  };
+  uint32_t digest = crc(index.point_id);
+  for (uint32_t part : {crc(index.section), crc(index.x_px), crc(index.y_px)}) digest = digest * 31u + part;
+  for (const auto& [brain, section] : index.sections) {
+    const std::string name = brain + "/" + section + "\n";
+    digest = digest * 31u + Crc32c(ByteSpan(reinterpret_cast<const uint8_t*>(name.data()), name.size()));
+  }
+  return digest;
 }
 
 Result<FeatureSet> OpenFeatureSet(std::shared_ptr<KvStore> dataset, const std::string& name, const IndexTable& index,

@@ -47,9 +47,12 @@ struct FeatureArrayShape {
 };
 
 // "features/<name>"; InvalidArgument unless `name` is 1–100 of [A-Za-z0-9._-], not
-// starting with '.'.
+// starting with '.', not ending in a suffix below.
 Result<std::string> FeaturesPath(const std::string& name);
+// Folder suffixes of an extraction in progress and of the array it replaces while it is
+// published: no feature set may be named with them.
 inline constexpr char kExtractingSuffix[] = ".extracting";
+inline constexpr char kReplacedSuffix[] = ".replaced";
 
 // The array's metadata; `attributes` go under attributes.cytonet.features.
 ArrayMetadata FeatureArrayMetadata(const FeatureArrayShape& shape, const Json& attributes);
@@ -62,8 +65,9 @@ Bytes EncodeFeatureChunk(const float* values, const FeatureArrayShape& shape);
 // True when `encoded` (encoded_chunk_bytes() long) ends in the CRC-32C of its values.
 bool FeatureChunkIntact(ByteSpan encoded);
 
-// A digest of the index's rows (point ids and sections, in order): features name the index
-// they are aligned with, and readers refuse them after the index changed.
+// A digest of the index's rows (point ids, sections and positions, in order, and the
+// section names): features name the index they are aligned with, and readers refuse them
+// after the index changed.
 uint32_t IndexDigest(const IndexTable& index);
 
 // A finished feature set, opened for reading (its reads check every chunk's CRC-32C).

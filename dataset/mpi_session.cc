@@ -17,6 +17,13 @@ bool LaunchedUnderMpi() {
   return false;
 }
 
+int LocalRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"}) {
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  }
+  return 0;
+}
+
 struct MpiSession::Window {
   MPI_Win win = MPI_WIN_NULL;
   int64_t* counter = nullptr;
@@ -137,12 +144,16 @@ MpiSharedFile::~MpiSharedFile() {
 }
 
 Status MpiSharedFile::Resize(int64_t bytes) {
+  // set_size is collective: every rank must decide alike, so the sizes they see and any
+  // failure to see one are agreed on first.
   MPI_Offset now = 0;
   int error = MPI_File_get_size(handle_->file, &now);
-  // set_size is collective and needs the same size on every rank: all ask for the largest.
-  int64_t wanted = std::max<int64_t>(bytes, now);
+  int64_t seen[2] = {error == MPI_SUCCESS ? -int64_t(now) : 0, error == MPI_SUCCESS ? 0 : 1};  // -min size, failures
+  MPI_Allreduce(MPI_IN_PLACE, seen, 2, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+  if (seen[1] > 0) return IOError("MPI-IO cannot read the size of '" + path_ + "'");
+  int64_t wanted = bytes;
   MPI_Allreduce(MPI_IN_PLACE, &wanted, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-  if (error == MPI_SUCCESS && wanted > now) error = MPI_File_set_size(handle_->file, MPI_Offset(wanted));
+  if (wanted > -seen[0]) error = MPI_File_set_size(handle_->file, MPI_Offset(wanted));
   MPI_Allreduce(MPI_IN_PLACE, &error, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (error != MPI_SUCCESS)
     return IOError("MPI-IO cannot resize '" + path_ + "' to " + std::to_string(bytes) + " bytes");

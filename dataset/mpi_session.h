@@ -15,6 +15,9 @@ namespace cytonet {
 
 // True when an MPI launcher started this process (OpenMPI, PMI or PMIx environment).
 bool LaunchedUnderMpi();
+// This process's rank among the ranks on its node, as launchers number them (0 when none
+// says): which GPU of the node it takes.
+int LocalRank();
 
 class MpiSession {
  public:

@@ -1,6 +1,7 @@
 #include "eval/analysis.h"
 
 #include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
@@ -70,12 +71,26 @@ Result<Pca> FitPca(const std::vector<double>& features, int64_t dims, int64_t wa
   const Eigen::RowVectorXd mean = x.colwise().mean();
   pca.mean.assign(mean.data(), mean.data() + dims);
   const Eigen::MatrixXd centred = x.rowwise() - mean;
-  Eigen::BDCSVD<Eigen::MatrixXd> svd(centred, Eigen::ComputeThinV);
-  const Eigen::VectorXd& singular = svd.singularValues();
+  // Many more points than dimensions (a million features of 2048): the eigenvectors of
+  // the dims × dims scatter matrix instead of the n × dims SVD, in O(n·dims²) time and
+  // O(dims²) extra memory. Both give the right singular vectors and squared singular
+  // values; the SVD is the more accurate where both are cheap.
+  Eigen::VectorXd singular;
+  Eigen::MatrixXd basis;
+  if (n >= 4 * dims && double(n) * double(dims) >= kPcaScatterThreshold) {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(centred.transpose() * centred);
+    // Ascending eigenvalues: reversed, and clamped at 0 against rounding.
+    singular = eigen.eigenvalues().reverse().cwiseMax(0.0).cwiseSqrt();
+    basis = eigen.eigenvectors().rowwise().reverse();
+  } else {
+    Eigen::BDCSVD<Eigen::MatrixXd> svd(centred, Eigen::ComputeThinV);
+    singular = svd.singularValues();
+    basis = svd.matrixV();
+  }
   const double total = singular.squaredNorm() / double(n - 1);
   pca.components.resize(size_t(count * dims));
   for (int64_t c = 0; c < count; ++c) {
-    Eigen::VectorXd v = svd.matrixV().col(c);
+    Eigen::VectorXd v = basis.col(c);
     Eigen::Index largest;
     v.cwiseAbs().maxCoeff(&largest);  // the first of equal magnitudes, as numpy's argmax
     if (v[largest] < 0) v = -v;

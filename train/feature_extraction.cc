@@ -213,8 +213,20 @@ class ChunkComputer {
         device_(device),
         size_(source.config.patch_size) {}
 
-  // Fills `values` (chunk_rows × dims) for rows [first, first + chunk_rows).
+  // Fills `values` (chunk_rows × dims) for rows [first, first + chunk_rows). Never throws:
+  // a rank that failed must still take part in the collective writes.
   Status Compute(int64_t first, std::vector<float>& values, int64_t& computed) const {
+    try {
+      return ComputeOrThrow(first, values, computed);
+    } catch (const c10::Error& e) {
+      return InternalError("index rows from " + std::to_string(first) + ": " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return InternalError("index rows from " + std::to_string(first) + ": " + e.what());
+    }
+  }
+
+ private:
+  Status ComputeOrThrow(int64_t first, std::vector<float>& values, int64_t& computed) const {
     values.assign(size_t(shape_.chunk_rows * shape_.dims), std::numeric_limits<float>::quiet_NaN());
     std::vector<int64_t> rows;
     for (int64_t r = first; r < std::min(first + shape_.chunk_rows, shape_.rows); ++r) {
@@ -257,7 +269,6 @@ class ChunkComputer {
     return Status::Ok();
   }
 
- private:
   const PatchReader& reader_;
   LoadedNetwork& source_;
   const ExtractOptions& options_;
@@ -277,7 +288,7 @@ Status FsyncDirectory(const std::string& root, const std::string& relative) {
 // array of that name, when overwriting, is moved aside first and removed after).
 Status Publish(const std::string& root, KvStore& dataset, const std::string& name) {
   ASSIGN_OR_RETURN(UniqueFd features, OpenDirectoryBeneath(root, "features", /*create=*/false));
-  const std::string building = name + kExtractingSuffix, replaced = name + ".replaced";
+  const std::string building = name + kExtractingSuffix, replaced = name + kReplacedSuffix;
   RETURN_IF_ERROR(dataset.EraseTree("features/" + replaced));
   if (::renameat(features.get(), name.c_str(), features.get(), replaced.c_str()) != 0 && errno != ENOENT) {
     return ErrnoError("moving the old features/" + name + " aside", errno);
@@ -301,6 +312,8 @@ class Extraction {
   // On rank 0: decides between done, resume and a fresh start, and prepares the folder.
   Status Prepare(ExtractOutcome& outcome);
   Status ExtractShard(int64_t s, const ChunkComputer& computer, ExtractOutcome& outcome);
+  // This rank's chunks, read back: DataLoss naming the first whose checksum is wrong.
+  Status VerifyChunks();
 
   const ExtractOptions& options_;
   const Ranks& ranks_;
@@ -334,8 +347,11 @@ Status Extraction::Prepare(ExtractOutcome& outcome) {
   }
   ASSIGN_OR_RETURN(auto record, dataset_->Get(extraction_key));
   if (record) {
-    const Json saved = Json::parse(record->begin(), record->end(), nullptr, false);
-    const std::string differs = FirstDifference(saved.value("provenance", Json()), provenance_);
+    Json saved = Json::parse(record->begin(), record->end(), nullptr, false);
+    if (!saved.is_object()) saved = Json::object();  // unreadable: not resumable
+    const Json saved_provenance = saved.value("provenance", Json::object());
+    const std::string differs =
+        saved_provenance.is_object() ? FirstDifference(saved_provenance, provenance_) : std::string("provenance");
     const bool same_shape = saved.value("chunk_rows", int64_t(0)) == shape_.chunk_rows &&
                             saved.value("shard_rows", int64_t(0)) == shape_.shard_rows &&
                             saved.value("dims", int64_t(0)) == shape_.dims;
@@ -364,6 +380,24 @@ Status Extraction::Prepare(ExtractOutcome& outcome) {
   return dataset_->Put(extraction_key, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
+Status Extraction::VerifyChunks() {
+  Bytes encoded(size_t(shape_.encoded_chunk_bytes()));
+  for (int64_t s = 0; s < shape_.shard_count(); ++s) {
+    const std::string path = options_.dataset + "/" + building_ + "/c/" + std::to_string(s) + "/0";
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.get() < 0) return ErrnoError("opening '" + path + "'", errno);
+    LocalShardFile file(std::move(fd), path);
+    for (int64_t j = ranks_.rank(); j < shape_.chunks_in_shard(s); j += ranks_.size()) {
+      RETURN_IF_ERROR(file.ReadAt(shape_.ChunkOffset(j), encoded.data(), int64_t(encoded.size())));
+      if (!FeatureChunkIntact(encoded)) {
+        return CorruptionError("'" + path + "': chunk " + std::to_string(j) +
+                               " does not match its checksum after it was written; run the extraction again");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Status Extraction::ExtractShard(int64_t s, const ChunkComputer& computer, ExtractOutcome& outcome) {
   ASSIGN_OR_RETURN(auto file, OpenShard(ranks_, options_.dataset, building_, s));
   RETURN_IF_ERROR(file->Resize(shape_.shard_file_bytes()));
@@ -381,6 +415,7 @@ Status Extraction::ExtractShard(int64_t s, const ChunkComputer& computer, Extrac
     local = file->ReadAt(shape_.ChunkOffset(j), encoded.data(), int64_t(encoded.size()));
     if (local.ok() && FeatureChunkIntact(encoded)) {
       ++outcome.chunks_kept;
+      counts_.chunks_done += ranks_.size();  // as the rounds count: this rank's share × ranks
     } else if (local.ok()) {
       todo.push_back(j);
     }
@@ -414,55 +449,58 @@ Result<ExtractOutcome> Extraction::Go() {
   ExtractOutcome outcome;
   outcome.rank = ranks_.rank();
   outcome.ranks = ranks_.size();
-  ASSIGN_OR_RETURN(path_, FeaturesPath(options_.name));
-  building_ = path_ + kExtractingSuffix;
-  outcome.path = path_;
-  ASSIGN_OR_RETURN(dataset_, OpenFileKvStore(options_.dataset, /*create=*/false));
+  // Every step up to the first collective may fail on one rank only (a node without the
+  // GPU, a file system hiccup): all ranks agree on the outcome before going on.
   auto context = std::make_shared<StoreContext>();
-  ASSIGN_OR_RETURN(std::shared_ptr<const PatchReader> reader, PatchReader::Open(dataset_, context));
-  const IndexTable* index = reader->index();
-  if (!index) return FailedPreconditionError(dataset_->Describe("index") + " is missing: run cytonet index first");
-
-  // The rows to compute: all, or those of the listed sections (each must exist).
-  std::vector<bool> wanted(index->size(), options_.sections.empty());
-  if (!options_.sections.empty()) {
-    std::set<std::string> names;
-    for (const auto& [brain, section] : index->sections) names.insert(brain + "/" + section);
-    std::set<uint32_t> ids;
-    for (const std::string& s : options_.sections) {
-      if (!names.count(s)) return InvalidArgumentError("section " + s + " is not in the dataset's index");
-      for (uint32_t id = 0; id < index->sections.size(); ++id) {
-        if (index->sections[id].first + "/" + index->sections[id].second == s) ids.insert(id);
-      }
-    }
-    for (size_t r = 0; r < index->size(); ++r) wanted[r] = ids.count(index->section[r]) > 0;
-  }
-
+  std::shared_ptr<const PatchReader> reader;
+  std::vector<bool> wanted;
   torch::Device device(torch::kCPU);
-  if (options_.device == "cuda") {
-    if (!torch::cuda::is_available()) return FailedPreconditionError("extract: --device cuda, but no GPU is visible");
-    device = torch::Device(torch::kCUDA, int8_t(ranks_.rank() % int(torch::cuda::device_count())));
-  }
-  if (options_.torch_threads > 0) torch::set_num_threads(options_.torch_threads);
   LoadedNetwork source;
-  try {
-    source = LoadNetwork(options_, [&](const std::string& text) {
-      if (ranks_.rank() == 0) std::fprintf(stderr, "cytonet extract: %s\n", text.c_str());
-    });
-  } catch (const c10::Error& e) {
-    return ranks_.Agree(FailedPreconditionError(std::string("extract: ") + e.what_without_backtrace()));
-  }
-  RETURN_IF_ERROR(ranks_.Agree(Status::Ok()));
-  source.net.to(device);
-  source.net.backbone->eval();
-  source.net.head->eval();
-
-  shape_.rows = int64_t(index->size());
-  shape_.dims = options_.projection ? source.config.projection_dim : source.net.feature_dim;
-  shape_.chunk_rows = options_.chunk_rows;
-  shape_.shard_rows = options_.shard_rows;
-  RETURN_IF_ERROR(shape_.Complete());
-  if (options_.batch_size < 1) return InvalidArgumentError("--batch-size must be at least 1");
+  const Status set_up = [&]() -> Status {
+    ASSIGN_OR_RETURN(path_, FeaturesPath(options_.name));
+    building_ = path_ + kExtractingSuffix;
+    outcome.path = path_;
+    if (options_.batch_size < 1) return InvalidArgumentError("--batch-size must be at least 1");
+    ASSIGN_OR_RETURN(dataset_, OpenFileKvStore(options_.dataset, /*create=*/false));
+    ASSIGN_OR_RETURN(reader, PatchReader::Open(dataset_, context));
+    const IndexTable* index = reader->index();
+    if (!index) return FailedPreconditionError(dataset_->Describe("index") + " is missing: run cytonet index first");
+    // The rows to compute: all, or those of the listed sections (each must exist).
+    wanted.assign(index->size(), options_.sections.empty());
+    if (!options_.sections.empty()) {
+      std::set<uint32_t> ids;
+      for (const std::string& s : options_.sections) {
+        const size_t before = ids.size();
+        for (uint32_t id = 0; id < index->sections.size(); ++id) {
+          if (index->sections[id].first + "/" + index->sections[id].second == s) ids.insert(id);
+        }
+        if (ids.size() == before) return InvalidArgumentError("section " + s + " is not in the dataset's index");
+      }
+      for (size_t r = 0; r < index->size(); ++r) wanted[r] = ids.count(index->section[r]) > 0;
+    }
+    try {
+      if (options_.device == "cuda") {
+        if (!torch::cuda::is_available()) return FailedPreconditionError("--device cuda, but no GPU is visible");
+        device = torch::Device(torch::kCUDA, int8_t(LocalRank() % int(torch::cuda::device_count())));
+      }
+      if (options_.torch_threads > 0) torch::set_num_threads(options_.torch_threads);
+      source = LoadNetwork(options_, [&](const std::string& text) {
+        if (ranks_.rank() == 0) std::fprintf(stderr, "cytonet extract: %s\n", text.c_str());
+      });
+      source.net.to(device);
+    } catch (const c10::Error& e) {
+      return FailedPreconditionError(e.what_without_backtrace());
+    }
+    source.net.backbone->eval();
+    source.net.head->eval();
+    shape_.rows = int64_t(index->size());
+    shape_.dims = options_.projection ? source.config.projection_dim : source.net.feature_dim;
+    shape_.chunk_rows = options_.chunk_rows;
+    shape_.shard_rows = options_.shard_rows;
+    return shape_.Complete();
+  }();
+  RETURN_IF_ERROR(ranks_.Agree(set_up.ok() ? set_up : set_up.WithContext("extract")));
+  const IndexTable* index = reader->index();
   outcome.rows = shape_.rows;
   outcome.dims = shape_.dims;
   provenance_ = Provenance(options_, source.config, source.net, source.step, *index, options_.sections);
@@ -492,6 +530,9 @@ Result<ExtractOutcome> Extraction::Go() {
     counts_.chunks_total += (shape_.chunks_in_shard(s) + ranks_.size() - 1) / ranks_.size() * ranks_.size();
   }
   for (int64_t s = 0; s < shape_.shard_count(); ++s) RETURN_IF_ERROR(ExtractShard(s, computer, outcome));
+  // Every chunk is read back and checked before the array is published: a write that went
+  // astray (or a file system that lost one) stops here, not in a reader.
+  RETURN_IF_ERROR(ranks_.Agree(VerifyChunks()));
 
   Status published = Status::Ok();
   if (ranks_.rank() == 0) {
@@ -512,7 +553,7 @@ Result<ExtractOutcome> Extraction::Go() {
 Result<ExtractOutcome> RunExtraction(const ExtractOptions& options,
                                      const std::function<void(const ExtractProgress&)>& progress) {
   std::unique_ptr<MpiSession> mpi;
-  if (LaunchedUnderMpi()) {
+  if (options.use_mpi && LaunchedUnderMpi()) {
     ASSIGN_OR_RETURN(mpi, MpiSession::Start(nullptr, nullptr, 0));
   }
   const Ranks ranks(mpi.get());

@@ -48,6 +48,9 @@ struct ExtractOptions {
   int torch_threads = 0;   // 0: LibTorch's default
   std::string device = "cpu";
   bool overwrite = false;
+  // Join the ranks an MPI launcher started (MPI is initialised, and finalised at the end).
+  // Off for callers that extract in one process of their own, more than once.
+  bool use_mpi = true;
 };
 
 struct ExtractProgress {

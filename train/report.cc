@@ -34,6 +34,13 @@
 namespace cytonet::train {
 namespace {
 
+// The value of `result`, or a c10::Error saying what failed and why.
+template <typename T>
+T Must(Result<T> result, const std::string& what) {
+  TORCH_CHECK(result.ok(), what, ": ", result.status().ToString());
+  return std::move(*result);
+}
+
 // Row-major n × dims doubles.
 struct Features {
   std::vector<double> values;
@@ -86,8 +93,8 @@ Atlas ReadAtlas(const std::string& path) {
     TORCH_CHECK(a.is_object() && a.contains("id") && a["id"].is_number_integer(), path,
                 ": an entry of \"areas\" has no integer \"id\"");
     const int64_t id = a["id"].get<int64_t>();
-    atlas.names[id] = a.contains("name") && a["name"].is_string() ? a["name"].get<std::string>()
-                                                                   : "area " + std::to_string(id);
+    atlas.names[id] =
+        a.contains("name") && a["name"].is_string() ? a["name"].get<std::string>() : "area " + std::to_string(id);
     if (!a.contains("thickness_mm")) continue;
     TORCH_CHECK(a["thickness_mm"].is_number() && six_numbers(a, "layer_fraction") && six_numbers(a, "cell_density"),
                 path, ": area ", id, " needs thickness_mm and six layer_fraction and cell_density values");
@@ -105,14 +112,19 @@ Atlas ReadAtlas(const std::string& path) {
   return atlas;
 }
 
-// Features of the given rows from a finished feature set.
+// Features of the given rows (ascending) from a finished feature set, read in runs of
+// consecutive rows so that each stored chunk is decoded once per run, not once per row.
 Features ReadFeatures(const FeatureSet& set, const Points& points) {
   Features f{std::vector<double>(points.size() * size_t(set.dims)), set.dims};
-  std::vector<float> row(size_t(set.dims));
-  for (size_t i = 0; i < points.size(); ++i) {
-    const Status s = ReadFeatureRows(set, points.rows[i], 1, row.data());
+  std::vector<float> rows;
+  for (size_t begin = 0; begin < points.size();) {
+    size_t end = begin + 1;
+    while (end < points.size() && points.rows[end] == points.rows[end - 1] + 1 && end - begin < 65536) ++end;
+    rows.resize((end - begin) * size_t(set.dims));
+    const Status s = ReadFeatureRows(set, points.rows[begin], int64_t(end - begin), rows.data());
     TORCH_CHECK(s.ok(), s.ToString());
-    std::copy(row.begin(), row.end(), f.values.begin() + i * size_t(set.dims));
+    std::copy(rows.begin(), rows.end(), f.values.begin() + begin * size_t(set.dims));
+    begin = end;
   }
   return f;
 }
@@ -304,7 +316,7 @@ double ChanceF1(const Points& points, const std::vector<size_t>& train, const st
   for (int draw = 0; draw < 20; ++draw) {
     eval::Labels guess;
     for (size_t i = 0; i < truth.size(); ++i) guess.push_back(pool[pick(random)]);
-    sum += eval::MacroF1(truth, guess).value();
+    sum += Must(eval::MacroF1(truth, guess), "chance macro-F1");
   }
   return sum / 20;
 }
@@ -327,6 +339,7 @@ std::vector<MaskedPatch> ReadMasks(const ReportOptions& options, const PatchRead
   for (uint32_t id = 0; id < index.sections.size(); ++id) {
     const auto& [brain, section] = index.sections[id];
     const std::string folder = options.masks + "/" + brain + "/" + section;
+    if (!std::filesystem::is_directory(folder)) continue;  // masks for some sections only
     std::vector<cv::String> files;
     cv::glob(folder + "/*.tif", files, false);
     std::sort(files.begin(), files.end());
@@ -346,6 +359,10 @@ std::vector<MaskedPatch> ReadMasks(const ReportOptions& options, const PatchRead
       // The mask covers mask.rows level-0 pixels; the patch size·2^level of them.
       TORCH_CHECK(mask.rows == size << level, "layer mask ", file, " covers ", mask.rows,
                   " level-0 pixels, the patches ", size << level);
+      double highest = 0;
+      cv::minMaxLoc(mask, nullptr, &highest);
+      TORCH_CHECK(highest <= 7, "layer mask ", file, " holds label ", highest,
+                  ": 0 background, 1..6 layers, 7 white matter");
       if (level > 0) cv::resize(mask, mask, cv::Size(int(size), int(size)), 0, 0, cv::INTER_NEAREST);
       MaskedPatch m{brain, section, found->second, std::vector<uint8_t>(size_t(size * size)),
                     std::vector<uint8_t>(mask.data, mask.data + size * size)};
@@ -431,7 +448,7 @@ LayerOutcome LayerSegmentation(const torch::Tensor& maps, const std::vector<Mask
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 shuffle(seed);
   std::shuffle(order.begin(), order.end(), shuffle);
-  const auto folds = eval::ContiguousFolds(int64_t(masks.size()), 5).value();
+  const auto folds = Must(eval::ContiguousFolds(int64_t(masks.size()), 5), "layer segmentation folds");
   for (int percent : {1, 5, 10, 20, 100}) {
     std::vector<double> f1;
     for (int64_t fold = 0; fold < 5; ++fold) {
@@ -449,7 +466,7 @@ LayerOutcome LayerSegmentation(const torch::Tensor& maps, const std::vector<Mask
         predicted.insert(predicted.end(), labels.begin(), labels.end());
         if (percent == 100 && fold == 0 && k == 0) outcome.example = labels, outcome.example_mask = test[k];
       }
-      f1.push_back(eval::MacroF1(truth, predicted).value());
+      f1.push_back(Must(eval::MacroF1(truth, predicted), "layer segmentation macro-F1"));
     }
     const double mean = std::accumulate(f1.begin(), f1.end(), 0.0) / double(f1.size());
     double square = 0;
@@ -463,10 +480,10 @@ LayerOutcome LayerSegmentation(const torch::Tensor& maps, const std::vector<Mask
 Json Regression(const Features& f, const std::vector<std::vector<double>>& targets,
                 const std::vector<std::string>& target_names) {
   Json out = Json::object();
-  const auto pca = eval::FitPca(f.values, f.dims).value();
+  const auto pca = Must(eval::FitPca(f.values, f.dims), "regression PCA");
   for (int64_t width : {1, 16, 32, 64, 128, 256}) {
     if (width > pca.count()) continue;
-    const std::vector<double> projected = pca.Transform(f.values, width).value();
+    const std::vector<double> projected = Must(pca.Transform(f.values, width), "regression PCA");
     for (size_t t = 0; t < targets.size(); ++t) {
       const auto r = eval::CrossValidateLinear(projected, width, targets[t], 5);
       if (r.ok()) out[target_names[t]]["pca" + std::to_string(width)] = {{"mean", r->mean}, {"std", r->std}};
@@ -534,6 +551,7 @@ Json Report::Go() {
       e.model = pretrained.config.model, e.seed = int64_t(o_.seed), e.level = level, e.patch_size = size;
     }
     e.chunk_rows = 256;
+    e.use_mpi = false;  // this process alone, twice (MPI may be initialised only once)
     Say(std::string("extracting ") + label + " features into features/" + e.name);
     int64_t quarter = 0;
     auto extracted = RunExtraction(e, [&](const ExtractProgress& p) {
@@ -560,9 +578,12 @@ Json Report::Go() {
     std::vector<std::string> ordered(pretraining.begin(), pretraining.end());
     seen.assign(ordered.begin(), ordered.end() - (ordered.size() > 1 ? 1 : 0));
     if (ordered.size() > 1) transfer = {ordered.back()};
-    if (unseen.empty()) {
-      for (const auto& b : all_brains) {
-        if (!pretraining.count(b)) unseen.push_back(b);
+  }
+  if (unseen.empty()) {  // the brains no other role has
+    for (const auto& b : all_brains) {
+      if (std::find(seen.begin(), seen.end(), b) == seen.end() &&
+          std::find(transfer.begin(), transfer.end(), b) == transfer.end()) {
+        unseen.push_back(b);
       }
     }
   }
@@ -610,6 +631,8 @@ Json Report::Go() {
       (role == "seen" ? splits[0] : role == "transfer" ? splits[1] : splits[2]).rows.push_back(i);
     }
   }
+  TORCH_CHECK(std::count(points.brain.begin(), points.brain.end(), seen.front()) >= 10, "seen brain ", seen.front(),
+              " has fewer than 10 labelled points: the regression and clustering run on it");
   TORCH_CHECK(!train.empty() && !splits[0].rows.empty(), "the seen brains need training and test sections (",
               seen.size(), " brain(s), every ", o_.test_every, "th section a test section)");
   report["setup"] = {{"dataset", o_.dataset},
@@ -656,10 +679,13 @@ Json Report::Go() {
   if (!atlas.adjacency.empty()) {
     const eval::AreaGraph graph(atlas.adjacency);
     for (const auto& [split, tp] : pretrained_probe.predictions) {
-      const auto hops = graph.HopDistances(tp.first, tp.second).value();
+      const auto hops = Must(graph.HopDistances(tp.first, tp.second), "hop distances");
       const eval::HopHistogram h = eval::Histogram(hops);
       std::map<int64_t, std::vector<double>> margin_by_hop;
-      for (size_t i = 0; i < hops.size(); ++i) margin_by_hop[hops[i]].push_back(pretrained_probe.margins[split][i]);
+      const auto margins_of = pretrained_probe.margins.find(split);
+      for (size_t i = 0; margins_of != pretrained_probe.margins.end() && i < hops.size(); ++i) {
+        margin_by_hop[hops[i]].push_back(margins_of->second[i]);
+      }
       Json margins = Json::object();
       for (const auto& [hop, m] : margin_by_hop) {
         margins[std::to_string(hop)] = std::accumulate(m.begin(), m.end(), 0.0) / double(m.size());
@@ -674,7 +700,7 @@ Json Report::Go() {
   // Confusion matrix and hop histogram of the seen split.
   {
     const auto& [truth, predicted] = pretrained_probe.predictions.at("seen");
-    const auto confusion = eval::Confusion(truth, predicted).value();
+    const auto confusion = Must(eval::Confusion(truth, predicted), "confusion matrix");
     std::vector<double> values;
     std::vector<std::string> names;
     for (size_t r = 0; r < confusion.labels.size(); ++r) {
@@ -691,7 +717,8 @@ Json Report::Go() {
                               "rows: true area, columns: predicted area; colour: share of the row", "true area"},
                              values, k, k, names, names, 0, 1, false));
     report["confusion"] = {{"labels", confusion.labels}, {"counts", confusion.counts}};
-    if (report.contains("probe_errors") && report["probe_errors"].contains("seen")) {
+    if (report.contains("probe_errors") && report["probe_errors"].contains("seen") &&
+        !report["probe_errors"]["seen"]["hop_counts"].empty()) {
       const auto counts = report["probe_errors"]["seen"]["hop_counts"].get<std::vector<int64_t>>();
       std::vector<std::string> hops;
       std::vector<double> share;
@@ -712,14 +739,17 @@ Json Report::Go() {
   std::vector<std::string> skipped;
   const std::vector<MaskedPatch> masks = ReadMasks(o_, *reader, *index, level, size, skipped);
   if (!skipped.empty()) {
-    Say(std::to_string(skipped.size()) + " mask(s) skipped: their points are not in the index (the first: " +
-        skipped.front() + ")");
+    Say(std::to_string(skipped.size()) +
+        " mask(s) skipped: their points are not in the index (the first: " + skipped.front() + ")");
   }
   TORCH_CHECK(o_.masks.empty() || !masks.empty(), "no layer mask under ", o_.masks,
               " belongs to a point of the index (<brain>/<section>/<point id>.tif)");
   if (!o_.masks.empty() && masks.size() < 5) Say("fewer than 5 layer masks: no layer segmentation");
   report["setup"]["layer_masks"] = {{"used", masks.size()}, {"skipped", skipped.size()}};
-  if (masks.size() >= 5) {
+  const bool resnet = dynamic_cast<CytoNetResNetImpl*>(pretrained.net.backbone.get()) != nullptr;
+  if (masks.size() >= 5 && !resnet)
+    Say("layer segmentation needs a ResNet backbone: skipped for " + pretrained.config.model);
+  if (masks.size() >= 5 && resnet) {
     std::map<std::string, LayerOutcome> layers;
     const std::pair<const char*, LoadedNetwork*> networks[] = {{"pretrained", &pretrained},
                                                                {"random_init", &random_init}};
@@ -785,7 +815,8 @@ Json Report::Go() {
     for (size_t r : rows) truth.push_back(points.area[r]);
     const int64_t k = int64_t(std::set<int64_t>(truth.begin(), truth.end()).size());
     const Features sub = features[name].Select(rows);
-    const auto purity = eval::KMeansPurity(sub.values, sub.dims, truth, k, 5, o_.seed).value();
+    const auto purity =
+        Must(eval::KMeansPurity(sub.values, sub.dims, truth, k, 5, o_.seed), std::string("k-means of ") + name);
     std::map<std::string, int64_t> brain_id;
     for (size_t i = 0; i < points.size(); ++i) {
       areas.push_back(points.area[i]);
@@ -796,9 +827,11 @@ Json Report::Go() {
               {"purity_std", purity.purity_std},
               {"mean_cluster_purity_mean", purity.mean_cluster_purity_mean},
               {"mean_cluster_purity_std", purity.mean_cluster_purity_std},
-              {"chi_area", eval::CalinskiHarabasz(features[name].values, features[name].dims, areas).value()}};
+              {"chi_area", Must(eval::CalinskiHarabasz(features[name].values, features[name].dims, areas),
+                                "Calinski-Harabasz by area")}};
     if (brain_id.size() >= 2)
-      c["chi_brain"] = eval::CalinskiHarabasz(features[name].values, features[name].dims, brains).value();
+      c["chi_brain"] = Must(eval::CalinskiHarabasz(features[name].values, features[name].dims, brains),
+                            "Calinski-Harabasz by brain");
     report["clustering"][name] = c;
     // Similarity matrices by area, per brain, and their correlation across brains.
     std::vector<eval::SimilarityMatrix> matrices;
@@ -809,7 +842,8 @@ Json Report::Go() {
       }
       eval::Labels a;
       for (size_t r : in_brain) a.push_back(points.area[r]);
-      matrices.push_back(eval::AreaSimilarity(features[name].Select(in_brain).values, features[name].dims, a).value());
+      matrices.push_back(Must(eval::AreaSimilarity(features[name].Select(in_brain).values, features[name].dims, a),
+                              std::string("area similarity of ") + name + " in " + brain));
     }
     std::vector<double> r;
     for (size_t i = 0; i < matrices.size(); ++i) {
@@ -845,8 +879,8 @@ Json Report::Go() {
   // The 2-D embedding: PCA of the pretrained features, by area and by brain.
   {
     const Features& f = features["pretrained"];
-    const auto pca = eval::FitPca(f.values, f.dims, 2).value();
-    const auto xy = pca.Transform(f.values, 2).value();
+    const auto pca = Must(eval::FitPca(f.values, f.dims, 2), "embedding PCA");
+    const auto xy = Must(pca.Transform(f.values, 2), "embedding PCA");
     std::vector<double> x, y;
     for (size_t i = 0; i < points.size(); ++i) x.push_back(xy[2 * i]), y.push_back(xy[2 * i + 1]);
     std::map<int64_t, int64_t> area_slot;
@@ -997,9 +1031,15 @@ Result<Json> RunReport(const ReportOptions& options, const std::function<void(co
     Json report = Report(options, progress).Go();
     for (const auto& [file, text] : {std::pair{std::string("report.json"), report.dump(1) + "\n"},
                                      std::pair{std::string("report.md"), Markdown(report)}}) {
-      std::ofstream out(options.out + "/" + file);
+      // Written beside and renamed, so a reader never finds half a file.
+      const std::string path = options.out + "/" + file;
+      std::ofstream out(path + ".partial");
       out << text;
-      if (!out.flush()) return IOError("writing " + options.out + "/" + file + " failed");
+      if (!out.flush()) return IOError("writing " + path + ".partial failed");
+      out.close();
+      std::error_code error;
+      std::filesystem::rename(path + ".partial", path, error);
+      if (error) return IOError("renaming " + path + ".partial: " + error.message());
     }
     return report;
   } catch (const c10::Error& e) {

@@ -56,8 +56,8 @@ struct ReportOptions {
   // "adjacency": [[a, b], ...]} (cytonet phantom's areas.json). Empty: no hop distances and
   // no laminar regression targets.
   std::string areas;
-  // Brains by role; empty seen and transfer: the pretraining's brains (all but the last are
-  // seen, the last is transfer), unseen: the others.
+  // Brains by role. Empty seen and transfer: the pretraining's brains, all but the last by
+  // name seen, the last transfer. Empty unseen: every brain without another role.
   std::vector<std::string> seen, transfer, unseen;
   int test_every = 2;  // every n-th section of a seen brain is a test section
   std::string feature_prefix = "report";

@@ -475,14 +475,6 @@ TrainOutcome Run::Go() {
 
 namespace {
 
-// The GPU of this rank: its rank among the ranks on its node, as launchers number them.
-int LocalRank() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"}) {
-    if (const char* value = std::getenv(name)) return std::atoi(value);
-  }
-  return 0;
-}
-
 Result<TrainOutcome> RunRank(const TrainConfig& config, const TrainCallbacks& callbacks, MpiSession* mpi) {
   torch::Device device(torch::kCPU);
   if (config.device == "cuda") {

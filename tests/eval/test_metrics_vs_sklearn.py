@@ -140,12 +140,29 @@ def test_pca_equals_scikit_learn_up_to_sign(oracle):
         signs = np.sign(np.sum(components * peer.components_[:count], axis=1))
         assert np.allclose((components * signs[:, None])[defined], peer.components_[:count][defined], rtol=1e-9,
                            atol=1e-9)
-        # Our sign convention: each component's largest-magnitude entry is positive.
+        # Our sign convention: each component's largest-magnitude entry is positive, as
+        # scikit-learn ≥ 1.5 signs them: the same signs.
         largest = components[np.arange(count), np.argmax(np.abs(components), axis=1)]
         assert (largest[defined] > 0).all()
+        assert (signs[defined] == 1).all()
         projection = np.array(got["transform"]).reshape(len(x), count)
         assert np.allclose((projection * signs)[:, defined], peer.transform(x)[:, :count][:, defined], rtol=1e-9,
                            atol=1e-9)
+
+
+def test_pca_of_many_points_takes_the_scatter_matrix_and_equals_scikit_learn(oracle):
+    from sklearn.decomposition import PCA
+    rng = np.random.default_rng(6)
+    n, dims = 100_000, 48  # n·dims = 4.8e6: past the threshold, n ≥ 4·dims
+    x = rng.normal(size=(n, dims)) * np.geomspace(10, 0.5, dims) + rng.normal(size=dims)
+    [ours] = oracle([{"features": x.ravel().tolist(), "dims": dims, "pca_components": 8}])
+    peer = PCA(n_components=8, svd_solver="full").fit(x)
+    got = ours["pca"]
+    assert np.allclose(got["explained_variance"], peer.explained_variance_, rtol=1e-9, atol=0)
+    assert np.allclose(got["explained_variance_ratio"], peer.explained_variance_ratio_, rtol=1e-9, atol=0)
+    assert np.allclose(np.array(got["components"]).reshape(8, dims), peer.components_, rtol=0, atol=1e-9)
+    [error] = oracle([{"features": x[:3].ravel().tolist(), "dims": dims, "pca_components": 5}])
+    assert "error" in error["pca"]  # 5 components of 3 points
 
 
 def test_cross_validated_regression_on_pca_projections_equals_scikit_learn(oracle):

@@ -163,7 +163,7 @@ def test_a_section_filter_leaves_other_rows_nan(cli, dataset, run_dir, one_proce
     assert missing.returncode == 2 and "NOPE/0001" in missing.stderr
 
 
-@pytest.mark.parametrize("name", ["../escape", ".hidden", "a/b", ""])
+@pytest.mark.parametrize("name", ["../escape", ".hidden", "a/b", "", "x.extracting", "x.replaced"])
 def test_bad_names_are_refused(cli, dataset, run_dir, name):
     result = extract(cli, dataset, name, "--checkpoint", run_dir, check=False)
     assert result.returncode != 0
@@ -175,3 +175,18 @@ def test_a_missing_checkpoint_and_a_dataset_without_index_are_named(cli, dataset
     assert result.returncode != 0 and "nothing.pt" in result.stderr
     result = extract(cli, tmp_path, "x", "--level", "1", "--patch-size", "96", check=False)
     assert result.returncode != 0 and str(tmp_path) in result.stderr
+
+
+def test_many_shards_with_a_partial_last_one_read_back_equal(cli, dataset, run_dir, one_process, cytonet_module):
+    ds = cytonet_module.open(str(dataset))
+    rows = len(ds.index["point_id"])
+    shard_rows = 96  # three chunks of 32; the row count is not a multiple of it
+    assert rows % shard_rows != 0
+    extract(cli, dataset, "sharded", "--checkpoint", run_dir, "--shard-rows", shard_rows)
+    shards = sorted((pathlib.Path(dataset) / "features" / "sharded" / "c").glob("*/0"))
+    assert len(shards) == -(-rows // shard_rows)
+    expected = ds.features("one")
+    assert np.array_equal(ds.features("sharded"), expected)
+    peer = zarr.open_array(str(pathlib.Path(dataset) / "features" / "sharded"), mode="r")
+    assert np.array_equal(peer[:], expected)
+    assert np.array_equal(peer[rows - 5:], expected[rows - 5:])  # inside the partial last shard
