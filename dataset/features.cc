@@ -54,7 +54,7 @@ int64_t FeatureArrayShape::shard_file_bytes() const {
 Result<std::string> FeaturesPath(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 100 && name[0] != '.';
   for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-  for (const std::string suffix : {std::string(kExtractingSuffix), std::string(kReplacedSuffix)}) {
+  for (const std::string& suffix : {std::string(kExtractingSuffix), std::string(kReplacedSuffix)}) {
     ok = ok && !(name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0);
   }
   if (!ok) {

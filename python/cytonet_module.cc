@@ -81,6 +81,8 @@ struct Dataset {
       throw std::runtime_error("cytonet dataset used in a forked child: call cytonet.open() again in the child");
     }
   }
+  // features/<name>, opened against this dataset's index.
+  FeatureSet Features(const std::string& name) const;
 };
 
 template <typename T>
@@ -153,6 +155,14 @@ py::array_t<uint8_t> PooledBytes(py::ssize_t height, py::ssize_t width) {
   return py::array_t<uint8_t>(PooledArray(py::dtype::of<uint8_t>(), 1, {height, width}));
 }
 
+FeatureSet Dataset::Features(const std::string& name) const {
+  CheckProcess();
+  if (!reader->index()) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
+  auto set = OpenFeatureSet(kvstore, name, *reader->index(), std::make_shared<StoreContext>());
+  if (!set.ok()) Raise(set.status());
+  return *std::move(set);
+}
+
 struct BatchIterator {
   std::shared_ptr<Dataset> dataset;
   std::unique_ptr<Loader> loader;
@@ -212,15 +222,12 @@ PYBIND11_MODULE(cytonet, m) {
       .def(
           "features",
           [](const Dataset& d, const std::string& name) {
-            d.CheckProcess();
-            if (!d.reader->index()) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
-            auto set = OpenFeatureSet(d.kvstore, name, *d.reader->index(), std::make_shared<StoreContext>());
-            if (!set.ok()) Raise(set.status());
-            py::array_t<float> out({py::ssize_t(set->rows), py::ssize_t(set->dims)});
+            const FeatureSet set = d.Features(name);
+            py::array_t<float> out({py::ssize_t(set.rows), py::ssize_t(set.dims)});
             Status status;
             {
               py::gil_scoped_release release;
-              status = ReadFeatureRows(*set, 0, set->rows, out.mutable_data());
+              status = ReadFeatureRows(set, 0, set.rows, out.mutable_data());
             }
             if (!status.ok()) Raise(status);
             return out;
@@ -229,11 +236,7 @@ PYBIND11_MODULE(cytonet, m) {
       .def(
           "feature_provenance",
           [](const Dataset& d, const std::string& name) {
-            d.CheckProcess();
-            if (!d.reader->index()) throw std::runtime_error("the dataset has no index/ (run cytonet index)");
-            auto set = OpenFeatureSet(d.kvstore, name, *d.reader->index(), std::make_shared<StoreContext>());
-            if (!set.ok()) Raise(set.status());
-            return py::module_::import("json").attr("loads")(set->provenance.dump());
+            return py::module_::import("json").attr("loads")(d.Features(name).provenance.dump());
           },
           py::arg("name"), "What features/<name> were extracted with (model, level, checkpoint step, ...).")
       .def("feature_sets",
