@@ -331,8 +331,8 @@ Status Extraction::Prepare(ExtractOutcome& outcome) {
   ASSIGN_OR_RETURN(auto finished, dataset_->Get(path_ + "/zarr.json"));
   if (finished) {
     const Json metadata = Json::parse(finished->begin(), finished->end(), nullptr, false);
-    const Json saved =
-        metadata.is_object() ? metadata.value("/attributes/cytonet/features"_json_pointer, Json()) : Json();
+    Json saved = metadata.is_object() ? metadata.value("/attributes/cytonet/features"_json_pointer, Json()) : Json();
+    if (!saved.is_object()) saved = Json::object();  // not written by an extraction: every key differs
     const std::string differs = FirstDifference(saved, provenance_);
     if (differs.empty() && !options_.overwrite) {
       outcome.already_complete = true;
@@ -347,14 +347,14 @@ Status Extraction::Prepare(ExtractOutcome& outcome) {
   }
   ASSIGN_OR_RETURN(auto record, dataset_->Get(extraction_key));
   if (record) {
-    Json saved = Json::parse(record->begin(), record->end(), nullptr, false);
-    if (!saved.is_object()) saved = Json::object();  // unreadable: not resumable
-    const Json saved_provenance = saved.value("provenance", Json::object());
-    const std::string differs =
-        saved_provenance.is_object() ? FirstDifference(saved_provenance, provenance_) : std::string("provenance");
-    const bool same_shape = saved.value("chunk_rows", int64_t(0)) == shape_.chunk_rows &&
-                            saved.value("shard_rows", int64_t(0)) == shape_.shard_rows &&
-                            saved.value("dims", int64_t(0)) == shape_.dims;
+    const Json saved = Json::parse(record->begin(), record->end(), nullptr, false);
+    const Json saved_provenance = saved.is_object() ? saved.value("provenance", Json()) : Json();
+    const std::string differs = !saved_provenance.is_object() ? std::string("extraction.json (unreadable)")
+                                                              : FirstDifference(saved_provenance, provenance_);
+    // Compared as JSON values: a record with other types simply differs.
+    auto same = [&](const char* key, int64_t value) { return saved.is_object() && saved.value(key, Json()) == value; };
+    const bool same_shape =
+        same("chunk_rows", shape_.chunk_rows) && same("shard_rows", shape_.shard_rows) && same("dims", shape_.dims);
     if (differs.empty() && same_shape) return Status::Ok();  // resume
     if (!options_.overwrite) {
       return FailedPreconditionError(

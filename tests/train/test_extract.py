@@ -190,3 +190,21 @@ def test_many_shards_with_a_partial_last_one_read_back_equal(cli, dataset, run_d
     peer = zarr.open_array(str(pathlib.Path(dataset) / "features" / "sharded"), mode="r")
     assert np.array_equal(peer[:], expected)
     assert np.array_equal(peer[rows - 5:], expected[rows - 5:])  # inside the partial last shard
+
+
+def test_foreign_or_malformed_files_are_refused_by_name_and_overwritten_on_request(cli, dataset):
+    random_init = ["--level", "1", "--patch-size", "96", "--seed", "4"]
+    features = pathlib.Path(dataset) / "features"
+    # An array of that name another tool wrote (no provenance of ours).
+    (features / "foreign").mkdir(parents=True)
+    (features / "foreign" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "array"}')
+    result = extract(cli, dataset, "foreign", *random_init, check=False)
+    assert result.returncode == 1 and "holds features of another extraction" in result.stderr, result.stderr
+    # An unfinished extraction whose record is not JSON, then one with the wrong types.
+    for record in ("{nope", '{"provenance": 5, "chunk_rows": "x"}'):
+        (features / "broken.extracting").mkdir(parents=True, exist_ok=True)
+        (features / "broken.extracting" / "extraction.json").write_text(record)
+        result = extract(cli, dataset, "broken", *random_init, check=False)
+        assert result.returncode == 1 and "extraction.json (unreadable)" in result.stderr, result.stderr
+    extract(cli, dataset, "broken", *random_init, "--overwrite")
+    assert (features / "broken" / "zarr.json").exists() and not (features / "broken.extracting").exists()
