@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", o.reader_threads, "Patch-reading threads (default: all cores)");
   app.add_option("--torch-threads", o.torch_threads, "LibTorch's threads (default: its own)");
   app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_flag("--overwrite", o.overwrite, "Replace features/<name> (or an unfinished other extraction of it)");
+  app.add_flag("--overwrite", o.overwrite,
+               "Replace a features/<name> (or an unfinished extraction of it) made otherwise");
   app.add_flag("--quiet", quiet, "No progress lines");
   CLI11_PARSE(app, argc, argv);
   for (size_t start = 0; start < sections.size();) {

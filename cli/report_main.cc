@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--feature-prefix", o.feature_prefix, "Feature sets: features/<prefix>-pretrained, -random-init")
       ->capture_default_str();
+  app.add_flag("--overwrite-features", o.overwrite_features,
+               "Replace feature sets of that prefix that were extracted otherwise (another checkpoint, index, ...)");
   app.add_option("--seed", o.seed, "Random init, resampling, folds and k-means")->capture_default_str();
   app.add_option("--threads", o.threads, "Threads (default: all cores)");
   CLI11_PARSE(app, argc, argv);

@@ -108,7 +108,7 @@ if [[ "$device" == cuda ]]; then
     --device cuda
 fi
 "$cytonet" report --dataset "$dataset" --checkpoint "$run_dir" --out "$main_job/report" \
-  --masks "$study/masks" --areas "$study/areas.json" --seed 0
+  --masks "$study/masks" --areas "$study/areas.json" --seed 0 --overwrite-features
 
 echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png, plain and" \
   "augmented training patches in $build/patches.png, and the evaluation report" \

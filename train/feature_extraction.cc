@@ -334,7 +334,7 @@ Status Extraction::Prepare(ExtractOutcome& outcome) {
     Json saved = metadata.is_object() ? metadata.value("/attributes/cytonet/features"_json_pointer, Json()) : Json();
     if (!saved.is_object()) saved = Json::object();  // not written by an extraction: every key differs
     const std::string differs = FirstDifference(saved, provenance_);
-    if (differs.empty() && !options_.overwrite) {
+    if (differs.empty()) {  // the same extraction: the same array (--overwrite replaces a different one)
       outcome.already_complete = true;
       return Status::Ok();
     }

@@ -129,36 +129,76 @@ Features ReadFeatures(const FeatureSet& set, const Points& points) {
   return f;
 }
 
-// Mean, standard deviation, 16-bin histogram and 16-ring radial profile of each patch.
-Features IntensityFeatures(const PatchReader& reader, const Points& points, int level, int64_t size) {
-  constexpr int kBins = 16, kRings = 16;
-  Features f{std::vector<double>(points.size() * (2 + kBins + kRings)), 2 + kBins + kRings};
-  std::vector<int> ring(size_t(size * size));
+// The hand-made baselines of each patch, read once:
+//   intensity: mean, standard deviation, 16-bin histogram, 16-ring radial grey profile (a
+//              laminar profile seen in any rotation);
+//   texture:   the intensity features, the radially averaged log power spectrum in 24
+//              frequency rings, and the mean and spread of the Sobel gradient magnitude.
+struct HandMade {
+  Features intensity, texture;
+};
+
+HandMade HandMadeFeatures(const PatchReader& reader, const Points& points, int level, int64_t size) {
+  constexpr int kBins = 16, kRings = 16, kFrequencies = 24;
+  constexpr int64_t kIntensity = 2 + kBins + kRings, kTexture = kIntensity + kFrequencies + 2;
+  HandMade out{{std::vector<double>(points.size() * kIntensity), kIntensity},
+               {std::vector<double>(points.size() * kTexture), kTexture}};
+  std::vector<int> ring(size_t(size * size)), frequency_ring(size_t(size * size));
   for (int64_t y = 0; y < size; ++y) {
     for (int64_t x = 0; x < size; ++x) {
       const double r = std::hypot(x - (size - 1) / 2.0, y - (size - 1) / 2.0) / (size / 2.0);
       ring[size_t(y * size + x)] = std::min(kRings, int(r * kRings));  // kRings: the corners
+      // The DFT's frequency of (x, y) without shifting: index k stands for min(k, size − k).
+      const double f = std::hypot(std::min(x, size - x), std::min(y, size - y)) / (size / 2.0);
+      frequency_ring[size_t(y * size + x)] = std::min(kFrequencies, int(f * kFrequencies));
     }
   }
   std::vector<Status> errors(points.size(), Status::Ok());
   tbb::parallel_for(size_t(0), points.size(), [&](size_t i) {
     std::vector<uint8_t> patch(size_t(size * size));
     errors[i] = reader.ReadRow(points.rows[i], level, size, AugmentationParams{}, patch.data());
-    double* out = &f.values[i * size_t(f.dims)];
+    double* intensity = &out.intensity.values[i * size_t(kIntensity)];
     double sum = 0, square = 0;
     std::vector<double> ring_sum(kRings + 1, 0), ring_count(kRings + 1, 0);
     for (size_t p = 0; p < patch.size(); ++p) {
       const double v = patch[p];
       sum += v, square += v * v;
-      out[2 + patch[p] * kBins / 256] += 1.0 / double(patch.size());
+      intensity[2 + patch[p] * kBins / 256] += 1.0 / double(patch.size());
       ring_sum[size_t(ring[p])] += v, ring_count[size_t(ring[p])] += 1;
     }
-    out[0] = sum / double(patch.size());
-    out[1] = std::sqrt(std::max(0.0, square / double(patch.size()) - out[0] * out[0]));
-    for (int r = 0; r < kRings; ++r) out[2 + kBins + r] = ring_sum[size_t(r)] / std::max(1.0, ring_count[size_t(r)]);
+    intensity[0] = sum / double(patch.size());
+    intensity[1] = std::sqrt(std::max(0.0, square / double(patch.size()) - intensity[0] * intensity[0]));
+    for (int r = 0; r < kRings; ++r) {
+      intensity[2 + kBins + r] = ring_sum[size_t(r)] / std::max(1.0, ring_count[size_t(r)]);
+    }
+    double* texture = &out.texture.values[i * size_t(kTexture)];
+    std::copy(intensity, intensity + kIntensity, texture);
+    const int side = static_cast<int>(size);
+    const cv::Mat grey(side, side, CV_8UC1, patch.data());
+    cv::Mat image, spectrum, dx, dy, magnitude;
+    grey.convertTo(image, CV_32F);
+    image -= cv::mean(image)[0];
+    cv::dft(image, spectrum, cv::DFT_COMPLEX_OUTPUT);
+    std::vector<double> power_sum(kFrequencies + 1, 0), power_count(kFrequencies + 1, 0);
+    for (int y = 0; y < int(size); ++y) {
+      for (int x = 0; x < side; ++x) {
+        const cv::Vec2f c = spectrum.at<cv::Vec2f>(y, x);
+        const size_t r = size_t(frequency_ring[size_t(y * size + x)]);
+        power_sum[r] += std::log1p(double(c[0]) * c[0] + double(c[1]) * c[1]), power_count[r] += 1;
+      }
+    }
+    for (int r = 0; r < kFrequencies; ++r) {
+      texture[kIntensity + r] = power_sum[size_t(r)] / std::max(1.0, power_count[size_t(r)]);
+    }
+    cv::Sobel(image, dx, CV_32F, 1, 0);
+    cv::Sobel(image, dy, CV_32F, 0, 1);
+    cv::magnitude(dx, dy, magnitude);
+    cv::Scalar mean, spread;
+    cv::meanStdDev(magnitude, mean, spread);
+    texture[kTexture - 2] = mean[0], texture[kTexture - 1] = spread[0];
   });
   for (size_t i = 0; i < points.size(); ++i) TORCH_CHECK(errors[i].ok(), errors[i].ToString());
-  return f;
+  return out;
 }
 
 // Standardisation with the mean and spread of the `fit` rows (constant features stay 0).
@@ -552,6 +592,7 @@ Json Report::Go() {
     }
     e.chunk_rows = 256;
     e.use_mpi = false;  // this process alone, twice (MPI may be initialised only once)
+    e.overwrite = o_.overwrite_features;
     Say(std::string("extracting ") + label + " features into features/" + e.name);
     int64_t quarter = 0;
     auto extracted = RunExtraction(e, [&](const ExtractProgress& p) {
@@ -561,7 +602,8 @@ Json Report::Go() {
             " chunks");
       }
     });
-    TORCH_CHECK(extracted.ok(), extracted.status().ToString());
+    TORCH_CHECK(extracted.ok(), extracted.status().ToString(),
+                " (for the report: another --feature-prefix, or --overwrite-features)");
     auto set = OpenFeatureSet(*dataset, e.name, *index, context);
     TORCH_CHECK(set.ok(), set.status().ToString());
     sets.emplace(label, *set);
@@ -654,14 +696,16 @@ Json Report::Go() {
   std::map<std::string, Features> features;
   features["pretrained"] = ReadFeatures(sets.at("pretrained"), points);
   features["random_init"] = ReadFeatures(sets.at("random_init"), points);
-  features["intensity"] = IntensityFeatures(*reader, points, level, size);
+  HandMade hand_made = HandMadeFeatures(*reader, points, level, size);
+  features["intensity"] = std::move(hand_made.intensity);
+  features["texture"] = std::move(hand_made.texture);
   Features mni{{}, 3};
   for (const auto& p : points.mni) mni.values.insert(mni.values.end(), {std::abs(p[0]), p[1], p[2]});
   features["mni"] = mni;
 
   // 2. Area probes.
   ProbeOutcome pretrained_probe;
-  for (const char* name : {"pretrained", "random_init", "intensity", "mni"}) {
+  for (const char* name : {"pretrained", "random_init", "intensity", "texture", "mni"}) {
     Say(std::string("area probe: ") + name);
     ProbeOutcome raw = Probe(features[name], points, train, splits, o_.seed);
     for (const auto& [split, scores] : raw.scores.items()) report["probe"][split][name] = scores;
@@ -799,14 +843,14 @@ Json Report::Go() {
         for (size_t k = 0; k < found->second.size(); ++k) targets[3 + k].push_back(found->second[k]);
       }
     }
-    for (const char* name : {"pretrained", "random_init", "intensity"}) {
+    for (const char* name : {"pretrained", "random_init", "intensity", "texture"}) {
       report["regression"][name] = Regression(features[name].Select(rows), targets, names);
     }
   }
 
   // 5. Clustering, Calinski–Harabasz, similarity.
   Say("k-means purity, Calinski-Harabasz, similarity matrices");
-  for (const char* name : {"pretrained", "random_init", "intensity"}) {
+  for (const char* name : {"pretrained", "random_init", "intensity", "texture"}) {
     std::vector<size_t> rows;
     for (size_t i = 0; i < points.size(); ++i) {
       if (points.brain[i] == seen.front()) rows.push_back(i);
@@ -952,7 +996,7 @@ std::string Markdown(const Json& r) {
   md << "\n|---|";
   for (size_t i = 0; i < splits.size(); ++i) md << "---|";
   md << "\n";
-  for (const char* name : {"pretrained", "random_init", "intensity", "mni", "chance"}) {
+  for (const char* name : {"pretrained", "random_init", "intensity", "texture", "mni", "chance"}) {
     md << "| " << name << " |";
     for (const auto& s : splits) {
       const Json& p = r["probe"][s][name];
@@ -984,9 +1028,9 @@ std::string Markdown(const Json& r) {
     }
   }
   md << "\n## Regression (5-fold cross-validated R² on PCA projections, first seen brain)\n\n| target |";
-  const std::vector<std::string> models = {"pretrained", "random_init", "intensity"};
+  const std::vector<std::string> models = {"pretrained", "random_init", "intensity", "texture"};
   for (const auto& m : models) md << " " << m << " |";
-  md << "\n|---|---|---|---|\n";
+  md << "\n|---|---|---|---|---|\n";
   for (const auto& [target, widths] : r["regression"]["pretrained"].items()) {
     md << "| " << target << " |";
     for (const auto& m : models) {

@@ -4,8 +4,10 @@
 //
 //   1. Features: `cytonet extract` of both networks into features/<prefix>-pretrained and
 //      features/<prefix>-random-init (kept when already there, so a cluster job can extract
-//      first on many ranks); intensity features of the same patches (mean, spread, a 16-bin
-//      histogram and a 16-ring radial profile) and MNI position (|x|, y, z).
+//      first on many ranks); hand-made features of the same patches: intensity (mean,
+//      spread, a 16-bin histogram and a 16-ring radial profile) and texture (those, the
+//      radially averaged log power spectrum and Sobel gradient statistics); MNI position
+//      (|x|, y, z).
 //   2. Area probe: a linear classifier (softmax regression, L2 as scikit-learn's C = 1,
 //      L-BFGS) on standardised frozen features, trained on the seen brains' training
 //      sections (classes balanced by stratified resampling, seeded) and tested on the seen
@@ -20,10 +22,11 @@
 //      patch and concatenated, trained on 1, 5, 10, 20 and 100 % of the training masks
 //      (at least one) in 5 folds over the masks; its logits are upsampled to the mask and
 //      scored by macro-F1 over the mask's labels.
-//   4. Regression (§3.7): linear regression with 5-fold cross-validated R² of MNI position
-//      and the areas' laminar properties (cortical thickness, cell density per layer) on
-//      PCA projections of 1 … 256 components, on the first seen brain; intensity features
-//      as the baseline.
+//   4. Regression (§3.7): linear regression with 5-fold cross-validated R² (folds over the
+//      points in a seeded random order) of MNI position and the areas' laminar properties
+//      (cortical and layer thickness, cell density per layer) on PCA projections of 1 … 256
+//      components fitted once on the first seen brain's points; the hand-made features as
+//      baselines.
 //   5. Clustering and similarity (§1.3, §3.8): purity of repeated k-means (k = areas
 //      present) against areas on the first seen brain; Calinski–Harabasz index of the
 //      features by area and by brain; mean cosine similarity by area per brain and its
@@ -61,8 +64,9 @@ struct ReportOptions {
   std::vector<std::string> seen, transfer, unseen;
   int test_every = 2;  // every n-th section of a seen brain is a test section
   std::string feature_prefix = "report";
-  uint64_t seed = 0;  // random init, resampling, folds, k-means
-  int threads = 0;    // 0: all cores
+  bool overwrite_features = false;  // replace feature sets of that prefix extracted otherwise
+  uint64_t seed = 0;                // random init, resampling, folds, k-means
+  int threads = 0;                  // 0: all cores
 };
 
 Result<Json> RunReport(const ReportOptions& options, const std::function<void(const std::string&)>& progress);

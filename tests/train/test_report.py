@@ -57,11 +57,11 @@ def test_every_table_is_in_report_json_and_the_numbers_agree(first):
     # Pretraining saw PB01 only: it is the seen brain, PB02 the unseen one.
     assert r["setup"]["brains"] == {"seen": ["PB01"], "transfer": [], "unseen": ["PB02"]}
     for split in ("seen", "unseen"):
-        for model in ("pretrained", "random_init", "intensity", "mni"):
+        for model in ("pretrained", "random_init", "intensity", "texture", "mni"):
             for metric in ("macro_f1", "top1", "top3"):
                 assert 0 <= r["probe"][split][model][metric] <= 1, (split, model, metric)
             assert r["probe"][split][model]["top1"] <= r["probe"][split][model]["top3"]
-        for model in ("pretrained", "random_init", "intensity"):
+        for model in ("pretrained", "random_init", "intensity", "texture"):
             assert 0 <= r["probe_per_section"][split][model]["macro_f1"] <= 1
         assert r["probe"][split]["chance"]["macro_f1"] < 0.5
     assert "transfer" not in r["probe"]
@@ -76,7 +76,7 @@ def test_every_table_is_in_report_json_and_the_numbers_agree(first):
             layer = r["layers"][model][percent]
             assert len(layer["folds"]) == 5 and 0 <= layer["macro_f1_mean"] <= 1
             assert layer["macro_f1_mean"] == pytest.approx(np.mean(layer["folds"]), abs=1e-12)
-    for model in ("pretrained", "random_init", "intensity"):
+    for model in ("pretrained", "random_init", "intensity", "texture"):
         assert set(r["regression"][model]) >= {"mni_x", "mni_y", "mni_z", "thickness_mm", "cell_density_l4"}
         assert r["regression"][model]["mni_y"]["pca1"]["mean"] <= 1
         assert 0 < r["clustering"][model]["purity_mean"] <= 1
