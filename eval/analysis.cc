@@ -31,6 +31,8 @@ Status SameLength(size_t a, size_t b, const char* what) {
                               " values");
 }
 
+}  // namespace
+
 void MeanAndStd(const std::vector<double>& values, double& mean, double& std) {
   mean = 0;
   for (double v : values) mean += v;
@@ -39,8 +41,6 @@ void MeanAndStd(const std::vector<double>& values, double& mean, double& std) {
   for (double v : values) square += (v - mean) * (v - mean);
   std = std::sqrt(square / double(values.size()));
 }
-
-}  // namespace
 
 Result<std::vector<double>> Pca::Transform(const std::vector<double>& features, int64_t width) const {
   ASSIGN_OR_RETURN(const int64_t n, RowsOf(features, dims, "PCA transform"));
@@ -237,20 +237,6 @@ Result<double> MatrixCorrelation(const SimilarityMatrix& a, const SimilarityMatr
   }
   if (uu == 0 || vv == 0) return InvalidArgumentError("matrix correlation: the entries of a matrix are all equal");
   return uv / std::sqrt(uu * vv);
-}
-
-Result<double> MeanClusterPurity(const Labels& truth, const Labels& clusters) {
-  RETURN_IF_ERROR(SameLength(truth.size(), clusters.size(), "mean cluster purity"));
-  if (truth.empty()) return InvalidArgumentError("mean cluster purity of no points");
-  std::map<int64_t, std::map<int64_t, int64_t>> counts;  // cluster → label → points
-  for (size_t i = 0; i < truth.size(); ++i) ++counts[clusters[i]][truth[i]];
-  double sum = 0;
-  for (const auto& [cluster, labels] : counts) {
-    int64_t most = 0, all = 0;
-    for (const auto& [label, c] : labels) most = std::max(most, c), all += c;
-    sum += double(most) / double(all);
-  }
-  return sum / double(counts.size());
 }
 
 Result<RepeatedPurity> KMeansPurity(const std::vector<double>& features, int64_t dims, const Labels& truth, int64_t k,

@@ -83,7 +83,7 @@ struct RepeatedPurity {
 Result<RepeatedPurity> KMeansPurity(const std::vector<double>& features, int64_t dims, const Labels& truth, int64_t k,
                                     int64_t runs, uint64_t seed);
 
-// Mean over clusters of the share of each cluster's points carrying its most frequent label.
-Result<double> MeanClusterPurity(const Labels& truth, const Labels& clusters);
+// The mean and population standard deviation (numpy's default) of non-empty `values`.
+void MeanAndStd(const std::vector<double>& values, double& mean, double& std);
 
 }  // namespace cytonet::eval

@@ -127,18 +127,38 @@ Result<std::vector<double>> LogitMargins(const std::vector<double>& scores, int6
   return margins;
 }
 
-Result<double> Purity(const Labels& truth, const Labels& clusters) {
-  RETURN_IF_ERROR(SameLength(truth.size(), clusters.size(), "purity"));
-  if (truth.empty()) return InvalidArgumentError("purity: no samples");
+namespace {
+
+// Per cluster: the points of its most frequent true label, and all its points.
+Result<std::vector<std::pair<int64_t, int64_t>>> ClusterMajorities(const Labels& truth, const Labels& clusters,
+                                                                   const char* what) {
+  RETURN_IF_ERROR(SameLength(truth.size(), clusters.size(), what));
+  if (truth.empty()) return InvalidArgumentError(std::string(what) + ": no samples");
   std::map<int64_t, std::map<int64_t, int64_t>> counts;  // cluster → label → count
   for (size_t i = 0; i < truth.size(); ++i) ++counts[clusters[i]][truth[i]];
-  int64_t sum = 0;
+  std::vector<std::pair<int64_t, int64_t>> majorities;
   for (const auto& [cluster, labels] : counts) {
-    int64_t most = 0;
-    for (const auto& [label, count] : labels) most = std::max(most, count);
-    sum += most;
+    int64_t most = 0, all = 0;
+    for (const auto& [label, count] : labels) most = std::max(most, count), all += count;
+    majorities.emplace_back(most, all);
   }
+  return majorities;
+}
+
+}  // namespace
+
+Result<double> Purity(const Labels& truth, const Labels& clusters) {
+  ASSIGN_OR_RETURN(const auto majorities, ClusterMajorities(truth, clusters, "purity"));
+  int64_t sum = 0;
+  for (const auto& [most, all] : majorities) sum += most;
   return double(sum) / double(truth.size());
+}
+
+Result<double> MeanClusterPurity(const Labels& truth, const Labels& clusters) {
+  ASSIGN_OR_RETURN(const auto majorities, ClusterMajorities(truth, clusters, "mean cluster purity"));
+  double sum = 0;
+  for (const auto& [most, all] : majorities) sum += double(most) / double(all);
+  return sum / double(majorities.size());
 }
 
 Result<double> CalinskiHarabasz(const std::vector<double>& features, int64_t dims, const Labels& clusters) {

@@ -43,6 +43,9 @@ Result<std::vector<double>> LogitMargins(const std::vector<double>& scores, int6
 
 // (1/N) Σ over clusters of the count of its most frequent true label.
 Result<double> Purity(const Labels& truth, const Labels& clusters);
+// Mean over clusters of the share of each cluster's points carrying its most frequent label
+// (the paper's purity of a clustering run).
+Result<double> MeanClusterPurity(const Labels& truth, const Labels& clusters);
 
 // B(n − k) / (W(k − 1)) for n × dims features and cluster labels; 1.0 when W = 0.
 // Needs 2 ≤ k < n clusters.

@@ -508,11 +508,9 @@ LayerOutcome LayerSegmentation(const torch::Tensor& maps, const std::vector<Mask
       }
       f1.push_back(Must(eval::MacroF1(truth, predicted), "layer segmentation macro-F1"));
     }
-    const double mean = std::accumulate(f1.begin(), f1.end(), 0.0) / double(f1.size());
-    double square = 0;
-    for (double v : f1) square += (v - mean) * (v - mean);
-    outcome.scores[std::to_string(percent)] = {
-        {"macro_f1_mean", mean}, {"macro_f1_std", std::sqrt(square / double(f1.size()))}, {"folds", f1}};
+    double mean = 0, spread = 0;
+    eval::MeanAndStd(f1, mean, spread);
+    outcome.scores[std::to_string(percent)] = {{"macro_f1_mean", mean}, {"macro_f1_std", spread}, {"folds", f1}};
   }
   return outcome;
 }
@@ -897,12 +895,9 @@ Json Report::Go() {
       }
     }
     if (!r.empty()) {
-      const double mean = std::accumulate(r.begin(), r.end(), 0.0) / double(r.size());
-      double square = 0;
-      for (double v : r) square += (v - mean) * (v - mean);
-      report["similarity"][name] = {{"correlation_mean", mean},
-                                    {"correlation_std", std::sqrt(square / double(r.size()))},
-                                    {"brain_pairs", r.size()}};
+      double mean = 0, spread = 0;
+      eval::MeanAndStd(r, mean, spread);
+      report["similarity"][name] = {{"correlation_mean", mean}, {"correlation_std", spread}, {"brain_pairs", r.size()}};
     }
     if (std::string(name) == "pretrained" && !matrices.empty()) {
       const auto& m = matrices.front();
