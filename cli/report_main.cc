@@ -43,6 +43,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--overwrite-features", o.overwrite_features,
                "Replace feature sets of that prefix that were extracted otherwise (another checkpoint, index, ...)");
+  app.add_option("--fine-tune-epochs", o.fine_tune_epochs,
+                 "Also fine-tune the area probe (backbone and classifier) for this many epochs, from the pretrained "
+                 "weights and from scratch (0: linear probe only)")
+      ->capture_default_str();
+  app.add_option("--fine-tune-batch", o.fine_tune_batch, "Fine-tuning batch size")->capture_default_str();
+  app.add_option("--fine-tune-lr", o.fine_tune_lr, "Fine-tuning base learning rate, scaled by batch / 256")
+      ->capture_default_str();
+  app.add_option("--device", o.device, "Where fine-tuning trains: cpu, cuda, cuda:N")->capture_default_str();
   app.add_option("--seed", o.seed, "Random init, resampling, folds and k-means")->capture_default_str();
   app.add_option("--threads", o.threads, "Threads (default: all cores)");
   CLI11_PARSE(app, argc, argv);

@@ -37,13 +37,14 @@ case "$scale" in
   cpu)
     main_job="$build/main-job"
     phantom_args=(--brains 3 --sections 4 --width 9216 --height 8192 --pixel-size-um 16 --formats tiff,hdf5 --masks 16)
-    pretraining_brains="PB01, PB02" model=small patch=256 batch=64 steps=400 device=cpu precision=fp32 loaders=1 ;;
+    pretraining_brains="PB01, PB02" model=small patch=256 batch=64 steps=400 device=cpu precision=fp32 loaders=1
+    fine_tune_epochs=3 ;;
   gpu)
     main_job="$build/main-job-gpu"
     phantom_args=(--brains 4 --sections 8 --width 18432 --height 16384 --pixel-size-um 8 --formats tiff,hdf5
       --masks 8 --mask-size 512)
     pretraining_brains="PB01, PB02, PB03" model=resnet50 patch=512 batch=128 steps=3000 device=cuda precision=bf16
-    loaders=8 ;;
+    loaders=8 fine_tune_epochs=10 ;;
   *) echo "CYTONET_SCALE is cpu or gpu, not '$scale'" >&2; exit 2 ;;
 esac
 study="$main_job/phantom"
@@ -108,7 +109,8 @@ if [[ "$device" == cuda ]]; then
     --device cuda
 fi
 "$cytonet" report --dataset "$dataset" --checkpoint "$run_dir" --out "$main_job/report" \
-  --masks "$study/masks" --areas "$study/areas.json" --seed 0 --overwrite-features
+  --masks "$study/masks" --areas "$study/areas.json" --seed 0 --overwrite-features \
+  --fine-tune-epochs "$fine_tune_epochs" --device "$device"
 
 echo "dataset: $dataset; to look at: a section at level 1 in $build/section.png, plain and" \
   "augmented training patches in $build/patches.png, and the evaluation report" \

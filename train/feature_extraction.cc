@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <tbb/global_control.h>
-#include <tbb/parallel_for.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@
 #include "train/checkpoint.h"
 #include "train/device_input.h"
 #include "train/network.h"
+#include "train/patch_batch.h"
 
 namespace cytonet::train {
 namespace {
@@ -235,22 +235,13 @@ class ChunkComputer {
     for (size_t begin = 0; begin < rows.size(); begin += size_t(options_.batch_size)) {
       const size_t end = std::min(rows.size(), begin + size_t(options_.batch_size));
       const int64_t n = int64_t(end - begin);
-      torch::Tensor pixels = torch::empty({n, 1, size_, size_}, torch::kUInt8);
-      uint8_t* out = pixels.data_ptr<uint8_t>();
-      std::vector<Status> errors(size_t(n), Status::Ok());
-      tbb::parallel_for(int64_t(0), n, [&](int64_t i) {
-        errors[size_t(i)] = reader_.ReadRow(rows[begin + size_t(i)], source_.config.level, size_, AugmentationParams{},
-                                            out + i * size_ * size_);
-      });
-      for (int64_t i = 0; i < n; ++i) {
-        if (!errors[size_t(i)].ok()) {
-          return errors[size_t(i)].WithContext("index row " + std::to_string(rows[begin + size_t(i)]));
-        }
-      }
+      const std::vector<int64_t> batch(rows.begin() + long(begin), rows.begin() + long(end));
+      Result<torch::Tensor> pixels = ReadPatchBatch(reader_, batch, source_.config.level, size_);
+      if (!pixels.ok()) return pixels.status();
       torch::Tensor features;
       {
         torch::NoGradGuard no_grad;
-        torch::Tensor x = NormaliseGrey(pixels.to(device_));
+        torch::Tensor x = NormaliseGrey(pixels->to(device_));
         features = source_.net.features(x);
         if (options_.projection) features = source_.net.head->forward(features);
         features = features.to(torch::kCPU, torch::kFloat).contiguous();

@@ -28,6 +28,7 @@
 #include "store/kvstore.h"
 #include "train/device_input.h"
 #include "train/feature_extraction.h"
+#include "train/fine_tune.h"
 #include "train/network.h"
 #include "train/resnet.h"
 
@@ -289,56 +290,73 @@ struct ProbeOutcome {
   std::map<std::string, std::vector<double>> margins;
 };
 
+// The probe's classes: the training points' areas, ascending; column c of the logits is
+// classes[c].
+eval::Labels TrainingClasses(const Points& points, const std::vector<size_t>& train) {
+  std::set<int64_t> classes;
+  for (size_t r : train) classes.insert(points.area[r]);
+  return eval::Labels(classes.begin(), classes.end());
+}
+
+int64_t ColumnOf(const eval::Labels& classes, int64_t area) {
+  return int64_t(std::lower_bound(classes.begin(), classes.end(), area) - classes.begin());
+}
+
+// Scores a classifier's logits (double [split rows, classes]) on a split: macro-F1 over the
+// training classes and any test area they lack (never predicted), top-1, top-3 and the
+// logit margins.
+void ScoreSplit(const torch::Tensor& logits, const eval::Labels& classes, const Points& points, const Split& split,
+                ProbeOutcome& outcome) {
+  TORCH_CHECK(
+      logits.dim() == 2 && logits.size(0) == int64_t(split.rows.size()) && logits.size(1) == int64_t(classes.size()) &&
+          logits.scalar_type() == torch::kDouble && logits.is_contiguous(),
+      "probe logits of shape ", logits.sizes(), " for ", split.rows.size(), " points and ", classes.size(), " classes");
+  std::set<int64_t> all(classes.begin(), classes.end());
+  eval::Labels truth, predicted;
+  for (size_t r : split.rows) all.insert(points.area[r]), truth.push_back(points.area[r]);
+  const eval::Labels labels(all.begin(), all.end());
+  std::vector<double> scores(split.rows.size() * labels.size(), -1e300);
+  const double* l = logits.data_ptr<double>();
+  for (size_t i = 0; i < split.rows.size(); ++i) {
+    size_t best = 0;
+    for (size_t c = 0; c < classes.size(); ++c) {
+      scores[i * labels.size() + size_t(ColumnOf(labels, classes[c]))] = l[i * classes.size() + c];
+      if (l[i * classes.size() + c] > l[i * classes.size() + best]) best = c;
+    }
+    predicted.push_back(classes[best]);
+  }
+  const auto f1 = eval::MacroF1(truth, predicted);
+  const auto top1 = eval::TopKAccuracy(scores, int64_t(labels.size()), truth, 1, labels);
+  const auto top3 =
+      eval::TopKAccuracy(scores, int64_t(labels.size()), truth, std::min<int64_t>(3, int64_t(labels.size())), labels);
+  TORCH_CHECK(f1.ok() && top1.ok() && top3.ok(), "probe metrics: ",
+              (!f1.ok()     ? f1.status()
+               : !top1.ok() ? top1.status()
+                            : top3.status())
+                  .ToString());
+  if (classes.size() >= 2) {
+    auto m =
+        eval::LogitMargins(std::vector<double>(l, l + split.rows.size() * classes.size()), int64_t(classes.size()));
+    if (m.ok()) outcome.margins[split.name] = *m;
+  }
+  outcome.scores[split.name] = {{"macro_f1", *f1}, {"top1", *top1}, {"top3", *top3}, {"points", split.rows.size()}};
+  outcome.predictions[split.name] = {truth, predicted};
+}
+
 ProbeOutcome Probe(Features f, const Points& points, const std::vector<size_t>& train, const std::vector<Split>& tests,
                    uint64_t seed) {
   Standardise(f, train);
   const std::vector<size_t> balanced = Balanced(train, points.area, seed);
-  std::set<int64_t> class_set;
-  for (size_t r : train) class_set.insert(points.area[r]);
-  const eval::Labels classes(class_set.begin(), class_set.end());
-  std::map<int64_t, int64_t> column;
-  for (size_t c = 0; c < classes.size(); ++c) column[classes[c]] = int64_t(c);
+  const eval::Labels classes = TrainingClasses(points, train);
   std::vector<int64_t> targets;
-  for (size_t r : balanced) targets.push_back(column[points.area[r]]);
+  for (size_t r : balanced) targets.push_back(ColumnOf(classes, points.area[r]));
   const Softmax model = FitSoftmax(ToTensor(f.Select(balanced)), torch::tensor(targets), int64_t(classes.size()));
   ProbeOutcome outcome;
   for (const Split& split : tests) {
     if (split.rows.empty()) continue;
     torch::NoGradGuard no_grad;
-    const torch::Tensor logits = model.Logits(ToTensor(f.Select(split.rows))).to(torch::kDouble).contiguous();
-    // Scores over the training classes and any test area they lack (never predicted).
-    std::set<int64_t> all = class_set;
-    eval::Labels truth, predicted;
-    for (size_t r : split.rows) all.insert(points.area[r]), truth.push_back(points.area[r]);
-    const eval::Labels labels(all.begin(), all.end());
-    std::vector<double> scores(split.rows.size() * labels.size(), -1e300);
-    const double* l = logits.data_ptr<double>();
-    std::vector<double> margins;
-    for (size_t i = 0; i < split.rows.size(); ++i) {
-      size_t best = 0;
-      for (size_t c = 0; c < classes.size(); ++c) {
-        const size_t at = size_t(std::lower_bound(labels.begin(), labels.end(), classes[c]) - labels.begin());
-        scores[i * labels.size() + at] = l[i * classes.size() + c];
-        if (l[i * classes.size() + c] > l[i * classes.size() + best]) best = c;
-      }
-      predicted.push_back(classes[best]);
-    }
-    const auto f1 = eval::MacroF1(truth, predicted);
-    const auto top1 = eval::TopKAccuracy(scores, int64_t(labels.size()), truth, 1, labels);
-    const auto top3 =
-        eval::TopKAccuracy(scores, int64_t(labels.size()), truth, std::min<int64_t>(3, int64_t(labels.size())), labels);
-    TORCH_CHECK(f1.ok() && top1.ok() && top3.ok(), "probe metrics: ",
-                (!f1.ok()     ? f1.status()
-                 : !top1.ok() ? top1.status()
-                              : top3.status())
-                    .ToString());
-    if (classes.size() >= 2) {
-      auto m =
-          eval::LogitMargins(std::vector<double>(l, l + split.rows.size() * classes.size()), int64_t(classes.size()));
-      if (m.ok()) outcome.margins[split.name] = *m;
-    }
-    outcome.scores[split.name] = {{"macro_f1", *f1}, {"top1", *top1}, {"top3", *top3}, {"points", split.rows.size()}};
-    outcome.predictions[split.name] = {truth, predicted};
+    ScoreSplit(model.Logits(ToTensor(f.Select(split.rows))).to(torch::kDouble).contiguous(), classes, points, split,
+               outcome);
   }
   return outcome;
 }
@@ -737,6 +755,45 @@ Json Report::Go() {
     }
   }
 
+  // 2b. Fine-tuning (optional): backbone and classifier trained together on the same
+  //     balanced training points, from the pretrained weights and from the random
+  //     initialisation (training from scratch), scored on the same splits.
+  if (o_.fine_tune_epochs > 0) {
+    const eval::Labels classes = TrainingClasses(points, train);
+    std::vector<FineTuneSample> samples;
+    for (size_t r : Balanced(train, points.area, o_.seed))
+      samples.push_back({points.rows[r], ColumnOf(classes, points.area[r])});
+    FineTuneOptions tuning;
+    tuning.epochs = o_.fine_tune_epochs, tuning.batch_size = o_.fine_tune_batch, tuning.base_lr = o_.fine_tune_lr;
+    tuning.seed = o_.seed;
+    tuning.device = torch::Device(o_.device);
+    report["setup"]["fine_tune"] = {{"epochs", tuning.epochs},   {"batch_size", tuning.batch_size},
+                                    {"base_lr", tuning.base_lr}, {"weight_decay", tuning.weight_decay},
+                                    {"augment", tuning.augment}, {"samples", samples.size()},
+                                    {"classes", classes.size()}, {"device", o_.device}};
+    for (const char* label : {"pretrained", "random_init"}) {
+      // A fresh copy: the frozen networks stay as they are for layer segmentation.
+      LoadedNetwork network = std::string(label) == "pretrained"
+                                  ? LoadCheckpointNetwork(pretrained.checkpoint, [&](const std::string& t) { Say(t); })
+                                  : RandomNetwork(pretrained.config.model, size, level, o_.seed);
+      Say(std::string("fine-tuning ") + label + ": " + std::to_string(samples.size()) + " patches × " +
+          std::to_string(tuning.epochs) + " epochs");
+      FineTunedClassifier tuned(network.net, int64_t(classes.size()), *reader, level, size, samples, tuning,
+                                [&](const std::string& line) { Say(std::string("  ") + label + ": " + line); });
+      ProbeOutcome outcome;
+      for (const Split& split : splits) {
+        if (split.rows.empty()) continue;
+        std::vector<int64_t> rows;
+        for (size_t r : split.rows) rows.push_back(points.rows[r]);
+        ScoreSplit(tuned.Logits(rows), classes, points, split, outcome);
+      }
+      for (const auto& [split, scores] : outcome.scores.items()) report["fine_tune"][split][label] = scores;
+      report["fine_tune_training"][label] = {{"epoch_loss", tuned.record().epoch_loss},
+                                             {"steps", tuned.record().steps},
+                                             {"backbone_change", tuned.record().backbone_change}};
+    }
+  }
+
   std::filesystem::create_directories(o_.out);
   auto out = [&](const std::string& file) { return o_.out + "/" + file; };
   // Confusion matrix and hop histogram of the seen split.
@@ -1004,6 +1061,24 @@ std::string Markdown(const Json& r) {
     }
     md << "\n";
   }
+  if (r.contains("fine_tune")) {
+    md << "\n## Area probe, fine-tuned (backbone and classifier trained together, " << setup["fine_tune"]["epochs"]
+       << " epochs)\n\nmacro-F1 / top-1 / top-3; random_init: trained from "
+          "scratch\n\n| network |";
+    for (const auto& s : splits) md << " " << s << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < splits.size(); ++i) md << "---|";
+    md << "\n";
+    for (const char* name : {"pretrained", "random_init"}) {
+      md << "| " << name << " |";
+      for (const auto& s : splits) {
+        const Json& p = r["fine_tune"][s][name];
+        md << " " << Fixed(p["macro_f1"].get<double>()) << " / " << Fixed(p["top1"].get<double>()) << " / "
+           << Fixed(p["top3"].get<double>()) << " |";
+      }
+      md << "\n";
+    }
+  }
   if (r.contains("probe_errors")) {
     md << "\nErrors of the pretrained probe by hop distance in the area adjacency graph (0 = correct):\n\n";
     for (const auto& [split, e] : r["probe_errors"].items())
@@ -1061,6 +1136,28 @@ std::string Markdown(const Json& r) {
 Result<Json> RunReport(const ReportOptions& options, const std::function<void(const std::string&)>& progress) {
   if (options.out.empty()) return InvalidArgumentError("report: --out is required");
   if (options.test_every < 2) return InvalidArgumentError("report: --test-every must be at least 2");
+  if (options.fine_tune_epochs < 0 || options.fine_tune_batch < 2 || !(options.fine_tune_lr > 0)) {
+    return InvalidArgumentError(
+        "report: fine-tuning needs epochs >= 0, a batch of 2 or more and a positive "
+        "learning rate");
+  }
+  try {
+    const torch::Device device(options.device);
+    if (options.fine_tune_epochs > 0 && device.is_cuda() && !torch::cuda::is_available()) {
+      return FailedPreconditionError("report: --device " + options.device + ", but no GPU is visible");
+    }
+  } catch (const c10::Error&) {
+    return InvalidArgumentError("report: --device " + options.device + " is not cpu, cuda or cuda:N");
+  }
+  {
+    // The report folder before any work: extraction and probes take long.
+    std::error_code error;
+    std::filesystem::create_directories(options.out, error);
+    if (error || !std::filesystem::is_directory(options.out)) {
+      return InvalidArgumentError("report: --out " + options.out + " is not a folder that can be made" +
+                                  (error ? ": " + error.message() : ""));
+    }
+  }
   std::optional<tbb::global_control> threads;
   if (options.threads > 0) {
     threads.emplace(tbb::global_control::max_allowed_parallelism, size_t(options.threads));

@@ -17,6 +17,9 @@
 //      is and with every feature standardised per section. Macro-F1 (over the labels of
 //      truth and prediction), top-1, top-3; the pretrained network's confusion matrix,
 //      error hop distances in the area adjacency graph and logit margins by hop.
+//      Optionally fine-tuned (train/fine_tune.h): the backbone and a linear classifier
+//      trained together on the same points, from the pretrained weights and from the
+//      random initialisation (training from scratch), scored on the same splits.
 //   3. Layer segmentation: a pixel-wise 1 × 1 convolution (softmax regression per pixel)
 //      on the frozen network's feature map, the four stages' maps upsampled to 1/16 of the
 //      patch and concatenated, trained on 1, 5, 10, 20 and 100 % of the training masks
@@ -65,8 +68,14 @@ struct ReportOptions {
   int test_every = 2;  // every n-th section of a seen brain is a test section
   std::string feature_prefix = "report";
   bool overwrite_features = false;  // replace feature sets of that prefix extracted otherwise
-  uint64_t seed = 0;                // random init, resampling, folds, k-means
-  int threads = 0;                  // 0: all cores
+  // Fine-tuning of the area probe (train/fine_tune.h), from the pretrained weights and from
+  // the random initialisation; 0 epochs: not run.
+  int fine_tune_epochs = 0;
+  int64_t fine_tune_batch = 32;
+  double fine_tune_lr = 0.4;   // base rate, × batch / 256
+  std::string device = "cpu";  // where fine-tuning trains ("cuda", "cuda:1"); the rest runs on the CPU
+  uint64_t seed = 0;           // random init, resampling, folds, k-means, fine-tuning
+  int threads = 0;             // 0: all cores
 };
 
 Result<Json> RunReport(const ReportOptions& options, const std::function<void(const std::string&)>& progress);

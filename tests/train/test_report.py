@@ -1,8 +1,10 @@
 """`cytonet report` end to end on a small phantom: every table's numbers are in report.json
 under the documented keys and agree with each other (macro-F1 recomputed from the confusion
-matrix), a second run gives the same bytes, the plots are PNG files, and mistakes (an
-unknown brain, a mask of the wrong size, a missing checkpoint) are errors naming them."""
+matrix), fine-tuning trains backbone and classifier, a second run gives the same bytes, the
+plots are PNG files, and mistakes (an unknown brain, a mask of the wrong size, a missing
+checkpoint, an --out that is a file) are errors naming them."""
 import json
+import math
 import pathlib
 import subprocess
 
@@ -38,10 +40,13 @@ def report(cli, study, out, *extra, check=True):
     return result
 
 
+FINE_TUNE = ("--fine-tune-epochs", "2", "--fine-tune-batch", "8")
+
+
 @pytest.fixture(scope="module")
 def first(cli, study):
     out = study / "first"
-    report(cli, study, out)
+    report(cli, study, out, *FINE_TUNE)
     return out
 
 
@@ -83,7 +88,30 @@ def test_every_table_is_in_report_json_and_the_numbers_agree(first):
         assert r["clustering"][model]["chi_area"] > 0
         assert -1 <= r["similarity"][model]["correlation_mean"] <= 1
     markdown = (first / "report.md").read_text()
+    assert "## Area probe, fine-tuned" in markdown
     assert "## Area probe" in markdown and "## Layer segmentation" in markdown and "## Regression" in markdown
+
+
+def test_fine_tuning_trains_backbone_and_classifier(first):
+    r = json.loads((first / "report.json").read_text())
+    setup = r["setup"]["fine_tune"]
+    assert setup["epochs"] == 2 and setup["batch_size"] == 8 and setup["augment"] is True
+    classes = setup["classes"]
+    assert 2 <= classes <= len(r["confusion"]["labels"])
+    for model in ("pretrained", "random_init"):
+        for split in ("seen", "unseen"):
+            scores = r["fine_tune"][split][model]
+            assert 0 <= scores["macro_f1"] <= 1 and scores["top1"] <= scores["top3"] <= 1, (split, model)
+            assert scores["points"] == r["setup"]["points"][split]
+        training = r["fine_tune_training"][model]
+        assert training["steps"] == 2 * max(1, setup["samples"] // 8)
+        # The classifier starts at zero (every class equally likely: loss ln C) and moves; a
+        # frozen backbone would not. (That it learns: test_learning.py, on a learnable phantom.)
+        assert len(training["epoch_loss"]) == 2
+        assert all(math.isfinite(v) for v in training["epoch_loss"])
+        assert abs(training["epoch_loss"][-1] - math.log(classes)) > 1e-3, training
+        assert training["backbone_change"] > 1e-3, training
+    assert "transfer" not in r["fine_tune"]
 
 
 def test_the_plots_are_png_files(first):
@@ -97,7 +125,7 @@ def test_the_plots_are_png_files(first):
 
 def test_a_second_run_reuses_the_features_and_gives_the_same_report(cli, study, first):
     out = study / "second"
-    result = report(cli, study, out)
+    result = report(cli, study, out, *FINE_TUNE)
     assert (out / "report.json").read_bytes() == (first / "report.json").read_bytes()
     for plot in ("confusion.png", "layers.png", "embedding_area.png"):
         assert (out / plot).read_bytes() == (first / plot).read_bytes(), plot
@@ -107,6 +135,15 @@ def test_a_second_run_reuses_the_features_and_gives_the_same_report(cli, study, 
 def test_mistakes_are_errors_naming_them(cli, study, tmp_path):
     unknown = report(cli, study, tmp_path / "a", "--seen", "NOPE", check=False)
     assert unknown.returncode != 0 and "NOPE" in unknown.stderr
+    # An --out that is a file is refused before any work.
+    (tmp_path / "taken").write_text("not a folder")
+    taken = report(cli, study, tmp_path / "taken", check=False)
+    assert taken.returncode == 2 and str(tmp_path / "taken") in taken.stderr, taken.stderr
+    assert "extracting" not in taken.stderr
+    small_batch = report(cli, study, tmp_path / "d", "--fine-tune-epochs", "1", "--fine-tune-batch", "1", check=False)
+    assert small_batch.returncode == 2 and "fine-tuning" in small_batch.stderr, small_batch.stderr
+    no_device = report(cli, study, tmp_path / "e", "--device", "abacus", check=False)
+    assert no_device.returncode == 2 and "abacus" in no_device.stderr, no_device.stderr
     missing = subprocess.run([str(cli), "report", "--dataset", str(study / "ds"), "--checkpoint",
                               str(tmp_path / "none"), "--out", str(tmp_path / "b")], capture_output=True, text=True)
     assert missing.returncode != 0 and "none" in missing.stderr
