@@ -18,7 +18,8 @@
 #   7. `cytonet report` extracts the pretrained and a random-init network's features into
 #      the dataset (features/report-*), probes the areas (seen brain PB01: trained on
 #      sections 1 and 3, tested on 2 and 4; transfer brain PB02; unseen brain PB03) beside
-#      intensity and MNI baselines, segments layers with a 1 × 1 convolution on 1–100 % of
+#      intensity and MNI baselines, fine-tunes the probe (3 epochs, from the pretrained
+#      weights and from scratch), segments layers with a 1 × 1 convolution on 1–100 % of
 #      the masks, regresses MNI position and laminar properties, clusters, and writes
 #      build/main-job/report/report.md, report.json and the plots.
 #
