@@ -1061,6 +1061,11 @@ std::string Markdown(const Json& r) {
     }
     md << "\n";
   }
+  if (r.contains("probe_errors")) {
+    md << "\nErrors of the pretrained probe by hop distance in the area adjacency graph (0 = correct):\n\n";
+    for (const auto& [split, e] : r["probe_errors"].items())
+      md << "- " << split << ": " << e["hop_counts"].dump() << "\n";
+  }
   if (r.contains("fine_tune")) {
     md << "\n## Area probe, fine-tuned (backbone and classifier trained together, " << setup["fine_tune"]["epochs"]
        << " epochs)\n\nmacro-F1 / top-1 / top-3; random_init: trained from "
@@ -1078,11 +1083,6 @@ std::string Markdown(const Json& r) {
       }
       md << "\n";
     }
-  }
-  if (r.contains("probe_errors")) {
-    md << "\nErrors of the pretrained probe by hop distance in the area adjacency graph (0 = correct):\n\n";
-    for (const auto& [split, e] : r["probe_errors"].items())
-      md << "- " << split << ": " << e["hop_counts"].dump() << "\n";
   }
   if (r.contains("layers")) {
     md << "\n## Layer segmentation (1 × 1 convolution on the frozen feature map, 5 folds)\n\nmacro-F1, mean ± std "
