@@ -40,6 +40,15 @@ void RecomputeBatchNormStatistics(const std::vector<torch::nn::Module*>& roots,
   for (auto& mode : modes) mode(false);
 }
 
+// 0 … n − 1 in an order drawn from `seed`.
+std::vector<size_t> ShuffledOrder(size_t n, uint64_t seed) {
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::mt19937_64 random(seed);
+  std::shuffle(order.begin(), order.end(), random);
+  return order;
+}
+
 double SquaredNorm(const std::vector<torch::Tensor>& tensors) {
   double sum = 0;
   for (const auto& t : tensors) sum += t.to(torch::kDouble).pow(2).sum().item<double>();
@@ -94,10 +103,7 @@ FineTunedClassifier::FineTunedClassifier(Network& network, int64_t classes, cons
   network.backbone->train();
   norm_->train();
   for (int epoch = 0; epoch < options.epochs; ++epoch) {
-    std::vector<size_t> order(samples.size());
-    std::iota(order.begin(), order.end(), size_t(0));
-    std::mt19937_64 random(options.seed * 1000003 + uint64_t(epoch));
-    std::shuffle(order.begin(), order.end(), random);
+    const std::vector<size_t> order = ShuffledOrder(samples.size(), options.seed * 1000003 + uint64_t(epoch));
     double loss_sum = 0;
     for (int64_t step = 0; step < per_epoch; ++step) {
       std::vector<int64_t> rows, targets;
@@ -134,10 +140,7 @@ FineTunedClassifier::FineTunedClassifier(Network& network, int64_t classes, cons
   // and a random network starts far from its features' scale: they are recomputed on the
   // plain crops the classifier will see, over up to 64 batches of the training samples.
   // Batches in a seeded random order, so each mixes the classes as in training.
-  std::vector<size_t> order(samples.size());
-  std::iota(order.begin(), order.end(), size_t(0));
-  std::mt19937_64 random(options.seed * 1000003 + uint64_t(options.epochs));
-  std::shuffle(order.begin(), order.end(), random);
+  const std::vector<size_t> order = ShuffledOrder(samples.size(), options.seed * 1000003 + uint64_t(options.epochs));
   RecomputeBatchNormStatistics({network.backbone.get(), norm_.get()}, [&] {
     torch::NoGradGuard no_grad;
     for (int64_t step = 0; step < std::min<int64_t>(64, per_epoch); ++step) {
