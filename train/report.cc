@@ -3,6 +3,7 @@
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -794,7 +795,6 @@ Json Report::Go() {
     }
   }
 
-  std::filesystem::create_directories(o_.out);
   auto out = [&](const std::string& file) { return o_.out + "/" + file; };
   // Confusion matrix and hop histogram of the seen split.
   {
@@ -1169,13 +1169,15 @@ Result<Json> RunReport(const ReportOptions& options, const std::function<void(co
                                      std::pair{std::string("report.md"), Markdown(report)}}) {
       // Written beside and renamed, so a reader never finds half a file.
       const std::string path = options.out + "/" + file;
-      std::ofstream out(path + ".partial");
+      // Named by process, so two reports into one folder never write into one file.
+      const std::string partial = path + ".partial." + std::to_string(::getpid());
+      std::ofstream out(partial);
       out << text;
-      if (!out.flush()) return IOError("writing " + path + ".partial failed");
+      if (!out.flush()) return IOError("writing " + partial + " failed");
       out.close();
       std::error_code error;
-      std::filesystem::rename(path + ".partial", path, error);
-      if (error) return IOError("renaming " + path + ".partial: " + error.message());
+      std::filesystem::rename(partial, path, error);
+      if (error) return IOError("renaming " + partial + ": " + error.message());
     }
     return report;
   } catch (const c10::Error& e) {
